@@ -1,0 +1,63 @@
+// What one API call asks for, as the backends see it, and the checks of
+// SPEC §5 shared by every backend (call-level errors: nothing is launched,
+// nothing is written, the message names the argument).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "linalign/linalign.hpp"
+
+namespace linalign {
+namespace host {
+
+struct Call {
+  Op op = Op::kAlign;
+  const char* name = "align";  // for messages
+  LogitsView logits;           // strides resolved (0 → vocab)
+  const Params* params = nullptr;
+  // align
+  float* out = nullptr;
+  int64_t out_stride = 0;  // resolved (0 → vocab)
+  // sample
+  int32_t* tokens = nullptr;
+  float* token_logprob = nullptr;
+  // score
+  const int32_t* targets = nullptr;
+  const ScoreOutputs* score = nullptr;
+  RowDiagnostics* diagnostics = nullptr;
+};
+
+inline int64_t dtype_bytes(DType t) {
+  return t == DType::kF32 ? 4 : 2;
+}
+
+// Resolves the zero strides to vocab and checks the whole call. With
+// `host_arrays` the per-row parameter arrays, pointer arrays, pair indices,
+// targets and sequence offsets are host memory and are checked element by
+// element; otherwise (CUDA) only what the host can see is checked here.
+Status validate_call(Call* call, bool host_arrays, std::string* message);
+
+// Row r's base and principle rows (valid after validate_call).
+inline void row_pointers(const LogitsView& v, int64_t r, const void** z, const void** y) {
+  const int64_t eb = dtype_bytes(v.dtype);
+  if (v.base != nullptr) {
+    *z = static_cast<const char*>(v.base) + r * v.base_stride * eb;
+    *y = static_cast<const char*>(v.principle) + r * v.principle_stride * eb;
+  } else if (v.base_ptrs != nullptr) {
+    *z = v.base_ptrs[r];
+    *y = v.principle_ptrs[r];
+  } else {
+    *z = static_cast<const char*>(v.paired) + v.pair_index[2 * r] * v.paired_stride * eb;
+    *y = static_cast<const char*>(v.paired) + v.pair_index[2 * r + 1] * v.paired_stride * eb;
+  }
+}
+
+// Whether token selection may need the masks for some row.
+inline bool masks_possible(const Params& p) {
+  return p.top_p.values != nullptr || p.top_k.values != nullptr || p.min_p.values != nullptr ||
+         p.top_p.value < 1.0f || p.top_k.value > 0 || p.min_p.value > 0.0f;
+}
+
+}  // namespace host
+}  // namespace linalign

@@ -1,0 +1,413 @@
+// CPU backend (see cpu_backend.hpp). The phases of one call:
+//   1. (row, slice) first sweep: RowStats of each vocabulary slice, chunk by
+//      chunk (the tilted moments too when η is known up front: fixed + tilt);
+//   2. (row) merge the slices, finalise μ, σ, choose η (exact_kl: the
+//      safeguarded Newton solver, one full-row sweep per evaluation);
+//   3. (row, slice) second sweep at the chosen η when needed (trust_region,
+//      exact_kl, or the linear update), then (row) merge and finish the plan;
+//   4. the operation: (row, slice) ℓ* for align, (row) token selection for
+//      sample, (row) target look-up for score.
+#include "cpu_backend.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "linalign/math/dtype.hpp"
+#include "linalign/math/nucleus.hpp"
+#include "linalign/math/partition.hpp"
+#include "linalign/math/philox.hpp"
+#include "linalign/math/row_stats.hpp"
+#include "linalign/math/step_rule.hpp"
+#include "linalign/math/update.hpp"
+
+namespace linalign {
+namespace host {
+namespace {
+
+using namespace linalign::math;
+
+size_t align64(size_t x) {
+  return (x + 63) & ~size_t(63);
+}
+
+// A mask candidate: fp32 log-probability under the nucleus source and token id.
+struct SelectEntry {
+  float lq;
+  int32_t index;
+};
+bool entry_before(const SelectEntry& a, const SelectEntry& b) {
+  return rank_before(a.lq, a.index, b.lq, b.index);
+}
+
+// Thresholds of SPEC §3's masks over the n entries of S (any order; the
+// buffer is permuted). Sorts only the prefix that decides them: the top
+// max(top_k, min_keep, 1024) entries, doubled until the top-p mass is
+// reached at a value group that ends inside the sorted prefix.
+MaskThresholds find_thresholds(SelectEntry* e, int64_t n, float top_p, int32_t top_k, float min_p,
+                               int32_t min_keep) {
+  MaskThresholds t;
+  t.tau_p = -kInf;
+  t.min_p = min_p;
+  t.has_topk = top_k > 0 && int64_t(top_k) < n;
+  t.has_keep = int64_t(min_keep) < n;
+  int64_t k = std::min<int64_t>(n, std::max<int64_t>({1024, top_k, min_keep}));
+  for (;;) {
+    std::partial_sort(e, e + k, e + n, entry_before);
+    bool decided = top_p >= 1.0f;
+    if (!decided) {
+      // keep i iff the mass of tokens strictly more probable than i is < p
+      float above = 0.f;
+      int64_t j = 0;
+      while (j < k) {
+        int64_t j2 = j;
+        float group = 0.f;
+        while (j2 < k && e[j2].lq == e[j].lq) group += fexp(e[j2++].lq);
+        if (j2 == k && k < n) break;           // the group may continue past the prefix
+        if (above < top_p) t.tau_p = e[j].lq;  // this value group is kept
+        above += group;
+        j = j2;
+        if (!(above < top_p)) {
+          decided = true;
+          break;
+        }
+      }
+      if (j == k && k == n) decided = true;  // mass never reached p: all kept
+    }
+    if (decided || k == n) break;
+    k = std::min(n, 2 * k);
+  }
+  t.lq_max = e[0].lq;
+  t.kth = t.has_topk ? RankKey{e[top_k - 1].lq, e[top_k - 1].index} : RankKey{0.f, 0};
+  t.keep_last = t.has_keep ? RankKey{e[min_keep - 1].lq, e[min_keep - 1].index} : RankKey{0.f, 0};
+  return t;
+}
+
+template <class E>
+struct RowData {
+  const E* z;
+  const E* y;
+};
+
+template <class E>
+RowData<E> row_data(const LogitsView& v, int64_t r) {
+  const void* z;
+  const void* y;
+  row_pointers(v, r, &z, &y);
+  return RowData<E>{static_cast<const E*>(z), static_cast<const E*>(y)};
+}
+
+// Runs chunk(loader, n) over [span.begin, span.end) in kCpuChunk pieces and
+// merges the results in order.
+template <class E, class T, class ChunkFn, class MergeFn>
+T sweep(const RowData<E>& row, Span span, T acc, const ChunkFn& chunk, const MergeFn& merge) {
+  for (int64_t b = span.begin; b < span.end; b += kCpuChunk) {
+    const E* z = row.z + b;
+    const E* y = row.y + b;
+    auto load = [z, y](int64_t k, float* a, float* c) {
+      *a = load_as_float(z, k);
+      *c = load_as_float(y, k);
+    };
+    acc = merge(acc, chunk(load, std::min(kCpuChunk, span.end - b)));
+  }
+  return acc;
+}
+
+}  // namespace
+
+CpuLayout CpuBackend::layout(const Call& call) const {
+  const int64_t B = call.logits.rows, V = call.logits.vocab;
+  const int64_t T = pool_.size();
+  CpuLayout L;
+  if (B > 0 && B < 4 * T) {
+    const int64_t want = ceil_div(4 * T, B);
+    L.slices = std::max<int64_t>(1, std::min(want, V / kCpuMinSliceTokens));
+  }
+  const size_t parts = size_t(B * L.slices);
+  size_t off = 0;
+  L.stats_off = off;
+  off = align64(off + parts * sizeof(RowStats));
+  L.sweep_off = off;
+  off = align64(off + parts * std::max(sizeof(SoftmaxMoments), sizeof(LinearSums)));
+  L.plan_off = off;
+  off = align64(off + size_t(B) * sizeof(RowPlan));
+  L.select_off = off;
+  if (call.op == Op::kSample && B > 0 && masks_possible(*call.params)) {
+    L.select_bytes = align64(size_t(V) * sizeof(SelectEntry));
+    off += L.select_bytes * size_t(T);
+  }
+  L.total = std::max<size_t>(off, 64);
+  return L;
+}
+
+Status CpuBackend::run(const Call& call, void* workspace, size_t workspace_bytes,
+                       std::string* message) {
+  const CpuLayout L = layout(call);
+  if (workspace_bytes < L.total) {
+    *message = std::string(call.name) + ": workspace_bytes (" + std::to_string(workspace_bytes) +
+               ") is smaller than the " + std::to_string(L.total) +
+               " bytes workspace_size() reports";
+    return Status::kInsufficientWorkspace;
+  }
+  if (call.logits.rows == 0) return Status::kSuccess;
+  char* ws = static_cast<char*>(workspace);
+  switch (call.logits.dtype) {
+    case DType::kF32:
+      run_typed<float>(call, L, ws);
+      break;
+    case DType::kBF16:
+      run_typed<Bf16Bits>(call, L, ws);
+      break;
+    case DType::kF16:
+      run_typed<Fp16Bits>(call, L, ws);
+      break;
+    default:
+      *message = std::string(call.name) + ": logits.dtype is not supported";
+      return Status::kNotSupported;
+  }
+  return Status::kSuccess;
+}
+
+template <class E>
+void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
+  const LogitsView& v = call.logits;
+  const Params& p = *call.params;
+  const int64_t B = v.rows, V = v.vocab, S = L.slices;
+  RowStats* stats = reinterpret_cast<RowStats*>(ws + L.stats_off);
+  RowPlan* plans = reinterpret_cast<RowPlan*>(ws + L.plan_off);
+  const Update update = p.update == UpdateForm::kTilt ? Update::kTilt : Update::kLinear;
+  const bool tilt_in_first = p.rule == StepRule::kFixed && update == Update::kTilt;
+  auto inv_t_of = [&](int64_t r) {
+    const float t = p.temperature.at(r);
+    return t > 0.f ? 1.0f / t : 1.0f;  // T = 0 (sample only): greedy, statistics at T = 1
+  };
+  auto span_of = [&](int64_t s) { return slice_span(V, S, s, kCpuChunk); };
+
+  // ---- 1. first sweep per (row, slice)
+  pool_.parallel_for(B * S, [&](int64_t w) {
+    const int64_t r = w / S;
+    const float inv_t = inv_t_of(r);
+    const float eta = tilt_in_first ? eta_fixed(p.ratio.at(r)) : 0.f;
+    stats[w] = sweep(
+        row_data<E>(v, r), span_of(w % S), row_stats_empty(),
+        [&](const auto& load, int64_t n) {
+          return chunk_stats(load, n, inv_t, tilt_in_first, eta);
+        },
+        row_stats_merge);
+  });
+
+  // ---- 2. merge, finalise, choose η
+  pool_.parallel_for(B, [&](int64_t r) {
+    RowStats st = row_stats_empty();
+    for (int64_t s = 0; s < S; ++s) st = row_stats_merge(st, stats[r * S + s]);
+    const float inv_t = inv_t_of(r);
+    RowPlan plan = plan_begin(st, inv_t, update);
+    if (plan_valid(plan)) {
+      const RowData<E> row = row_data<E>(v, r);
+      const Span all{0, V};
+      switch (p.rule) {
+        case StepRule::kFixed:
+          plan.eta = eta_fixed(p.ratio.at(r));
+          break;
+        case StepRule::kTrustRegion:
+          plan.eta = eta_trust_region(plan.sigma, p.epsilon.at(r), p.eta_max.at(r));
+          break;
+        case StepRule::kExactKl: {
+          auto eval = [&](float eta) {
+            if (update == Update::kTilt) {
+              const SoftmaxMoments t = sweep(
+                  row, all, moments_empty(),
+                  [&](const auto& load, int64_t n) {
+                    return chunk_tilt_moments(load, n, inv_t, eta);
+                  },
+                  moments_merge);
+              return tilt_kl_point(t, plan.lse_z, eta);
+            }
+            const LinearSums s = sweep(
+                row, all, linear_empty(),
+                [&](const auto& load, int64_t n) {
+                  return chunk_linear_sums(load, n, inv_t, plan.lse_z, plan.mean_d, eta);
+                },
+                linear_merge);
+            return linear_kl_point(s);
+          };
+          plan.eta = eta_exact_kl(eval, plan.sigma, p.epsilon.at(r), p.eta_max.at(r));
+          break;
+        }
+      }
+      if (tilt_in_first) plan_finish_tilt(plan, st.tilt);
+    }
+    plans[r] = plan;
+  });
+
+  // ---- 3. second sweep at the chosen η
+  if (!tilt_in_first) {
+    SoftmaxMoments* tm = reinterpret_cast<SoftmaxMoments*>(ws + L.sweep_off);
+    LinearSums* ls = reinterpret_cast<LinearSums*>(ws + L.sweep_off);
+    pool_.parallel_for(B * S, [&](int64_t w) {
+      const RowPlan& plan = plans[w / S];
+      if (!plan_valid(plan)) return;
+      const RowData<E> row = row_data<E>(v, w / S);
+      if (update == Update::kTilt) {
+        tm[w] = sweep(
+            row, span_of(w % S), moments_empty(),
+            [&](const auto& load, int64_t n) {
+              return chunk_tilt_moments(load, n, plan.inv_t, plan.eta);
+            },
+            moments_merge);
+      } else {
+        ls[w] = sweep(
+            row, span_of(w % S), linear_empty(),
+            [&](const auto& load, int64_t n) {
+              return chunk_linear_sums(load, n, plan.inv_t, plan.lse_z, plan.mean_d, plan.eta);
+            },
+            linear_merge);
+      }
+    });
+    pool_.parallel_for(B, [&](int64_t r) {
+      RowPlan& plan = plans[r];
+      if (!plan_valid(plan)) return;
+      if (update == Update::kTilt) {
+        SoftmaxMoments t = moments_empty();
+        for (int64_t s = 0; s < S; ++s) t = moments_merge(t, tm[r * S + s]);
+        plan_finish_tilt(plan, t);
+      } else {
+        LinearSums t = linear_empty();
+        for (int64_t s = 0; s < S; ++s) t = linear_merge(t, ls[r * S + s]);
+        plan_finish_linear(plan, t);
+      }
+    });
+  }
+
+  if (call.diagnostics != nullptr) {
+    for (int64_t r = 0; r < B; ++r) {
+      const RowPlan& q = plans[r];
+      call.diagnostics[r] = RowDiagnostics{q.eta,          q.mu,      q.sigma, q.kl_base,
+                                           q.kl_principle, q.entropy, q.count, q.flags};
+    }
+  }
+
+  // ---- 4. the operation
+  switch (call.op) {
+    case Op::kAlign:
+      pool_.parallel_for(B * S, [&](int64_t w) {
+        const int64_t r = w / S;
+        const RowPlan& plan = plans[r];
+        const RowData<E> row = row_data<E>(v, r);
+        const Span sp = span_of(w % S);
+        float* out = call.out + r * call.out_stride;
+        if (!plan_valid(plan)) {
+          std::fill(out + sp.begin, out + sp.end, kNaN);
+          return;
+        }
+        for (int64_t i = sp.begin; i < sp.end; ++i)
+          out[i] = aligned_logprob(plan, load_as_float(row.z, i), load_as_float(row.y, i));
+      });
+      break;
+
+    case Op::kSample:
+      pool_.parallel_for(B, [&](int64_t r) {
+        const RowPlan& plan = plans[r];
+        if (!plan_valid(plan)) {
+          call.tokens[r] = -1;
+          if (call.token_logprob != nullptr) call.token_logprob[r] = kNaN;
+          return;
+        }
+        const RowData<E> row = row_data<E>(v, r);
+        const bool greedy = p.greedy || p.temperature.at(r) == 0.f;
+        const RowRng rng =
+            RowRng::make(p.seed.at(r), p.offset.at(r), p.seed.values != nullptr ? 0u : uint32_t(r));
+        const float top_p = p.top_p.at(r), min_p = p.min_p.at(r);
+        const int32_t top_k = p.top_k.at(r);
+        const bool masked = !masks_off(top_p, top_k, min_p);
+        const bool from_principle = p.nucleus_source == NucleusSource::kPrinciple;
+        auto source_lq = [&](float z, float y) {
+          return from_principle ? principle_logprob(plan, z, y) : aligned_logprob(plan, z, y);
+        };
+        MaskThresholds th{};
+        if (masked) {
+          SelectEntry* buf = reinterpret_cast<SelectEntry*>(
+              ws + L.select_off + L.select_bytes * size_t(ThreadPool::thread_index()));
+          int64_t n = 0;
+          for (int64_t i = 0; i < V; ++i) {
+            const float lq = source_lq(load_as_float(row.z, i), load_as_float(row.y, i));
+            if (lq > -kInf) buf[n++] = SelectEntry{lq, int32_t(i)};
+          }
+          th = find_thresholds(buf, n, top_p, top_k, min_p, p.min_tokens_to_keep);
+        }
+        // Candidates: kept tokens with ℓ* > −inf (SEMANTICS 3); fall back to
+        // every token with ℓ* > −inf if the linear update clipped them all.
+        ArgMax best = argmax_empty();
+        for (int pass = 0; pass < 2 && best.index < 0; ++pass) {
+          const bool use_mask = masked && pass == 0;
+          Philox4 bits{};
+          int64_t group = -1;
+          for (int64_t i = 0; i < V; ++i) {
+            const float z = load_as_float(row.z, i), y = load_as_float(row.y, i);
+            const float a = aligned_logprob(plan, z, y);
+            if (!(a > -kInf)) continue;
+            if (use_mask && !mask_keep(th, source_lq(z, y), i)) continue;
+            float score = a;
+            if (!greedy) {
+              if (i / 4 != group) {
+                group = i / 4;
+                bits = rng.group(uint64_t(group));
+              }
+              score = a + gumbel_from_bits(bits.v[i % 4]);
+            }
+            argmax_push(best, score, i);
+          }
+        }
+        call.tokens[r] = int32_t(best.index);
+        if (call.token_logprob != nullptr) {
+          call.token_logprob[r] = aligned_logprob(plan, load_as_float(row.z, best.index),
+                                                  load_as_float(row.y, best.index));
+        }
+      });
+      break;
+
+    case Op::kScore: {
+      const ScoreOutputs& o = *call.score;
+      // ℓ*_t, ℓ_t, ℓᵖ_t of row r (0 when ignored, NaN when the row is invalid).
+      auto row_scores = [&](int64_t r, float* a, float* b, float* c) {
+        const int32_t t = call.targets[r];
+        const RowPlan& plan = plans[r];
+        *a = *b = *c = 0.f;
+        if (t == p.ignore_index) return;
+        if (!plan_valid(plan)) {
+          *a = *b = *c = kNaN;
+          return;
+        }
+        const RowData<E> row = row_data<E>(v, r);
+        const float z = load_as_float(row.z, t), y = load_as_float(row.y, t);
+        *a = aligned_logprob(plan, z, y);
+        *b = base_logprob(plan, z, y);
+        *c = principle_logprob(plan, z, y);
+      };
+      for (int64_t r = 0; r < B; ++r) {
+        float a, b, c;
+        row_scores(r, &a, &b, &c);
+        o.aligned[r] = a;
+        if (o.base != nullptr) o.base[r] = b;
+        if (o.principle != nullptr) o.principle[r] = c;
+      }
+      for (int64_t s = 0; s < o.num_sequences; ++s) {
+        float sa = 0.f, sb = 0.f, sc = 0.f;
+        for (int64_t r = o.seq_offsets[s]; r < o.seq_offsets[s + 1]; ++r) {
+          if (call.targets[r] == p.ignore_index) continue;  // excluded from the sums
+          float a, b, c;
+          row_scores(r, &a, &b, &c);
+          sa += a;
+          sb += b;
+          sc += c;
+        }
+        if (o.seq_aligned != nullptr) o.seq_aligned[s] = sa;
+        if (o.seq_base != nullptr) o.seq_base[s] = sb;
+        if (o.seq_principle != nullptr) o.seq_principle[s] = sc;
+      }
+      break;
+    }
+  }
+}
+
+}  // namespace host
+}  // namespace linalign

@@ -1,0 +1,49 @@
+// The CPU backend: every output of SPEC §2–§3 from the shared math headers,
+// each row processed as vocabulary chunks merged with the same merge operator
+// the kernels use, rows (and, for small batches, vocabulary slices) spread
+// over a thread pool. Allocates nothing per call once given a workspace.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "call.hpp"
+#include "thread_pool.hpp"
+
+namespace linalign {
+namespace host {
+
+// Tokens per chunk: the unit of the chunk-local two-pass statistics (two
+// fp32 rows of 2048 tokens = 16 KiB stay in L1/L2 across the passes).
+constexpr int64_t kCpuChunk = 2048;
+// A vocabulary slice (the unit of work of one thread for small batches) is at
+// least this many tokens, so slicing never costs more than it saves.
+constexpr int64_t kCpuMinSliceTokens = 8192;
+
+// Workspace layout of one CPU call (byte offsets, 64-byte aligned).
+struct CpuLayout {
+  int64_t slices = 1;       // vocabulary slices per row
+  size_t stats_off = 0;     // rows*slices RowStats
+  size_t sweep_off = 0;     // rows*slices second-sweep partials
+  size_t plan_off = 0;      // rows RowPlan
+  size_t select_off = 0;    // threads * vocab mask entries (sample with masks)
+  size_t select_bytes = 0;  // per thread
+  size_t total = 0;
+};
+
+class CpuBackend {
+ public:
+  explicit CpuBackend(int threads) : pool_(threads) {}
+  int threads() const { return pool_.size(); }
+  // `call` must have passed validate_call.
+  CpuLayout layout(const Call& call) const;
+  Status run(const Call& call, void* workspace, size_t workspace_bytes, std::string* message);
+
+ private:
+  template <class E>
+  void run_typed(const Call& call, const CpuLayout& layout, char* ws);
+  ThreadPool pool_;
+};
+
+}  // namespace host
+}  // namespace linalign

@@ -1,0 +1,242 @@
+// The per-row statistics of SPEC §2 as ONE associative merge (SPEC §6).
+//
+// Every level of the library — a CPU chunk, a GPU thread's registers, a warp,
+// a block, a vocabulary slice, a GPU holding a vocabulary shard — reduces its
+// part of a row to a RowStats and merges it with merge(). The merge is exact
+// in real arithmetic, so any split of the vocabulary gives the statistics of
+// the whole row up to fp32 rounding.
+//
+// Notation (per row, T the temperature, invT = 1/T):
+//   zt_i = z_i·invT, yt_i = y_i·invT, d_i = yt_i − zt_i.
+// Then ℓ_i = zt_i − lse(zt), ℓᵖ_i = yt_i − lse(yt) and
+//   δ_i = ℓᵖ_i − ℓ_i = d_i − (lse(yt) − lse(zt)),
+// so weighted moments of δ are moments of d shifted by a constant:
+//   μ = E_π[d] − (lse(yt) − lse(zt)),   σ² = Var_π[d].
+// The tilted policy of the `tilt` update has log-weights zt_i + η d_i
+// (= ℓ_i + η δ_i + const), so its normaliser and moments are SoftmaxMoments
+// too; for the fixed rule η is known up front and they are merged in the
+// same sweep (SPEC §2, issue: "one read of each logit").
+#pragma once
+
+#include <cstdint>
+
+#include "linalign/math/config.hpp"
+
+namespace linalign {
+namespace math {
+
+// Moments of a value v under the softmax weights w_i = exp(lw_i):
+//   m       = max lw (−inf when empty)
+//   s       = Σ exp(lw − m)                (so lse(lw) = m + log s)
+//   mean    = Σ w v / Σ w                  (weighted mean of v)
+//   m2      = Σ exp(lw − m) (v − mean)²   (so Var_w[v] = m2 / s)
+//   mean_lw = Σ w (lw − m) / Σ w          (so E_w[lw] = m + mean_lw, for entropies)
+// Merged by online log-sum-exp (rescale to the larger max) and Chan's
+// parallel variance update — never E[v²] − E[v]².
+struct SoftmaxMoments {
+  float m;
+  float s;
+  float mean;
+  float m2;
+  float mean_lw;
+};
+
+LINALIGN_HD SoftmaxMoments moments_empty() {
+  return SoftmaxMoments{-kInf, 0.f, 0.f, 0.f, 0.f};
+}
+
+LINALIGN_HD SoftmaxMoments moments_merge(const SoftmaxMoments& a, const SoftmaxMoments& b) {
+  if (b.s == 0.f) return a;  // a non-empty part always has s ≥ 1
+  if (a.s == 0.f) return b;
+  const float m = fmaxf_(a.m, b.m);
+  const float ea = fexp(a.m - m), eb = fexp(b.m - m);  // one of them is exactly 1
+  const float wa = a.s * ea, wb = b.s * eb;
+  const float w = wa + wb;
+  const float fb = wb / w;  // share of part b
+  const float dv = b.mean - a.mean;
+  const float la = a.mean_lw + (a.m - m), lb = b.mean_lw + (b.m - m);
+  SoftmaxMoments r;
+  r.m = m;
+  r.s = w;
+  r.mean = a.mean + dv * fb;
+  r.m2 = a.m2 * ea + b.m2 * eb + dv * dv * wa * fb;
+  r.mean_lw = la + (lb - la) * fb;
+  return r;
+}
+
+// Log-sum-exp only (the principle row needs nothing else).
+struct LogSumExp {
+  float m;
+  float s;
+};
+LINALIGN_HD LogSumExp lse_empty() {
+  return LogSumExp{-kInf, 0.f};
+}
+LINALIGN_HD LogSumExp lse_merge(const LogSumExp& a, const LogSumExp& b) {
+  if (b.s == 0.f) return a;
+  if (a.s == 0.f) return b;
+  const float m = fmaxf_(a.m, b.m);
+  return LogSumExp{m, a.s * fexp(a.m - m) + b.s * fexp(b.m - m)};
+}
+LINALIGN_HD float lse_value(const LogSumExp& a) {
+  return a.m + flog(a.s);
+}
+LINALIGN_HD float lse_value(const SoftmaxMoments& a) {
+  return a.m + flog(a.s);
+}
+
+// The statistics of (part of) a row.
+struct RowStats {
+  SoftmaxMoments base;  // lw = zt, v = d
+  LogSumExp principle;  // lw = yt
+  SoftmaxMoments tilt;  // lw = zt + η d, v = d (only when η is known during the sweep)
+  int32_t count;        // tokens in S
+  uint32_t flags;       // RowStatus bits seen (NaN, +inf)
+};
+
+LINALIGN_HD RowStats row_stats_empty() {
+  return RowStats{moments_empty(), lse_empty(), moments_empty(), 0, 0u};
+}
+
+LINALIGN_HD RowStats row_stats_merge(const RowStats& a, const RowStats& b) {
+  RowStats r;
+  r.base = moments_merge(a.base, b.base);
+  r.principle = lse_merge(a.principle, b.principle);
+  r.tilt = moments_merge(a.tilt, b.tilt);
+  r.count = a.count + b.count;
+  r.flags = a.flags | b.flags;
+  return r;
+}
+
+// Row status bits (values equal linalign::RowStatus).
+constexpr uint32_t kFlagNaN = 1u << 0;
+constexpr uint32_t kFlagPosInf = 1u << 1;
+constexpr uint32_t kFlagEmpty = 1u << 2;
+constexpr uint32_t kFlagBadParam = 1u << 3;
+
+// Classify one input pair: in S, or a row-level error, or masked (−inf).
+LINALIGN_HD uint32_t element_flags(float z, float y) {
+  uint32_t f = 0;
+  if (is_nan(z) || is_nan(y)) f |= kFlagNaN;
+  if (z == kInf || y == kInf) f |= kFlagPosInf;
+  return f;
+}
+LINALIGN_HD bool in_support(float z, float y) {
+  return is_finite(z) && is_finite(y);
+}
+
+// The tilted log-weight of one token: zt + η d. Used by the statistics AND by
+// the output pass, so Σ exp(ℓ*) = 1 holds for the very numbers written.
+LINALIGN_HD float tilt_logit(float zt, float d, float eta) {
+  return zt + eta * d;
+}
+
+// Statistics of the elements [0, n) of a chunk, given a loader
+// `load(k, &z, &y)` returning the k-th pair as fp32. Chunk-local two-pass
+// (max first, then sums, then centred second moments): exact in the chunk,
+// then chunks merge with row_stats_merge. The chunk is meant to be cache- or
+// register-resident (a CPU chunk of a few thousand tokens, a GPU thread's
+// elements), so the extra passes do not touch memory again.
+template <class LoadT>
+LINALIGN_HD RowStats chunk_stats(const LoadT& load, int64_t n, float inv_t, bool with_tilt,
+                                 float eta) {
+  RowStats r = row_stats_empty();
+  float mz = -kInf, my = -kInf, mt = -kInf;
+  uint32_t flags = 0;
+  int32_t count = 0;
+  for (int64_t k = 0; k < n; ++k) {  // pass 1: maxima, flags, support
+    float z, y;
+    load(k, &z, &y);
+    flags |= element_flags(z, y);
+    if (!in_support(z, y)) continue;
+    const float zt = z * inv_t, yt = y * inv_t;
+    ++count;
+    mz = fmaxf_(mz, zt);
+    my = fmaxf_(my, yt);
+    if (with_tilt) mt = fmaxf_(mt, tilt_logit(zt, yt - zt, eta));
+  }
+  r.flags = flags;
+  r.count = count;
+  if (count == 0) return r;
+  float sz = 0.f, sy = 0.f, st = 0.f, wdz = 0.f, wdt = 0.f, wlz = 0.f, wlt = 0.f;
+  for (int64_t k = 0; k < n; ++k) {  // pass 2: normalisers and first moments
+    float z, y;
+    load(k, &z, &y);
+    if (!in_support(z, y)) continue;
+    const float zt = z * inv_t, yt = y * inv_t, d = yt - zt;
+    const float wz = fexp(zt - mz);
+    sz += wz;
+    wdz += wz * d;
+    wlz += wz * (zt - mz);
+    sy += fexp(yt - my);
+    if (with_tilt) {
+      const float lt = tilt_logit(zt, d, eta) - mt;
+      const float wt = fexp(lt);
+      st += wt;
+      wdt += wt * d;
+      wlt += wt * lt;
+    }
+  }
+  const float mean_z = wdz / sz, mean_t = with_tilt ? wdt / st : 0.f;
+  float m2z = 0.f, m2t = 0.f;
+  for (int64_t k = 0; k < n; ++k) {  // pass 3: centred second moments
+    float z, y;
+    load(k, &z, &y);
+    if (!in_support(z, y)) continue;
+    const float zt = z * inv_t, yt = y * inv_t, d = yt - zt;
+    const float cz = d - mean_z;
+    m2z += fexp(zt - mz) * cz * cz;
+    if (with_tilt) {
+      const float ct = d - mean_t;
+      m2t += fexp(tilt_logit(zt, d, eta) - mt) * ct * ct;
+    }
+  }
+  r.base = SoftmaxMoments{mz, sz, mean_z, m2z, wlz / sz};
+  r.principle = LogSumExp{my, sy};
+  if (with_tilt) r.tilt = SoftmaxMoments{mt, st, mean_t, m2t, wlt / st};
+  return r;
+}
+
+// Tilted moments alone for a known η (the second sweep of the trust_region
+// and exact_kl rules, and each evaluation of the exact_kl solver).
+template <class LoadT>
+LINALIGN_HD SoftmaxMoments chunk_tilt_moments(const LoadT& load, int64_t n, float inv_t,
+                                              float eta) {
+  float mt = -kInf;
+  int32_t count = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    float z, y;
+    load(k, &z, &y);
+    if (!in_support(z, y)) continue;
+    const float zt = z * inv_t;
+    mt = fmaxf_(mt, tilt_logit(zt, y * inv_t - zt, eta));
+    ++count;
+  }
+  if (count == 0) return moments_empty();
+  float st = 0.f, wdt = 0.f, wlt = 0.f;
+  for (int64_t k = 0; k < n; ++k) {
+    float z, y;
+    load(k, &z, &y);
+    if (!in_support(z, y)) continue;
+    const float zt = z * inv_t, d = y * inv_t - zt;
+    const float lt = tilt_logit(zt, d, eta) - mt;
+    const float wt = fexp(lt);
+    st += wt;
+    wdt += wt * d;
+    wlt += wt * lt;
+  }
+  const float mean = wdt / st;
+  float m2 = 0.f;
+  for (int64_t k = 0; k < n; ++k) {
+    float z, y;
+    load(k, &z, &y);
+    if (!in_support(z, y)) continue;
+    const float zt = z * inv_t, d = y * inv_t - zt;
+    const float c = d - mean;
+    m2 += fexp(tilt_logit(zt, d, eta) - mt) * c * c;
+  }
+  return SoftmaxMoments{mt, st, mean, m2, wlt / st};
+}
+
+}  // namespace math
+}  // namespace linalign
