@@ -13,9 +13,11 @@
 namespace linalign {
 namespace host {
 
-// Tokens per chunk: the unit of the chunk-local two-pass statistics (two
-// fp32 rows of 2048 tokens = 16 KiB stay in L1/L2 across the passes).
-constexpr int64_t kCpuChunk = 2048;
+// Tokens per chunk: the unit of the chunk-local three-pass statistics (two
+// fp32 rows of 512 tokens = 4 KiB stay in L1 across the passes). Short
+// chunks also keep the sequential fp32 sums short; chunks then merge by the
+// row-statistics merge, as GPU threads and blocks do.
+constexpr int64_t kCpuChunk = 512;
 // A vocabulary slice (the unit of work of one thread for small batches) is at
 // least this many tokens, so slicing never costs more than it saves.
 constexpr int64_t kCpuMinSliceTokens = 8192;

@@ -50,14 +50,27 @@ struct RowRng {
   }
 };
 
-// u = ((x >> 8) + 0.5) · 2⁻²⁴: exact in fp32, strictly inside (0, 1).
+// u = ((x >> 8) + 0.5) · 2⁻²⁴, strictly inside (0, 1) (SPEC §4).
+// For k = x >> 8 < 2²³ the value k + 0.5 has at most 24 significant bits, so
+// u is exact in fp32. For k ≥ 2²³ the exact u is an odd multiple of 2⁻²⁵,
+// which fp32 cannot hold (k = 2²⁴−1 would even round to u = 1 and g = +inf);
+// there 1 − u = (2²⁴ − k − 0.5) · 2⁻²⁴ is exact instead. So the noise is
+// computed from the exact u on both sides of ½, identically on every backend.
 LINALIGN_HD float uniform_from_bits(uint32_t x) {
-  return (float(x >> 8) + 0.5f) * 5.9604644775390625e-8f;
+  return (float(x >> 8) + 0.5f) * 5.9604644775390625e-8f;  // exact for x < 2^31
 }
 
-// Gumbel noise g = −log(−log(u)) (SPEC §3).
+// −log(u) for the exact u of x, never 0 and never +inf.
+LINALIGN_HD float neg_log_uniform_from_bits(uint32_t x) {
+  const uint32_t k = x >> 8;
+  if (k < (1u << 23)) return -flog((float(k) + 0.5f) * 5.9604644775390625e-8f);
+  const float one_minus_u = (float((1u << 24) - k) - 0.5f) * 5.9604644775390625e-8f;
+  return -flog1p(-one_minus_u);
+}
+
+// Gumbel noise g = −log(−log(u)) (SPEC §3), finite for every x.
 LINALIGN_HD float gumbel_from_bits(uint32_t x) {
-  return -flog(-flog(uniform_from_bits(x)));
+  return -flog(neg_log_uniform_from_bits(x));
 }
 
 }  // namespace math

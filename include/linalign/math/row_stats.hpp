@@ -142,6 +142,7 @@ LINALIGN_HD RowStats chunk_stats(const LoadT& load, int64_t n, float inv_t, bool
                                  float eta) {
   RowStats r = row_stats_empty();
   float mz = -kInf, my = -kInf, mt = -kInf;
+  float d_ref = 0.f;  // first d of the chunk: sums of d − d_ref lose no digits to a common offset
   uint32_t flags = 0;
   int32_t count = 0;
   for (int64_t k = 0; k < n; ++k) {  // pass 1: maxima, flags, support
@@ -150,6 +151,7 @@ LINALIGN_HD RowStats chunk_stats(const LoadT& load, int64_t n, float inv_t, bool
     flags |= element_flags(z, y);
     if (!in_support(z, y)) continue;
     const float zt = z * inv_t, yt = y * inv_t;
+    if (count == 0) d_ref = yt - zt;
     ++count;
     mz = fmaxf_(mz, zt);
     my = fmaxf_(my, yt);
@@ -166,18 +168,18 @@ LINALIGN_HD RowStats chunk_stats(const LoadT& load, int64_t n, float inv_t, bool
     const float zt = z * inv_t, yt = y * inv_t, d = yt - zt;
     const float wz = fexp(zt - mz);
     sz += wz;
-    wdz += wz * d;
+    wdz += wz * (d - d_ref);
     wlz += wz * (zt - mz);
     sy += fexp(yt - my);
     if (with_tilt) {
       const float lt = tilt_logit(zt, d, eta) - mt;
       const float wt = fexp(lt);
       st += wt;
-      wdt += wt * d;
+      wdt += wt * (d - d_ref);
       wlt += wt * lt;
     }
   }
-  const float mean_z = wdz / sz, mean_t = with_tilt ? wdt / st : 0.f;
+  const float mean_z = d_ref + wdz / sz, mean_t = with_tilt ? d_ref + wdt / st : 0.f;
   float m2z = 0.f, m2t = 0.f;
   for (int64_t k = 0; k < n; ++k) {  // pass 3: centred second moments
     float z, y;
@@ -202,14 +204,15 @@ LINALIGN_HD RowStats chunk_stats(const LoadT& load, int64_t n, float inv_t, bool
 template <class LoadT>
 LINALIGN_HD SoftmaxMoments chunk_tilt_moments(const LoadT& load, int64_t n, float inv_t,
                                               float eta) {
-  float mt = -kInf;
+  float mt = -kInf, d_ref = 0.f;
   int32_t count = 0;
   for (int64_t k = 0; k < n; ++k) {
     float z, y;
     load(k, &z, &y);
     if (!in_support(z, y)) continue;
-    const float zt = z * inv_t;
-    mt = fmaxf_(mt, tilt_logit(zt, y * inv_t - zt, eta));
+    const float zt = z * inv_t, d = y * inv_t - zt;
+    mt = fmaxf_(mt, tilt_logit(zt, d, eta));
+    if (count == 0) d_ref = d;
     ++count;
   }
   if (count == 0) return moments_empty();
@@ -222,10 +225,10 @@ LINALIGN_HD SoftmaxMoments chunk_tilt_moments(const LoadT& load, int64_t n, floa
     const float lt = tilt_logit(zt, d, eta) - mt;
     const float wt = fexp(lt);
     st += wt;
-    wdt += wt * d;
+    wdt += wt * (d - d_ref);
     wlt += wt * lt;
   }
-  const float mean = wdt / st;
+  const float mean = d_ref + wdt / st;
   float m2 = 0.f;
   for (int64_t k = 0; k < n; ++k) {
     float z, y;
