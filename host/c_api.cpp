@@ -121,9 +121,15 @@ void clear(linalign_handle_t handle) noexcept {
   (handle ? handle->static_error : t_static_error) = nullptr;
 }
 
-linalign_status_t fail(linalign_handle_t handle, linalign_status_t status,
-                       const std::string& message) noexcept {
-  record(handle, message.c_str());
+// One entry point's call: where its errors go and the name they start with
+// (as the C++ API's "align: ..." messages do).
+struct ApiCall {
+  linalign_handle_t handle;  // NULL: the thread's message
+  const char* name;          // "linalign_align", ...
+};
+
+linalign_status_t fail(const ApiCall& call, linalign_status_t status, const std::string& message) {
+  record(call.handle, (std::string(call.name) + ": " + message).c_str());
   return status;
 }
 
@@ -131,23 +137,28 @@ linalign_status_t to_c(Status s) {
   return static_cast<linalign_status_t>(static_cast<int>(s));
 }
 
-// Runs `body` for a call on `handle` with the handle's error cleared; turns a
-// NULL handle into LINALIGN_INVALID_ARGUMENT and any exception into
-// LINALIGN_INTERNAL.
+// Runs `body` for a call on `handle` with the handle's message cleared; turns
+// a NULL handle into LINALIGN_INVALID_ARGUMENT and any exception into
+// LINALIGN_INTERNAL. `body` takes the ApiCall.
 template <class BodyT>
-linalign_status_t guarded(linalign_handle_t handle, const char* function, BodyT&& body) noexcept {
+linalign_status_t guarded(linalign_handle_t handle, const char* name, BodyT&& body) noexcept {
   if (handle == nullptr) {
-    record(nullptr, "handle: is NULL (create one with linalign_create)");
-    return LINALIGN_INVALID_ARGUMENT;
+    try {
+      return fail(ApiCall{nullptr, name}, LINALIGN_INVALID_ARGUMENT,
+                  "handle is NULL (create one with linalign_create)");
+    } catch (...) {
+      record(nullptr, kOutOfMemoryMessage);
+      return LINALIGN_INVALID_ARGUMENT;
+    }
   }
   clear(handle);
   try {
-    return body();
+    return body(ApiCall{handle, name});
   } catch (const std::bad_alloc&) {
     record(handle, "linalign: out of host memory");
   } catch (const std::exception& e) {
     try {
-      record(handle, (std::string("linalign internal error in ") + function + ": " + e.what() +
+      record(handle, (std::string("linalign internal error in ") + name + ": " + e.what() +
                       " (please report)")
                          .c_str());
     } catch (...) {
@@ -159,14 +170,14 @@ linalign_status_t guarded(linalign_handle_t handle, const char* function, BodyT&
   return LINALIGN_INTERNAL;
 }
 
-// Records the Context's message after a call that failed.
-linalign_status_t forward(linalign_handle_t handle, Status status) {
+// Records the Context's own message (it names the argument) after a failure.
+linalign_status_t forward(const ApiCall& call, Status status) {
   if (status != Status::kSuccess) {
-    const char* message = handle->context->last_error();
+    const char* message = call.handle->context->last_error();
     if (message == nullptr || *message == '\0') {
-      record(handle, (std::string("linalign: ") + linalign::status_string(status)).c_str());
+      fail(call, to_c(status), linalign::status_string(status));
     } else {
-      record(handle, message);
+      record(call.handle, message);
     }
   }
   return to_c(status);
@@ -182,23 +193,21 @@ constexpr size_t kMaxStructSize = 4096;
 // first published one); a larger struct (newer header) only with its unknown
 // trailing bytes zero.
 template <class StructT>
-linalign_status_t check_struct(linalign_handle_t handle, const StructT* s, const char* name,
+linalign_status_t check_struct(const ApiCall& call, const StructT* s, const char* name,
                                const char* init) {
-  if (s == nullptr) {
-    return fail(handle, LINALIGN_INVALID_ARGUMENT, std::string(name) + ": is NULL");
-  }
+  if (s == nullptr) return fail(call, LINALIGN_INVALID_ARGUMENT, std::string(name) + " is NULL");
   const size_t size = s->struct_size;
   if (size < sizeof(StructT) || size > kMaxStructSize) {
-    return fail(handle, LINALIGN_INVALID_ARGUMENT,
-                std::string(name) + ": struct_size is " + std::to_string(size) +
-                    ", this library expects " + std::to_string(sizeof(StructT)) +
+    return fail(call, LINALIGN_INVALID_ARGUMENT,
+                std::string(name) + ".struct_size is " + std::to_string(size) +
+                    "; this library expects " + std::to_string(sizeof(StructT)) +
                     " (initialise the struct with " + init + ")");
   }
   const unsigned char* bytes = reinterpret_cast<const unsigned char*>(s);
   for (size_t i = sizeof(StructT); i < size; ++i) {
     if (bytes[i] != 0) {
-      return fail(handle, LINALIGN_NOT_SUPPORTED,
-                  std::string(name) + ": struct_size is " + std::to_string(size) +
+      return fail(call, LINALIGN_NOT_SUPPORTED,
+                  std::string(name) + ".struct_size is " + std::to_string(size) +
                       " and fields beyond byte " + std::to_string(sizeof(StructT)) +
                       " are set; this library version (" + std::to_string(LINALIGN_VERSION_MAJOR) +
                       "." + std::to_string(LINALIGN_VERSION_MINOR) + "." +
@@ -208,11 +217,10 @@ linalign_status_t check_struct(linalign_handle_t handle, const StructT* s, const
   return LINALIGN_SUCCESS;
 }
 
-std::string not_a_value(const char* field, int32_t value, const char* type) {
-  return std::string(field) + ": " + std::to_string(value) + " is not a " + type + " value";
-}
-
 // ------------------------------------------------------------ conversions ---
+// Enum values held in int32_t fields are not checked here: the C++ enums have
+// a fixed underlying type int32_t, so any value converts, and the C++ API
+// rejects unknown ones with the same field name (params.rule, logits.dtype).
 
 template <class T>
 linalign::PerRow<T> per_row(T value, const T* values) {
@@ -221,29 +229,15 @@ linalign::PerRow<T> per_row(T value, const T* values) {
   return r;
 }
 
-// Converts *p (NULL: the defaults) into *out; checks the enum fields.
-linalign_status_t to_params(linalign_handle_t handle, const linalign_params_t* p,
+// *p (NULL: the defaults) as linalign::Params.
+linalign_status_t to_params(const ApiCall& call, const linalign_params_t* p,
                             linalign::Params* out) {
   if (p == nullptr) {
     *out = linalign::Params{};
     return LINALIGN_SUCCESS;
   }
-  linalign_status_t s = check_struct(handle, p, "params", "LINALIGN_PARAMS_INIT");
+  const linalign_status_t s = check_struct(call, p, "params", "LINALIGN_PARAMS_INIT");
   if (s != LINALIGN_SUCCESS) return s;
-  if (p->rule < LINALIGN_STEP_FIXED || p->rule > LINALIGN_STEP_EXACT_KL) {
-    return fail(handle, LINALIGN_INVALID_ARGUMENT,
-                not_a_value("params.rule", p->rule, "linalign_step_rule_t"));
-  }
-  if (p->update < LINALIGN_UPDATE_TILT || p->update > LINALIGN_UPDATE_LINEAR) {
-    return fail(handle, LINALIGN_INVALID_ARGUMENT,
-                not_a_value("params.update", p->update, "linalign_update_form_t"));
-  }
-  if (p->nucleus_source < LINALIGN_NUCLEUS_PRINCIPLE ||
-      p->nucleus_source > LINALIGN_NUCLEUS_ALIGNED) {
-    return fail(
-        handle, LINALIGN_INVALID_ARGUMENT,
-        not_a_value("params.nucleus_source", p->nucleus_source, "linalign_nucleus_source_t"));
-  }
   linalign::Params q;
   q.temperature = per_row(p->temperature, p->temperature_per_row);
   q.rule = static_cast<StepRule>(p->rule);
@@ -264,14 +258,10 @@ linalign_status_t to_params(linalign_handle_t handle, const linalign_params_t* p
   return LINALIGN_SUCCESS;
 }
 
-linalign_status_t to_view(linalign_handle_t handle, const linalign_logits_t* v,
+linalign_status_t to_view(const ApiCall& call, const linalign_logits_t* v,
                           linalign::LogitsView* out) {
-  linalign_status_t s = check_struct(handle, v, "logits", "LINALIGN_LOGITS_INIT");
+  const linalign_status_t s = check_struct(call, v, "logits", "LINALIGN_LOGITS_INIT");
   if (s != LINALIGN_SUCCESS) return s;
-  if (v->dtype < LINALIGN_DTYPE_F32 || v->dtype > LINALIGN_DTYPE_F16) {
-    return fail(handle, LINALIGN_NOT_SUPPORTED,
-                not_a_value("logits.dtype", v->dtype, "linalign_dtype_t"));
-  }
   linalign::LogitsView w;
   w.dtype = static_cast<DType>(v->dtype);
   w.rows = v->rows;
@@ -290,13 +280,13 @@ linalign_status_t to_view(linalign_handle_t handle, const linalign_logits_t* v,
   return LINALIGN_SUCCESS;
 }
 
-// The common front of the three compute calls.
-linalign_status_t prepare(linalign_handle_t handle, const linalign_logits_t* logits,
+// The common front of the compute calls.
+linalign_status_t prepare(const ApiCall& call, const linalign_logits_t* logits,
                           const linalign_params_t* params, linalign::LogitsView* view,
                           linalign::Params* p) {
-  linalign_status_t s = to_view(handle, logits, view);
+  const linalign_status_t s = to_view(call, logits, view);
   if (s != LINALIGN_SUCCESS) return s;
-  return to_params(handle, params, p);
+  return to_params(call, params, p);
 }
 
 CxxDiag* to_cxx(linalign_row_diagnostics_t* d) {
@@ -338,31 +328,24 @@ void linalign_params_init(linalign_params_t* params) noexcept {
 
 linalign_status_t linalign_create(const linalign_config_t* config,
                                   linalign_handle_t* out) noexcept {
-  if (out == nullptr) {
-    record(nullptr, "out: is NULL");
-    return LINALIGN_INVALID_ARGUMENT;
-  }
-  *out = nullptr;
+  const ApiCall call{nullptr, "linalign_create"};
   try {
+    if (out == nullptr) return fail(call, LINALIGN_INVALID_ARGUMENT, "out is NULL");
+    *out = nullptr;
     linalign_config_t c = LINALIGN_CONFIG_INIT;
     if (config != nullptr) {
-      const linalign_status_t s = check_struct(nullptr, config, "config", "LINALIGN_CONFIG_INIT");
+      const linalign_status_t s = check_struct(call, config, "config", "LINALIGN_CONFIG_INIT");
       if (s != LINALIGN_SUCCESS) return s;
       c = *config;
     }
+    // Checked here too so that the message names the C field.
     if (c.backend < LINALIGN_BACKEND_CPU || c.backend > LINALIGN_BACKEND_AUTO) {
-      return fail(nullptr, LINALIGN_INVALID_ARGUMENT,
-                  not_a_value("config.backend", c.backend, "linalign_backend_t"));
+      return fail(call, LINALIGN_INVALID_ARGUMENT,
+                  "config.backend " + std::to_string(c.backend) + " is not a linalign_backend_t");
     }
     if (c.num_threads < 0) {
-      return fail(nullptr, LINALIGN_INVALID_ARGUMENT,
-                  "config.num_threads: " + std::to_string(c.num_threads) +
-                      " is negative (0 means hardware concurrency)");
-    }
-    if (c.device < -1) {
-      return fail(nullptr, LINALIGN_INVALID_ARGUMENT,
-                  "config.device: " + std::to_string(c.device) +
-                      " is not a device ordinal (-1 means the current device)");
+      return fail(call, LINALIGN_INVALID_ARGUMENT,
+                  "config.num_threads must be >= 0 (got " + std::to_string(c.num_threads) + ")");
     }
     linalign::ContextOptions options;
     options.backend = static_cast<Backend>(c.backend);
@@ -371,13 +354,12 @@ linalign_status_t linalign_create(const linalign_config_t* config,
 
     std::unique_ptr<linalign::Context> context;
     std::string error;
-    const Status s = linalign::Context::create(options, &context, &error);
-    if (s != Status::kSuccess || context == nullptr) {
-      if (error.empty()) {
-        error = std::string("linalign_create: ") +
-                linalign::status_string(s == Status::kSuccess ? Status::kInternal : s);
-      }
-      return fail(nullptr, s == Status::kSuccess ? LINALIGN_INTERNAL : to_c(s), error);
+    Status s = linalign::Context::create(options, &context, &error);
+    if (s == Status::kSuccess && context == nullptr) s = Status::kInternal;
+    if (s != Status::kSuccess) {
+      if (error.empty()) return fail(call, to_c(s), linalign::status_string(s));
+      record(nullptr, error.c_str());
+      return to_c(s);
     }
     std::unique_ptr<linalign_handle_s> handle(new linalign_handle_s);
     handle->context = std::move(context);
@@ -404,8 +386,8 @@ const char* linalign_last_error(linalign_handle_t handle) noexcept {
 
 linalign_status_t linalign_get_backend(linalign_handle_t handle,
                                        linalign_backend_t* backend) noexcept {
-  return guarded(handle, "linalign_get_backend", [&]() -> linalign_status_t {
-    if (backend == nullptr) return fail(handle, LINALIGN_INVALID_ARGUMENT, "backend: is NULL");
+  return guarded(handle, "linalign_get_backend", [&](const ApiCall& call) -> linalign_status_t {
+    if (backend == nullptr) return fail(call, LINALIGN_INVALID_ARGUMENT, "backend is NULL");
     *backend = static_cast<linalign_backend_t>(static_cast<int>(handle->context->backend()));
     return LINALIGN_SUCCESS;
   });
@@ -430,15 +412,16 @@ int linalign_cuda_device_count(void) noexcept {
 linalign_status_t linalign_workspace_size(linalign_handle_t handle, linalign_op_t op,
                                           const linalign_logits_t* logits,
                                           const linalign_params_t* params, size_t* bytes) noexcept {
-  return guarded(handle, "linalign_workspace_size", [&]() -> linalign_status_t {
+  return guarded(handle, "linalign_workspace_size", [&](const ApiCall& call) -> linalign_status_t {
     const int o = static_cast<int>(op);
     if (o < LINALIGN_OP_ALIGN || o > LINALIGN_OP_SCORE) {
-      return fail(handle, LINALIGN_INVALID_ARGUMENT, not_a_value("op", o, "linalign_op_t"));
+      return fail(call, LINALIGN_INVALID_ARGUMENT,
+                  "op " + std::to_string(o) + " is not a linalign_op_t");
     }
-    if (bytes == nullptr) return fail(handle, LINALIGN_INVALID_ARGUMENT, "bytes: is NULL");
+    if (bytes == nullptr) return fail(call, LINALIGN_INVALID_ARGUMENT, "bytes is NULL");
     linalign::LogitsView view;
     linalign::Params p;
-    const linalign_status_t s = prepare(handle, logits, params, &view, &p);
+    const linalign_status_t s = prepare(call, logits, params, &view, &p);
     if (s != LINALIGN_SUCCESS) return s;
     *bytes = handle->context->workspace_size(static_cast<Op>(o), view, p);
     return LINALIGN_SUCCESS;
@@ -449,13 +432,13 @@ linalign_status_t linalign_align(linalign_handle_t handle, const linalign_logits
                                  const linalign_params_t* params, float* out, int64_t out_stride,
                                  linalign_row_diagnostics_t* diagnostics, void* workspace,
                                  size_t workspace_bytes, void* stream) noexcept {
-  return guarded(handle, "linalign_align", [&]() -> linalign_status_t {
+  return guarded(handle, "linalign_align", [&](const ApiCall& call) -> linalign_status_t {
     linalign::LogitsView view;
     linalign::Params p;
-    const linalign_status_t s = prepare(handle, logits, params, &view, &p);
+    const linalign_status_t s = prepare(call, logits, params, &view, &p);
     if (s != LINALIGN_SUCCESS) return s;
-    return forward(handle, handle->context->align(view, p, out, out_stride, to_cxx(diagnostics),
-                                                  workspace, workspace_bytes, stream));
+    return forward(call, handle->context->align(view, p, out, out_stride, to_cxx(diagnostics),
+                                                workspace, workspace_bytes, stream));
   });
 }
 
@@ -463,12 +446,12 @@ linalign_status_t linalign_sample(linalign_handle_t handle, const linalign_logit
                                   const linalign_params_t* params, int32_t* tokens,
                                   float* token_logprob, linalign_row_diagnostics_t* diagnostics,
                                   void* workspace, size_t workspace_bytes, void* stream) noexcept {
-  return guarded(handle, "linalign_sample", [&]() -> linalign_status_t {
+  return guarded(handle, "linalign_sample", [&](const ApiCall& call) -> linalign_status_t {
     linalign::LogitsView view;
     linalign::Params p;
-    const linalign_status_t s = prepare(handle, logits, params, &view, &p);
+    const linalign_status_t s = prepare(call, logits, params, &view, &p);
     if (s != LINALIGN_SUCCESS) return s;
-    return forward(handle,
+    return forward(call,
                    handle->context->sample(view, p, tokens, token_logprob, to_cxx(diagnostics),
                                            workspace, workspace_bytes, stream));
   });
@@ -479,12 +462,12 @@ linalign_status_t linalign_score(linalign_handle_t handle, const linalign_logits
                                  const linalign_score_outputs_t* outputs,
                                  linalign_row_diagnostics_t* diagnostics, void* workspace,
                                  size_t workspace_bytes, void* stream) noexcept {
-  return guarded(handle, "linalign_score", [&]() -> linalign_status_t {
+  return guarded(handle, "linalign_score", [&](const ApiCall& call) -> linalign_status_t {
     linalign::LogitsView view;
     linalign::Params p;
-    linalign_status_t s = prepare(handle, logits, params, &view, &p);
+    linalign_status_t s = prepare(call, logits, params, &view, &p);
     if (s != LINALIGN_SUCCESS) return s;
-    s = check_struct(handle, outputs, "outputs", "LINALIGN_SCORE_OUTPUTS_INIT");
+    s = check_struct(call, outputs, "outputs", "LINALIGN_SCORE_OUTPUTS_INIT");
     if (s != LINALIGN_SUCCESS) return s;
     linalign::ScoreOutputs o;
     o.aligned = outputs->aligned;
@@ -495,8 +478,8 @@ linalign_status_t linalign_score(linalign_handle_t handle, const linalign_logits
     o.seq_aligned = outputs->seq_aligned;
     o.seq_base = outputs->seq_base;
     o.seq_principle = outputs->seq_principle;
-    return forward(handle, handle->context->score(view, p, targets, o, to_cxx(diagnostics),
-                                                  workspace, workspace_bytes, stream));
+    return forward(call, handle->context->score(view, p, targets, o, to_cxx(diagnostics), workspace,
+                                                workspace_bytes, stream));
   });
 }
 

@@ -230,8 +230,8 @@ LINALIGN_API void linalign_config_init(linalign_config_t* config) LINALIGN_NOEXC
  *   out:    receives the handle; set to NULL on failure.
  * Returns LINALIGN_SUCCESS, or:
  *   LINALIGN_INVALID_ARGUMENT  out is NULL, config->struct_size too small, an
- *                              unknown backend value, a bad thread count or
- *                              device ordinal;
+ *                              unknown backend value, num_threads < 0, a bad
+ *                              device ordinal (CUDA);
  *   LINALIGN_NOT_SUPPORTED     LINALIGN_BACKEND_CUDA in a build without CUDA;
  *   LINALIGN_NO_DEVICE         LINALIGN_BACKEND_CUDA without a usable device;
  *   LINALIGN_CUDA_ERROR, LINALIGN_INTERNAL.

@@ -131,71 +131,63 @@ LINALIGN_HD float tilt_logit(float zt, float d, float eta) {
   return zt + eta * d;
 }
 
+// Adds one element (log-weight lw, value v) to moments kept in the frame of
+// their running maximum: on a new maximum the accumulators are rescaled by
+// exp(m_old − m_new) (online log-sum-exp), then the weighted mean and M2 are
+// updated as a merge with a one-element part (weighted Welford/Chan) — the
+// mean tracks the data, so a large common offset in v costs no digits, and
+// the variance never comes from E[v²] − E[v]².
+LINALIGN_HD void moments_push(SoftmaxMoments& a, float lw, float v) {
+  if (lw > a.m) {
+    if (a.s > 0.f) {
+      const float scale = fexp(a.m - lw);
+      a.s *= scale;
+      a.m2 *= scale;
+      a.mean_lw += a.m - lw;
+    }
+    a.m = lw;
+  }
+  const float w = fexp(lw - a.m);
+  const float s = a.s + w;
+  const float f = w / s;
+  const float dv = v - a.mean;
+  a.mean += dv * f;
+  // Chan's form dv²·s_old·w/s rather than West's w·dv·(v − mean_new): when a
+  // heavy token follows light ones, f rounds to 1, v − mean_new to 0, and
+  // West's form would drop the light tokens' whole contribution.
+  a.m2 += dv * dv * a.s * f;
+  a.mean_lw += ((lw - a.m) - a.mean_lw) * f;
+  a.s = s;
+}
+
+LINALIGN_HD void lse_push(LogSumExp& a, float x) {
+  if (x > a.m) {
+    a.s = a.s * exp_shift(a.m, x) + 1.0f;
+    a.m = x;
+  } else {
+    a.s += fexp(x - a.m);
+  }
+}
+
 // Statistics of the elements [0, n) of a chunk, given a loader
-// `load(k, &z, &y)` returning the k-th pair as fp32. Chunk-local two-pass
-// (max first, then sums, then centred second moments): exact in the chunk,
-// then chunks merge with row_stats_merge. The chunk is meant to be cache- or
-// register-resident (a CPU chunk of a few thousand tokens, a GPU thread's
-// elements), so the extra passes do not touch memory again.
+// `load(k, &z, &y)` returning the k-th pair as fp32: one pass, online. The
+// chunk is a CPU chunk or a GPU thread's elements; chunks then merge with
+// row_stats_merge.
 template <class LoadT>
 LINALIGN_HD RowStats chunk_stats(const LoadT& load, int64_t n, float inv_t, bool with_tilt,
                                  float eta) {
   RowStats r = row_stats_empty();
-  float mz = -kInf, my = -kInf, mt = -kInf;
-  float d_ref = 0.f;  // first d of the chunk: sums of d − d_ref lose no digits to a common offset
-  uint32_t flags = 0;
-  int32_t count = 0;
-  for (int64_t k = 0; k < n; ++k) {  // pass 1: maxima, flags, support
+  for (int64_t k = 0; k < n; ++k) {
     float z, y;
     load(k, &z, &y);
-    flags |= element_flags(z, y);
-    if (!in_support(z, y)) continue;
-    const float zt = z * inv_t, yt = y * inv_t;
-    if (count == 0) d_ref = yt - zt;
-    ++count;
-    mz = fmaxf_(mz, zt);
-    my = fmaxf_(my, yt);
-    if (with_tilt) mt = fmaxf_(mt, tilt_logit(zt, yt - zt, eta));
-  }
-  r.flags = flags;
-  r.count = count;
-  if (count == 0) return r;
-  float sz = 0.f, sy = 0.f, st = 0.f, wdz = 0.f, wdt = 0.f, wlz = 0.f, wlt = 0.f;
-  for (int64_t k = 0; k < n; ++k) {  // pass 2: normalisers and first moments
-    float z, y;
-    load(k, &z, &y);
+    r.flags |= element_flags(z, y);
     if (!in_support(z, y)) continue;
     const float zt = z * inv_t, yt = y * inv_t, d = yt - zt;
-    const float wz = fexp(zt - mz);
-    sz += wz;
-    wdz += wz * (d - d_ref);
-    wlz += wz * (zt - mz);
-    sy += fexp(yt - my);
-    if (with_tilt) {
-      const float lt = tilt_logit(zt, d, eta) - mt;
-      const float wt = fexp(lt);
-      st += wt;
-      wdt += wt * (d - d_ref);
-      wlt += wt * lt;
-    }
+    ++r.count;
+    moments_push(r.base, zt, d);
+    lse_push(r.principle, yt);
+    if (with_tilt) moments_push(r.tilt, tilt_logit(zt, d, eta), d);
   }
-  const float mean_z = d_ref + wdz / sz, mean_t = with_tilt ? d_ref + wdt / st : 0.f;
-  float m2z = 0.f, m2t = 0.f;
-  for (int64_t k = 0; k < n; ++k) {  // pass 3: centred second moments
-    float z, y;
-    load(k, &z, &y);
-    if (!in_support(z, y)) continue;
-    const float zt = z * inv_t, yt = y * inv_t, d = yt - zt;
-    const float cz = d - mean_z;
-    m2z += fexp(zt - mz) * cz * cz;
-    if (with_tilt) {
-      const float ct = d - mean_t;
-      m2t += fexp(tilt_logit(zt, d, eta) - mt) * ct * ct;
-    }
-  }
-  r.base = SoftmaxMoments{mz, sz, mean_z, m2z, wlz / sz};
-  r.principle = LogSumExp{my, sy};
-  if (with_tilt) r.tilt = SoftmaxMoments{mt, st, mean_t, m2t, wlt / st};
   return r;
 }
 
@@ -204,41 +196,15 @@ LINALIGN_HD RowStats chunk_stats(const LoadT& load, int64_t n, float inv_t, bool
 template <class LoadT>
 LINALIGN_HD SoftmaxMoments chunk_tilt_moments(const LoadT& load, int64_t n, float inv_t,
                                               float eta) {
-  float mt = -kInf, d_ref = 0.f;
-  int32_t count = 0;
+  SoftmaxMoments t = moments_empty();
   for (int64_t k = 0; k < n; ++k) {
     float z, y;
     load(k, &z, &y);
     if (!in_support(z, y)) continue;
     const float zt = z * inv_t, d = y * inv_t - zt;
-    mt = fmaxf_(mt, tilt_logit(zt, d, eta));
-    if (count == 0) d_ref = d;
-    ++count;
+    moments_push(t, tilt_logit(zt, d, eta), d);
   }
-  if (count == 0) return moments_empty();
-  float st = 0.f, wdt = 0.f, wlt = 0.f;
-  for (int64_t k = 0; k < n; ++k) {
-    float z, y;
-    load(k, &z, &y);
-    if (!in_support(z, y)) continue;
-    const float zt = z * inv_t, d = y * inv_t - zt;
-    const float lt = tilt_logit(zt, d, eta) - mt;
-    const float wt = fexp(lt);
-    st += wt;
-    wdt += wt * (d - d_ref);
-    wlt += wt * lt;
-  }
-  const float mean = d_ref + wdt / st;
-  float m2 = 0.f;
-  for (int64_t k = 0; k < n; ++k) {
-    float z, y;
-    load(k, &z, &y);
-    if (!in_support(z, y)) continue;
-    const float zt = z * inv_t, d = y * inv_t - zt;
-    const float c = d - mean;
-    m2 += fexp(tilt_logit(zt, d, eta) - mt) * c * c;
-  }
-  return SoftmaxMoments{mt, st, mean, m2, wlt / st};
+  return t;
 }
 
 }  // namespace math
