@@ -1,0 +1,897 @@
+// linalign — command-line tool: align / sample / score .npy logits, plus
+// gen (random test inputs), info (inspect .npy files) and demo.
+//
+// Exit status: 0 success; 1 bad usage, unreadable or malformed input, or an
+// output that cannot be written; 2 an error reported by the library (its
+// status string and Context::last_error() are printed) or by the CUDA driver.
+// Row-level errors (NaN / +inf logits, empty support) are not failures: they
+// show in the row's diagnostics "status" and its outputs (NaN, token -1).
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <linalign/linalign.hpp>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "cli/npy.hpp"
+#include "cli/options.hpp"
+#include "cli/staging.hpp"
+
+namespace linalign_cli {
+namespace {
+
+using linalign::Status;
+
+// An error reported by the library: exit code 2.
+class LibraryError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+void check(Status s, const linalign::Context& ctx, const char* op) {
+  if (s == Status::kSuccess) return;
+  (void)op;  // last_error() already names the call
+  throw LibraryError(std::string(linalign::status_string(s)) + ": " + ctx.last_error());
+}
+
+// ------------------------------------------------------------- formatting ---
+
+// Shortest decimal that reads back as the same float; "null" when not finite.
+std::string json_float(float f) {
+  if (!std::isfinite(f)) return "null";
+  char buf[40];
+  for (int prec = 6; prec <= 9; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, static_cast<double>(f));
+    if (std::strtof(buf, nullptr) == f) break;
+  }
+  return buf;
+}
+
+// Like json_float but "nan", "inf", "-inf" for the non-finite values.
+std::string text_float(float f) {
+  if (std::isnan(f)) return "nan";
+  if (std::isinf(f)) return f > 0 ? "inf" : "-inf";
+  return json_float(f);
+}
+
+std::string status_json(uint32_t s) {
+  std::string out = "[";
+  auto add = [&](const char* name) {
+    if (out.size() > 1) out += ",";
+    out += "\"";
+    out += name;
+    out += "\"";
+  };
+  if (s & linalign::kRowNaN) add("nan");
+  if (s & linalign::kRowPosInf) add("pos_inf");
+  if (s & linalign::kRowEmptySupport) add("empty_support");
+  const uint32_t known = linalign::kRowNaN | linalign::kRowPosInf | linalign::kRowEmptySupport;
+  for (int b = 0; b < 32; ++b)
+    if ((s & ~known) & (1u << b)) add(("bit" + std::to_string(b)).c_str());
+  return out + "]";
+}
+
+// The common part of a row's JSON record, without the closing brace.
+std::string diag_json(int64_t row, const linalign::RowDiagnostics& d) {
+  return "{\"row\":" + std::to_string(row) + ",\"eta\":" + json_float(d.eta) +
+         ",\"mu\":" + json_float(d.mu) + ",\"sigma\":" + json_float(d.sigma) +
+         ",\"kl_base\":" + json_float(d.kl_base) +
+         ",\"kl_principle\":" + json_float(d.kl_principle) +
+         ",\"entropy\":" + json_float(d.entropy) + ",\"support\":" + std::to_string(d.support) +
+         ",\"status\":" + status_json(d.status);
+}
+
+// Collects the JSON lines and writes them at the end (stdout, a file, or nowhere).
+class DiagnosticsOut {
+ public:
+  explicit DiagnosticsOut(const Args& a, bool default_stdout = true) {
+    if (a.has("no-diagnostics")) {
+      if (a.has("diagnostics"))
+        throw UsageError("--diagnostics and --no-diagnostics are mutually exclusive");
+      return;
+    }
+    if (!a.has("diagnostics") && !default_stdout) return;
+    path_ = a.str("diagnostics", "-");
+    if (path_.empty()) throw UsageError("flag --diagnostics: empty value");
+    enabled_ = true;
+  }
+  bool enabled() const { return enabled_; }
+  void line(const std::string& s) {
+    if (!enabled_) return;
+    text_ += s;
+    text_ += '\n';
+  }
+  void flush() {
+    if (!enabled_) return;
+    if (path_ == "-") {
+      std::fwrite(text_.data(), 1, text_.size(), stdout);
+      return;
+    }
+    std::FILE* f = std::fopen(path_.c_str(), "w");
+    if (!f)
+      throw UsageError("--diagnostics: " + path_ + ": cannot create: " + std::strerror(errno));
+    bool ok = std::fwrite(text_.data(), 1, text_.size(), f) == text_.size();
+    ok = (std::fclose(f) == 0) && ok;
+    if (!ok)
+      throw UsageError("--diagnostics: " + path_ + ": cannot write: " + std::strerror(errno));
+  }
+
+ private:
+  bool enabled_ = false;
+  std::string path_;
+  std::string text_;
+};
+
+// ------------------------------------------------------------------ files ---
+
+npy::Array read_input(const std::string& path, const std::string& flag) {
+  try {
+    return npy::read(path);
+  } catch (const npy::Error& e) {
+    throw UsageError(flag + ": " + e.what());
+  }
+}
+
+void write_output(const Args& a, const std::string& flag, npy::DType t,
+                  const std::vector<int64_t>& shape, const void* data) {
+  if (!a.has(flag)) return;
+  const std::string path = a.required(flag);
+  try {
+    npy::write(path, t, shape, data);
+  } catch (const npy::Error& e) {
+    throw UsageError("--" + flag + ": " + e.what());
+  }
+}
+
+// ----------------------------------------------------------------- inputs ---
+
+struct Logits {
+  npy::Array base, principle;
+  linalign::DType dtype = linalign::DType::kF32;
+  int64_t rows = 0, vocab = 0;
+  std::vector<int64_t> shape;  // of the inputs (and of align's output)
+};
+
+linalign::DType logits_dtype(const npy::Array& a, bool bf16, const std::string& flag) {
+  switch (a.dtype()) {
+    case npy::DType::kF32:
+      return linalign::DType::kF32;
+    case npy::DType::kF16:
+      return linalign::DType::kF16;
+    case npy::DType::kU16:
+    case npy::DType::kV2:
+      if (bf16) return linalign::DType::kBF16;
+      throw UsageError(flag + ": dtype '" + npy::descr(a.dtype()) +
+                       "' holds 16-bit integers; pass --bf16 to read them as bfloat16 bits");
+    case npy::DType::kI32:
+    case npy::DType::kI64:
+      break;
+  }
+  throw UsageError(flag + ": logits of dtype '" + npy::descr(a.dtype()) + "' (" +
+                   npy::dtype_name(a.dtype()) +
+                   ") are not supported; expected float32 '<f4', float16 '<f2' or bfloat16 "
+                   "bits '<u2' with --bf16");
+}
+
+Logits load_logits(const Args& a) {
+  Logits L;
+  const bool bf16 = a.has("bf16");
+  const std::string bpath = a.required("base"), ppath = a.required("principle");
+  L.base = read_input(bpath, "--base");
+  L.principle = read_input(ppath, "--principle");
+  try {
+    npy::require_rank(L.base, 1, 2, "--base " + bpath);
+    npy::require_rank(L.principle, 1, 2, "--principle " + ppath);
+    npy::require_same_shape(L.base, "--base", L.principle, "--principle");
+  } catch (const npy::Error& e) {
+    throw UsageError(e.what());
+  }
+  const linalign::DType bt = logits_dtype(L.base, bf16, "--base " + bpath);
+  const linalign::DType pt = logits_dtype(L.principle, bf16, "--principle " + ppath);
+  if (L.base.dtype() != L.principle.dtype())
+    throw UsageError(std::string("mismatched dtypes: --base is '") + npy::descr(L.base.dtype()) +
+                     "' but --principle is '" + npy::descr(L.principle.dtype()) + "'");
+  (void)pt;
+  L.dtype = bt;
+  L.shape = L.base.shape();
+  L.rows = L.base.rank() == 2 ? L.shape[0] : 1;
+  L.vocab = L.shape.back();
+  return L;
+}
+
+std::vector<int32_t> load_targets(const Args& a, int64_t rows) {
+  const std::string path = a.required("targets");
+  npy::Array t = read_input(path, "--targets");
+  if (t.dtype() != npy::DType::kI32 && t.dtype() != npy::DType::kI64)
+    throw UsageError("--targets " + path + ": dtype '" + npy::descr(t.dtype()) + "' (" +
+                     npy::dtype_name(t.dtype()) +
+                     ") is not supported; expected int32 '<i4' "
+                     "(or int64 '<i8')");
+  try {
+    npy::require_rank(t, 1, 1, "--targets " + path);
+  } catch (const npy::Error& e) {
+    throw UsageError(e.what());
+  }
+  if (t.size() != rows)
+    throw UsageError("mismatched shapes: --targets has " + std::to_string(t.size()) +
+                     " entries but the logits have " + std::to_string(rows) + " rows");
+  std::vector<int32_t> out(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    if (t.dtype() == npy::DType::kI32) {
+      out[r] = t.as<int32_t>()[r];
+    } else {
+      const int64_t v = t.as<int64_t>()[r];
+      if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())
+        throw UsageError("--targets " + path + ": entry " + std::to_string(r) + " = " +
+                         std::to_string(v) + " does not fit int32");
+      out[r] = static_cast<int32_t>(v);
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> load_offsets(const Args& a) {
+  const std::string path = a.required("offsets");
+  npy::Array o = read_input(path, "--offsets");
+  if (o.dtype() != npy::DType::kI32 && o.dtype() != npy::DType::kI64)
+    throw UsageError("--offsets " + path + ": dtype '" + npy::descr(o.dtype()) + "' (" +
+                     npy::dtype_name(o.dtype()) +
+                     ") is not supported; expected int64 '<i8' "
+                     "(or int32 '<i4')");
+  try {
+    npy::require_rank(o, 1, 1, "--offsets " + path);
+  } catch (const npy::Error& e) {
+    throw UsageError(e.what());
+  }
+  if (o.size() < 1)
+    throw UsageError("--offsets " + path +
+                     ": needs at least one entry (S+1 offsets for S sequences)");
+  std::vector<int64_t> out(static_cast<size_t>(o.size()));
+  for (int64_t i = 0; i < o.size(); ++i)
+    out[i] = o.dtype() == npy::DType::kI64 ? o.as<int64_t>()[i] : o.as<int32_t>()[i];
+  return out;
+}
+
+// ------------------------------------------------------------- parameters ---
+
+linalign::Params make_params(const Args& a) {
+  linalign::Params p;
+  p.temperature = a.f32("temperature", 1.0f);
+  p.rule =
+      static_cast<linalign::StepRule>(a.choice("rule", {"fixed", "trust_region", "exact_kl"}, 0));
+  p.ratio = a.f32("ratio", 2.0f);
+  p.epsilon = a.f32("epsilon", 0.1f);
+  p.eta_max = a.f32("eta-max", 8.0f);
+  p.update = static_cast<linalign::UpdateForm>(a.choice("update", {"tilt", "linear"}, 0));
+  p.greedy = a.has("greedy");
+  p.top_p = a.f32("top-p", 1.0f);
+  p.top_k = a.i32("top-k", 0);
+  p.min_p = a.f32("min-p", 0.0f);
+  p.nucleus_source =
+      static_cast<linalign::NucleusSource>(a.choice("nucleus-source", {"principle", "aligned"}, 0));
+  p.min_tokens_to_keep = a.i32("min-tokens-to-keep", 1);
+  p.seed = a.u64("seed", 0);
+  p.offset = a.u64("offset", 0);
+  p.ignore_index = a.i32("ignore-index", -100);
+  return p;
+}
+
+const char* backend_name(linalign::Backend b) {
+  switch (b) {
+    case linalign::Backend::kCpu:
+      return "cpu";
+    case linalign::Backend::kCuda:
+      return "cuda";
+    case linalign::Backend::kAuto:
+      return "auto";
+  }
+  return "?";
+}
+
+struct Engine {
+  std::unique_ptr<linalign::Context> ctx;
+  std::unique_ptr<Staging> mem;
+};
+
+Engine make_engine(const Args& a) {
+  linalign::ContextOptions o;
+  o.backend = static_cast<linalign::Backend>(a.choice("backend", {"cpu", "cuda", "auto"}, 2));
+  o.num_threads = static_cast<int>(a.i64("threads", 0, 0, 1 << 16));
+  o.device = static_cast<int>(a.i64("device", 0, 0, 1 << 16));
+  Engine e;
+  std::string err;
+  Status s = linalign::Context::create(o, &e.ctx, &err);
+  if (s != Status::kSuccess || !e.ctx)
+    throw LibraryError(std::string("cannot create a context for backend ") +
+                       backend_name(o.backend) + ": " + linalign::status_string(s) + ": " + err);
+  if (e.ctx->backend() != linalign::Backend::kCuda) {
+    e.mem = Staging::host();
+    return e;
+  }
+  try {
+    e.mem = Staging::cuda(o.device);
+  } catch (const StagingError& ex) {
+    if (o.backend != linalign::Backend::kAuto) throw;
+    std::fprintf(stderr, "linalign: note: %s; using the CPU backend\n", ex.what());
+    e.ctx.reset();
+    o.backend = linalign::Backend::kCpu;
+    s = linalign::Context::create(o, &e.ctx, &err);
+    if (s != Status::kSuccess || !e.ctx)
+      throw LibraryError(std::string("cannot create a context for backend cpu: ") +
+                         linalign::status_string(s) + ": " + err);
+    e.mem = Staging::host();
+  }
+  return e;
+}
+
+linalign::LogitsView upload_view(Engine& e, const Logits& L) {
+  const void* b = e.mem->upload(L.base.data(), L.base.nbytes());
+  const void* p = e.mem->upload(L.principle.data(), L.principle.nbytes());
+  return linalign::LogitsView::strided(L.dtype, L.rows, L.vocab, b, p);
+}
+
+std::vector<linalign::RowDiagnostics> fetch_diagnostics(Engine& e,
+                                                        const linalign::RowDiagnostics* d,
+                                                        int64_t rows) {
+  std::vector<linalign::RowDiagnostics> out(static_cast<size_t>(rows));
+  e.mem->download_n(out.data(), d, out.size());
+  return out;
+}
+
+// --------------------------------------------------------------- commands ---
+
+int run_align(const Args& a) {
+  const Logits L = load_logits(a);
+  const linalign::Params p = make_params(a);
+  DiagnosticsOut diag(a);
+  Engine e = make_engine(a);
+  const linalign::LogitsView v = upload_view(e, L);
+  const size_t n = static_cast<size_t>(L.rows) * static_cast<size_t>(L.vocab);
+  float* out = e.mem->alloc_n<float>(n);
+  auto* d = e.mem->alloc_n<linalign::RowDiagnostics>(static_cast<size_t>(L.rows));
+  check(e.ctx->align(v, p, out, 0, d), *e.ctx, "align");
+  npy::Array result(npy::DType::kF32, L.shape);
+  e.mem->download_n(result.as<float>(), out, n);
+  const auto diags = fetch_diagnostics(e, d, L.rows);
+  write_output(a, "out", npy::DType::kF32, L.shape, result.data());
+  for (int64_t r = 0; r < L.rows; ++r) diag.line(diag_json(r, diags[r]) + "}");
+  diag.flush();
+  return 0;
+}
+
+int run_sample(const Args& a) {
+  const Logits L = load_logits(a);
+  const linalign::Params p = make_params(a);
+  DiagnosticsOut diag(a);
+  Engine e = make_engine(a);
+  const linalign::LogitsView v = upload_view(e, L);
+  const size_t B = static_cast<size_t>(L.rows);
+  int32_t* tokens = e.mem->alloc_n<int32_t>(B);
+  float* logprob = e.mem->alloc_n<float>(B);
+  auto* d = e.mem->alloc_n<linalign::RowDiagnostics>(B);
+  check(e.ctx->sample(v, p, tokens, logprob, d), *e.ctx, "sample");
+  std::vector<int32_t> tok(B);
+  std::vector<float> lp(B);
+  e.mem->download_n(tok.data(), tokens, B);
+  e.mem->download_n(lp.data(), logprob, B);
+  const auto diags = fetch_diagnostics(e, d, L.rows);
+  const std::vector<int64_t> shape = {L.rows};
+  write_output(a, "out", npy::DType::kI32, shape, tok.data());
+  write_output(a, "out-logprob", npy::DType::kF32, shape, lp.data());
+  for (size_t r = 0; r < B; ++r)
+    diag.line(diag_json(static_cast<int64_t>(r), diags[r]) +
+              ",\"token\":" + std::to_string(tok[r]) + ",\"logprob\":" + json_float(lp[r]) + "}");
+  diag.flush();
+  return 0;
+}
+
+int run_score(const Args& a) {
+  const Logits L = load_logits(a);
+  const std::vector<int32_t> targets = load_targets(a, L.rows);
+  const bool have_offsets = a.has("offsets");
+  std::vector<int64_t> offsets;
+  if (have_offsets) offsets = load_offsets(a);
+  for (const char* f : {"out-seq", "out-seq-base", "out-seq-principle"})
+    if (a.has(f) && !have_offsets) throw UsageError(std::string("--") + f + " needs --offsets");
+  const linalign::Params p = make_params(a);
+  DiagnosticsOut diag(a);
+  Engine e = make_engine(a);
+  const linalign::LogitsView v = upload_view(e, L);
+  const size_t B = static_cast<size_t>(L.rows);
+  const size_t S = have_offsets ? offsets.size() - 1 : 0;
+
+  linalign::ScoreOutputs out;
+  out.aligned = e.mem->alloc_n<float>(B);
+  out.base = e.mem->alloc_n<float>(B);
+  out.principle = e.mem->alloc_n<float>(B);
+  if (have_offsets) {
+    out.seq_offsets = e.mem->upload_n(offsets.data(), offsets.size());
+    out.num_sequences = static_cast<int64_t>(S);
+    out.seq_aligned = e.mem->alloc_n<float>(S);
+    out.seq_base = e.mem->alloc_n<float>(S);
+    out.seq_principle = e.mem->alloc_n<float>(S);
+  }
+  const int32_t* t = e.mem->upload_n(targets.data(), B);
+  auto* d = e.mem->alloc_n<linalign::RowDiagnostics>(B);
+  check(e.ctx->score(v, p, t, out, d), *e.ctx, "score");
+
+  std::vector<float> sa(B), sb(B), sp(B), qa(S), qb(S), qp(S);
+  e.mem->download_n(sa.data(), out.aligned, B);
+  e.mem->download_n(sb.data(), out.base, B);
+  e.mem->download_n(sp.data(), out.principle, B);
+  if (have_offsets) {
+    e.mem->download_n(qa.data(), out.seq_aligned, S);
+    e.mem->download_n(qb.data(), out.seq_base, S);
+    e.mem->download_n(qp.data(), out.seq_principle, S);
+  }
+  const auto diags = fetch_diagnostics(e, d, L.rows);
+  const std::vector<int64_t> rshape = {L.rows}, sshape = {static_cast<int64_t>(S)};
+  write_output(a, "out", npy::DType::kF32, rshape, sa.data());
+  write_output(a, "out-base", npy::DType::kF32, rshape, sb.data());
+  write_output(a, "out-principle", npy::DType::kF32, rshape, sp.data());
+  write_output(a, "out-seq", npy::DType::kF32, sshape, qa.data());
+  write_output(a, "out-seq-base", npy::DType::kF32, sshape, qb.data());
+  write_output(a, "out-seq-principle", npy::DType::kF32, sshape, qp.data());
+  for (size_t r = 0; r < B; ++r)
+    diag.line(diag_json(static_cast<int64_t>(r), diags[r]) +
+              ",\"target\":" + std::to_string(targets[r]) + ",\"score\":" + json_float(sa[r]) +
+              ",\"score_base\":" + json_float(sb[r]) + ",\"score_principle\":" + json_float(sp[r]) +
+              "}");
+  for (size_t s = 0; s < S; ++s)
+    diag.line("{\"sequence\":" + std::to_string(s) + ",\"rows\":[" + std::to_string(offsets[s]) +
+              "," + std::to_string(offsets[s + 1]) + "],\"score\":" + json_float(qa[s]) +
+              ",\"score_base\":" + json_float(qb[s]) + ",\"score_principle\":" + json_float(qp[s]) +
+              "}");
+  diag.flush();
+  return 0;
+}
+
+// ------------------------------------------------------------- generator ---
+
+// SplitMix64 (Steele, Lea, Flood 2014): tiny, portable, same stream everywhere.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed) {}
+  uint64_t next() {
+    uint64_t z = (s_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in (0, 1).
+  double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }
+  // Standard normal (Box–Muller).
+  double normal() {
+    if (have_spare_) {
+      have_spare_ = false;
+      return spare_;
+    }
+    const double r = std::sqrt(-2.0 * std::log(uniform()));
+    const double t = 6.283185307179586 * uniform();
+    spare_ = r * std::sin(t);
+    have_spare_ = true;
+    return r * std::cos(t);
+  }
+  uint64_t below(uint64_t n) { return n ? next() % n : 0; }
+
+ private:
+  uint64_t s_;
+  double spare_ = 0;
+  bool have_spare_ = false;
+};
+
+struct GenSpec {
+  int64_t rows = 0, vocab = 0;
+  uint64_t seed = 0;
+  int dtype = 0;  // 0 f32, 1 f16, 2 bf16
+  float scale = 3.f, shift = 1.f, mask_frac = 0.f;
+};
+
+GenSpec read_gen_spec(const Args& a, int64_t def_rows, int64_t def_vocab) {
+  GenSpec g;
+  const int64_t kMaxElems = int64_t{1} << 32;
+  g.rows = a.i64("rows", def_rows, 0, std::numeric_limits<int32_t>::max());
+  g.vocab = a.i64("vocab", def_vocab, 1, std::numeric_limits<int32_t>::max());
+  if (g.rows > 0 && g.vocab > kMaxElems / g.rows)
+    throw UsageError("--rows x --vocab = " + std::to_string(g.rows) + " x " +
+                     std::to_string(g.vocab) + " is too large (limit 2^32 elements)");
+  g.seed = a.u64("seed", 0);
+  g.dtype = a.choice("dtype", {"f32", "f16", "bf16", "float32", "float16", "bfloat16"}, 0) % 3;
+  g.scale = a.f32("scale", 3.f);
+  g.shift = a.f32("shift", 1.f);
+  g.mask_frac = a.f32("mask-frac", 0.f);
+  if (!std::isfinite(g.scale)) throw UsageError("flag --scale: must be finite");
+  if (!std::isfinite(g.shift)) throw UsageError("flag --shift: must be finite");
+  if (!(g.mask_frac >= 0.f && g.mask_frac <= 1.f))
+    throw UsageError("flag --mask-frac: must be in [0, 1]");
+  return g;
+}
+
+// Base logits scale·N(0,1); principle = base + shift·N(0,1), masked to -inf
+// with probability mask_frac.
+void generate(const GenSpec& g, std::vector<float>* z, std::vector<float>* y) {
+  const size_t n = static_cast<size_t>(g.rows) * static_cast<size_t>(g.vocab);
+  z->resize(n);
+  y->resize(n);
+  Rng rng(g.seed);
+  for (size_t i = 0; i < n; ++i) {
+    const double zi = g.scale * rng.normal();
+    const double yi = zi + g.shift * rng.normal();
+    (*z)[i] = static_cast<float>(zi);
+    (*y)[i] = static_cast<float>(yi);
+    if (g.mask_frac > 0.f && rng.uniform() < g.mask_frac)
+      (*y)[i] = -std::numeric_limits<float>::infinity();
+  }
+}
+
+npy::Array to_array(const std::vector<float>& v, const std::vector<int64_t>& shape, int dtype) {
+  if (dtype == 0) {
+    npy::Array a(npy::DType::kF32, shape);
+    std::copy(v.begin(), v.end(), a.as<float>());
+    return a;
+  }
+  npy::Array a(dtype == 1 ? npy::DType::kF16 : npy::DType::kU16, shape);
+  uint16_t* o = a.as<uint16_t>();
+  for (size_t i = 0; i < v.size(); ++i)
+    o[i] = dtype == 1 ? npy::float_to_half(v[i]) : npy::float_to_bf16(v[i]);
+  return a;
+}
+
+linalign::DType lib_dtype(int dtype) {
+  return dtype == 0   ? linalign::DType::kF32
+         : dtype == 1 ? linalign::DType::kF16
+                      : linalign::DType::kBF16;
+}
+
+int run_gen(const Args& a) {
+  a.required("rows");
+  a.required("vocab");
+  const GenSpec g = read_gen_spec(a, 0, 1);
+  const std::string zpath = a.required("out-base"), ypath = a.required("out-principle");
+  std::vector<int64_t> shape = {g.rows, g.vocab};
+  if (a.has("flat")) {
+    if (g.rows != 1) throw UsageError("--flat writes 1-D [V] arrays and needs --rows 1");
+    shape = {g.vocab};
+  }
+  auto row_flag = [&](const char* name) -> int64_t {
+    if (!a.has(name)) return -1;
+    if (g.rows == 0) throw UsageError(std::string("flag --") + name + ": there are no rows");
+    return a.i64(name, -1, 0, g.rows - 1);
+  };
+  const int64_t nan_row = row_flag("nan-row"), posinf_row = row_flag("posinf-row"),
+                empty_row = row_flag("empty-row");
+  std::vector<float> z, y;
+  generate(g, &z, &y);
+  const size_t V = static_cast<size_t>(g.vocab);
+  if (nan_row >= 0) z[nan_row * V + V / 2] = std::numeric_limits<float>::quiet_NaN();
+  if (posinf_row >= 0) y[posinf_row * V] = std::numeric_limits<float>::infinity();
+  if (empty_row >= 0)
+    std::fill(z.begin() + empty_row * V, z.begin() + (empty_row + 1) * V,
+              -std::numeric_limits<float>::infinity());
+  const npy::Array za = to_array(z, shape, g.dtype), ya = to_array(y, shape, g.dtype);
+  write_output(a, "out-base", za.dtype(), shape, za.data());
+  write_output(a, "out-principle", ya.dtype(), shape, ya.data());
+  Rng rng(g.seed ^ 0x5eed5eed5eed5eedull);
+  if (a.has("out-targets")) {
+    std::vector<int32_t> t(static_cast<size_t>(g.rows));
+    for (auto& x : t) x = static_cast<int32_t>(rng.below(static_cast<uint64_t>(g.vocab)));
+    write_output(a, "out-targets", npy::DType::kI32, {g.rows}, t.data());
+  }
+  if (a.has("sequences") && !a.has("out-offsets"))
+    throw UsageError("--sequences needs --out-offsets");
+  if (a.has("out-offsets")) {
+    const int64_t S = a.i64("sequences", 2, 1, 1 << 30);
+    std::vector<int64_t> o(static_cast<size_t>(S + 1));
+    o[0] = 0;
+    o[S] = g.rows;
+    for (int64_t s = 1; s < S; ++s)
+      o[s] = static_cast<int64_t>(rng.below(static_cast<uint64_t>(g.rows) + 1));
+    std::sort(o.begin(), o.end());
+    write_output(a, "out-offsets", npy::DType::kI64, {S + 1}, o.data());
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------------- info ---
+
+int run_info(const Args& a) {
+  if (a.positional().empty()) throw UsageError("no file given (usage: linalign info FILE.npy...)");
+  const bool bf16 = a.has("bf16"), values = a.has("values");
+  int rc = 0;
+  for (const std::string& path : a.positional()) {
+    npy::Array arr;
+    try {
+      arr = npy::read(path);
+    } catch (const npy::Error& e) {
+      std::fprintf(stderr, "linalign info: error: %s\n", e.what());
+      rc = 1;
+      continue;
+    }
+    const npy::DType t = arr.dtype();
+    const bool as_bf16 = bf16 && (t == npy::DType::kU16 || t == npy::DType::kV2);
+    const bool is_float = t == npy::DType::kF32 || t == npy::DType::kF16 || as_bf16;
+    std::string name = npy::dtype_name(t);
+    if (as_bf16) name = "bfloat16 bits";
+    std::printf("%s: dtype=%s (%s) shape=%s npy=%d.0", path.c_str(), npy::descr(t), name.c_str(),
+                npy::shape_string(arr.shape()).c_str(), arr.version());
+    const int64_t n = arr.size();
+    auto fval = [&](int64_t i) -> float {
+      if (t == npy::DType::kF32) return arr.as<float>()[i];
+      if (t == npy::DType::kF16) return npy::half_to_float(arr.as<uint16_t>()[i]);
+      return npy::bf16_to_float(arr.as<uint16_t>()[i]);
+    };
+    auto ival = [&](int64_t i) -> int64_t {
+      if (t == npy::DType::kI32) return arr.as<int32_t>()[i];
+      if (t == npy::DType::kI64) return arr.as<int64_t>()[i];
+      return arr.as<uint16_t>()[i];
+    };
+    if (t == npy::DType::kV2 && !as_bf16) {
+      std::printf("\n");
+    } else if (is_float) {
+      int64_t finite = 0, nan = 0, pinf = 0, ninf = 0;
+      float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+      for (int64_t i = 0; i < n; ++i) {
+        const float f = fval(i);
+        if (std::isnan(f)) {
+          ++nan;
+        } else if (std::isinf(f)) {
+          ++(f > 0 ? pinf : ninf);
+        } else {
+          ++finite;
+          lo = std::min(lo, f);
+          hi = std::max(hi, f);
+        }
+      }
+      std::printf(" finite=%" PRId64 " nan=%" PRId64 " posinf=%" PRId64 " neginf=%" PRId64, finite,
+                  nan, pinf, ninf);
+      if (finite) std::printf(" min=%s max=%s", text_float(lo).c_str(), text_float(hi).c_str());
+      std::printf("\n");
+    } else {
+      if (n) {
+        int64_t lo = ival(0), hi = lo;
+        for (int64_t i = 1; i < n; ++i) {
+          lo = std::min(lo, ival(i));
+          hi = std::max(hi, ival(i));
+        }
+        std::printf(" min=%" PRId64 " max=%" PRId64, lo, hi);
+      }
+      std::printf("\n");
+    }
+    if (values && !(t == npy::DType::kV2 && !as_bf16)) {
+      for (int64_t i = 0; i < n; ++i) {
+        if (is_float) {
+          std::printf("%s\n", text_float(fval(i)).c_str());
+        } else {
+          std::printf("%" PRId64 "\n", ival(i));
+        }
+      }
+    }
+  }
+  return rc;
+}
+
+// ------------------------------------------------------------------- demo ---
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int run_demo(const Args& a) {
+  const GenSpec g = read_gen_spec(a, 8, 32000);
+  const int64_t iters = a.i64("iters", 20, 1, 1000000);
+  linalign::Params p = make_params(a);
+  DiagnosticsOut diag(a, /*default_stdout=*/false);
+  Engine e = make_engine(a);
+
+  std::vector<float> zf, yf;
+  generate(g, &zf, &yf);
+  const std::vector<int64_t> shape = {g.rows, g.vocab};
+  Logits L;
+  L.base = to_array(zf, shape, g.dtype);
+  L.principle = to_array(yf, shape, g.dtype);
+  L.dtype = lib_dtype(g.dtype);
+  L.rows = g.rows;
+  L.vocab = g.vocab;
+  L.shape = shape;
+  const linalign::LogitsView v = upload_view(e, L);
+  const size_t B = static_cast<size_t>(g.rows), V = static_cast<size_t>(g.vocab);
+
+  static const char* kRules[] = {"fixed", "trust_region", "exact_kl"};
+  static const char* kUpdates[] = {"tilt", "linear"};
+  static const char* kDtypes[] = {"float32", "float16", "bfloat16"};
+  std::printf(
+      "linalign demo: %zu rows x %zu vocab, %s logits (base %s*N(0,1), principle "
+      "base + %s*N(0,1)), backend %s\n",
+      B, V, kDtypes[g.dtype], text_float(g.scale).c_str(), text_float(g.shift).c_str(),
+      backend_name(e.ctx->backend()));
+  std::printf(
+      "params: T=%s rule=%s ratio=%s epsilon=%s eta_max=%s update=%s top_p=%s top_k=%d "
+      "min_p=%s %s seed=%" PRIu64 "\n\n",
+      text_float(p.temperature.value).c_str(), kRules[static_cast<int>(p.rule)],
+      text_float(p.ratio.value).c_str(), text_float(p.epsilon.value).c_str(),
+      text_float(p.eta_max.value).c_str(), kUpdates[static_cast<int>(p.update)],
+      text_float(p.top_p.value).c_str(), p.top_k.value, text_float(p.min_p.value).c_str(),
+      p.greedy ? "greedy" : "sampling", p.seed.value);
+
+  // One call of each, with every output.
+  float* lstar = e.mem->alloc_n<float>(B * V);
+  int32_t* tokens = e.mem->alloc_n<int32_t>(B);
+  float* logprob = e.mem->alloc_n<float>(B);
+  auto* d = e.mem->alloc_n<linalign::RowDiagnostics>(B);
+  check(e.ctx->align(v, p, lstar, 0, nullptr), *e.ctx, "align");
+  check(e.ctx->sample(v, p, tokens, logprob, d), *e.ctx, "sample");
+  std::vector<float> lstar_h(B * V), lp(B);
+  std::vector<int32_t> tok(B);
+  e.mem->download_n(lstar_h.data(), lstar, B * V);
+  e.mem->download_n(tok.data(), tokens, B);
+  e.mem->download_n(lp.data(), logprob, B);
+  const auto diags = fetch_diagnostics(e, d, g.rows);
+  // Score the sampled tokens (invalid rows: ignore_index).
+  std::vector<int32_t> targets(B);
+  for (size_t r = 0; r < B; ++r) targets[r] = tok[r] >= 0 ? tok[r] : p.ignore_index;
+  const int32_t* tgt = e.mem->upload_n(targets.data(), B);
+  linalign::ScoreOutputs so;
+  so.aligned = e.mem->alloc_n<float>(B);
+  check(e.ctx->score(v, p, tgt, so, nullptr), *e.ctx, "score");
+  std::vector<float> sc(B);
+  e.mem->download_n(sc.data(), so.aligned, B);
+
+  std::printf("%5s %8s %9s %8s %9s %9s %8s %7s %7s %9s  %s\n", "row", "eta", "mu", "sigma",
+              "KL(*|z)", "KL(*|y)", "H(*)", "support", "token", "logprob", "status");
+  const size_t shown = std::min<size_t>(B, 16);
+  for (size_t r = 0; r < shown; ++r) {
+    const auto& x = diags[r];
+    std::printf("%5zu %8.4f %9.5f %8.5f %9.5f %9.5f %8.4f %7d %7d %9.4f  %s\n", r, x.eta, x.mu,
+                x.sigma, x.kl_base, x.kl_principle, x.entropy, x.support, tok[r], lp[r],
+                x.status ? status_json(x.status).c_str() : "ok");
+  }
+  if (shown < B) std::printf("  ... (%zu more rows)\n", B - shown);
+  for (size_t r = 0; r < B; ++r)
+    diag.line(diag_json(static_cast<int64_t>(r), diags[r]) +
+              ",\"token\":" + std::to_string(tok[r]) + ",\"logprob\":" + json_float(lp[r]) + "}");
+
+  // Self-checks: the three calls agree on l*[token] for every valid row.
+  size_t bad = 0, valid = 0;
+  double worst = 0;
+  for (size_t r = 0; r < B; ++r) {
+    if (diags[r].status != 0) {
+      if (tok[r] != -1) ++bad;
+      continue;
+    }
+    ++valid;
+    if (tok[r] < 0 || static_cast<size_t>(tok[r]) >= V) {
+      ++bad;
+      continue;
+    }
+    const double tol = 1e-4 * std::max(1.0, std::fabs(static_cast<double>(diags[r].eta)));
+    const double d1 = std::fabs(static_cast<double>(lp[r]) - lstar_h[r * V + tok[r]]);
+    const double d2 = std::fabs(static_cast<double>(lp[r]) - sc[r]);
+    worst = std::max({worst, d1, d2});
+    if (!(d1 <= tol && d2 <= tol)) ++bad;
+  }
+  std::printf(
+      "\ncheck: sample logprob == align l*[token] == score(token) on %zu valid rows: %s "
+      "(max |diff| %.3g)\n",
+      valid, bad ? "MISMATCH" : "ok", worst);
+
+  // Throughput.
+  auto timed = [&](const char* name, size_t bytes, auto&& call) {
+    check(call(), *e.ctx, name);  // warm-up
+    e.mem->synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < iters; ++i) check(call(), *e.ctx, name);
+    e.mem->synchronize();
+    const double s = seconds_since(t0) / static_cast<double>(iters);
+    std::printf("  %-7s %10.3f ms/call %12.0f rows/s %8.2f GB/s\n", name, s * 1e3,
+                static_cast<double>(B) / s, static_cast<double>(bytes) / s * 1e-9);
+  };
+  const size_t in_bytes = 2 * B * V * (g.dtype == 0 ? 4 : 2);
+  std::printf("\ntiming (%" PRId64 " calls each, bytes = logits read + outputs written):\n", iters);
+  timed("align", in_bytes + B * V * 4, [&] { return e.ctx->align(v, p, lstar, 0, nullptr); });
+  timed("sample", in_bytes, [&] { return e.ctx->sample(v, p, tokens, logprob, nullptr); });
+  timed("score", in_bytes, [&] { return e.ctx->score(v, p, tgt, so, nullptr); });
+  diag.flush();
+  if (bad) {
+    std::fprintf(stderr, "linalign demo: error: %zu rows failed the consistency check\n", bad);
+    return 2;
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------------- main ---
+
+int run(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(usage().c_str(), stderr);
+    return 1;
+  }
+  const std::string first = argv[1];
+  if (first == "--help" || first == "-h" || first == "help") {
+    if (argc >= 3) {
+      const CommandSpec* c = find_command(argv[2]);
+      if (!c) {
+        std::fprintf(stderr, "linalign: error: unknown command '%s'\n", argv[2]);
+        return 1;
+      }
+      std::fputs(command_usage(*c).c_str(), stdout);
+      return 0;
+    }
+    std::fputs(usage().c_str(), stdout);
+    return 0;
+  }
+  const CommandSpec* cmd = find_command(first);
+  if (!cmd) {
+    std::fprintf(stderr, "linalign: error: unknown command '%s' (see linalign --help)\n",
+                 first.c_str());
+    return 1;
+  }
+  const char* name = cmd->name;
+  try {
+    const Args a = Args::parse(*cmd, argc, argv, 2);
+    if (a.help()) {
+      std::fputs(command_usage(*cmd).c_str(), stdout);
+      return 0;
+    }
+    switch (cmd->bit) {
+      case kCmdAlign:
+        return run_align(a);
+      case kCmdSample:
+        return run_sample(a);
+      case kCmdScore:
+        return run_score(a);
+      case kCmdDemo:
+        return run_demo(a);
+      case kCmdGen:
+        return run_gen(a);
+      case kCmdInfo:
+        return run_info(a);
+    }
+    return 1;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "linalign %s: error: %s\n", name, e.what());
+    return 1;
+  } catch (const npy::Error& e) {
+    std::fprintf(stderr, "linalign %s: error: %s\n", name, e.what());
+    return 1;
+  } catch (const LibraryError& e) {
+    std::fprintf(stderr, "linalign %s: error: %s\n", name, e.what());
+    return 2;
+  } catch (const StagingError& e) {
+    std::fprintf(stderr, "linalign %s: error: %s\n", name, e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "linalign %s: error: out of memory\n", name);
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "linalign %s: error: %s\n", name, e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+}  // namespace linalign_cli
+
+int main(int argc, char** argv) {
+  // A closed pipe on stdout becomes a write error (exit 1), not a SIGPIPE death.
+  std::signal(SIGPIPE, SIG_IGN);
+  int rc;
+  try {
+    rc = linalign_cli::run(argc, argv);
+  } catch (...) {
+    std::fputs("linalign: error: unexpected exception\n", stderr);
+    return 1;
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "linalign: error: cannot write to stdout: %s\n", std::strerror(errno));
+    return 1;
+  }
+  return rc;
+}

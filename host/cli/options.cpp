@@ -1,0 +1,353 @@
+#include "cli/options.hpp"
+
+#include <algorithm>
+
+#include "cli/parse.hpp"
+
+namespace linalign_cli {
+
+namespace {
+constexpr unsigned kRun = kCmdAlign | kCmdSample | kCmdScore;  // the library operations
+constexpr unsigned kLib = kRun | kCmdDemo;                     // everything that calls the library
+}  // namespace
+
+const std::vector<CommandSpec>& commands() {
+  static const std::vector<CommandSpec> kCommands = {
+      {"align", kCmdAlign, "--base Z.npy --principle Y.npy [--out L.npy] [options]",
+       "aligned log-probabilities l* (float32, same shape as the inputs)"},
+      {"sample", kCmdSample, "--base Z.npy --principle Y.npy [--out TOKENS.npy] [options]",
+       "next token per row (int32 [B]), greedy or seeded Gumbel-max under top-p/top-k/min-p"},
+      {"score", kCmdScore,
+       "--base Z.npy --principle Y.npy --targets T.npy [--offsets O.npy] [--out S.npy] [options]",
+       "log-probabilities of target tokens (float32 [B]) and per-sequence sums"},
+      {"demo", kCmdDemo, "[--rows 8] [--vocab 32000] [options]",
+       "random batch through align + sample + score: diagnostics, checks, throughput"},
+      {"gen", kCmdGen, "--rows B --vocab V --out-base Z.npy --out-principle Y.npy [options]",
+       "write random base/principle logits (and targets/offsets) as .npy test inputs"},
+      {"info", kCmdInfo, "FILE.npy... [--values] [--bf16]",
+       "print dtype, shape and value summary of .npy files"},
+  };
+  return kCommands;
+}
+
+const CommandSpec* find_command(const std::string& name) {
+  for (const auto& c : commands())
+    if (name == c.name) return &c;
+  return nullptr;
+}
+
+const std::vector<FlagSpec>& flags() {
+  static const std::vector<FlagSpec> kFlags = {
+      // ---- inputs
+      {"base", "FILE", kRun, "Inputs",
+       "base logits z: .npy [B,V] or [V], float32 '<f4', float16 '<f2', or bfloat16 bits "
+       "'<u2' with --bf16"},
+      {"principle", "FILE", kRun, "Inputs", "principle logits y: same shape and dtype as --base"},
+      {"targets", "FILE", kCmdScore, "Inputs",
+       "target token per row: int32 [B] (int64 accepted), each in [0,V) or --ignore-index"},
+      {"offsets", "FILE", kCmdScore, "Inputs",
+       "ragged sequences: int64 [S+1] (int32 accepted) non-decreasing row offsets in [0,B]; "
+       "sequence s is rows [o[s], o[s+1])"},
+      {"bf16", nullptr, kRun | kCmdInfo, "Inputs",
+       "read '<u2' (and ml_dtypes '<V2') arrays as bfloat16 bits; '<f2' is always float16"},
+      // ---- outputs
+      {"out", "FILE", kCmdAlign, "Outputs", "aligned log-probs l*: float32, shape of the inputs"},
+      {"out", "FILE", kCmdSample, "Outputs", "tokens: int32 [B] (-1 for invalid rows)"},
+      {"out", "FILE", kCmdScore, "Outputs",
+       "aligned scores l*_t: float32 [B] (0 for ignored rows, NaN for invalid rows)"},
+      {"out-logprob", "FILE", kCmdSample, "Outputs",
+       "log-probability l* of each chosen token: float32 [B]"},
+      {"out-base", "FILE", kCmdScore, "Outputs", "base scores l_t: float32 [B]"},
+      {"out-principle", "FILE", kCmdScore, "Outputs", "principle scores lp_t: float32 [B]"},
+      {"out-seq", "FILE", kCmdScore, "Outputs",
+       "per-sequence sums of l*_t: float32 [S] (needs --offsets)"},
+      {"out-seq-base", "FILE", kCmdScore, "Outputs",
+       "per-sequence sums of l_t: float32 [S] (needs --offsets)"},
+      {"out-seq-principle", "FILE", kCmdScore, "Outputs",
+       "per-sequence sums of lp_t: float32 [S] (needs --offsets)"},
+      {"diagnostics", "FILE", kRun, "Outputs",
+       "write the per-row JSON lines to FILE instead of stdout ('-' = stdout)"},
+      {"diagnostics", "FILE", kCmdDemo, "Outputs",
+       "also write the per-row JSON lines to FILE ('-' = stdout)"},
+      {"no-diagnostics", nullptr, kRun, "Outputs", "do not write the per-row JSON lines"},
+      // ---- alignment
+      {"temperature", "T", kLib, "Alignment",
+       "temperature T > 0 (default 1); sample also takes 0 = greedy"},
+      {"rule", "NAME", kLib, "Alignment",
+       "step rule: fixed (eta = 1 + ratio), trust_region (eta = min(eta_max, sqrt(2 eps)/sigma)), "
+       "exact_kl (KL(pi*|pi) = eps); default fixed"},
+      {"ratio", "R", kLib, "Alignment", "fixed rule: eta = 1 + R (default 2)"},
+      {"epsilon", "EPS", kLib, "Alignment", "trust_region / exact_kl: KL budget > 0 (default 0.1)"},
+      {"eta-max", "E", kLib, "Alignment",
+       "trust_region / exact_kl: upper bound of eta (default 8)"},
+      {"update", "NAME", kLib, "Alignment",
+       "update form: tilt (exponential tilt, default) or linear (first order in probability)"},
+      // ---- token selection
+      {"top-p", "P", kCmdSample | kCmdDemo, "Token selection",
+       "nucleus mass in (0,1] (default 1: off)"},
+      {"top-k", "K", kCmdSample | kCmdDemo, "Token selection",
+       "keep the K most probable (default 0: off)"},
+      {"min-p", "P", kCmdSample | kCmdDemo, "Token selection",
+       "keep tokens with prob >= P * max prob, P in [0,1] (default 0: off)"},
+      {"nucleus-source", "NAME", kCmdSample | kCmdDemo, "Token selection",
+       "distribution the masks are computed on: principle (default) or aligned"},
+      {"min-tokens-to-keep", "N", kCmdSample | kCmdDemo, "Token selection",
+       "the masks always keep the N most probable tokens (default 1)"},
+      {"greedy", nullptr, kCmdSample | kCmdDemo, "Token selection",
+       "argmax instead of Gumbel-max sampling"},
+      {"seed", "S", kCmdSample, "Token selection",
+       "Philox4x32-10 key, uint64 decimal or 0x hex (default 0); row r uses sub-stream r"},
+      {"offset", "O", kCmdSample | kCmdDemo, "Token selection",
+       "Philox offset: the decoding step counter, uint64 (default 0)"},
+      // ---- scoring
+      {"ignore-index", "I", kCmdScore | kCmdDemo, "Scoring",
+       "target value that scores 0 and is left out of sums (default -100)"},
+      // ---- runtime
+      {"backend", "NAME", kLib, "Runtime",
+       "cpu, cuda or auto (default: CUDA when compiled in and a device is present, else CPU)"},
+      {"threads", "N", kLib, "Runtime", "CPU backend worker threads (default 0: all cores)"},
+      {"device", "N", kLib, "Runtime", "CUDA device ordinal (default 0)"},
+      // ---- generator (gen, demo)
+      {"rows", "B", kCmdGen | kCmdDemo, "Generator", "number of rows (gen: required; demo: 8)"},
+      {"vocab", "V", kCmdGen | kCmdDemo, "Generator",
+       "vocabulary size (gen: required; demo: 32000)"},
+      {"seed", "S", kCmdGen, "Generator", "generator seed, uint64 (default 0)"},
+      {"seed", "S", kCmdDemo, "Generator",
+       "seed of the generated logits and of the Philox sampler (default 0)"},
+      {"dtype", "NAME", kCmdGen | kCmdDemo, "Generator",
+       "f32, f16 or bf16 (written as '<u2' bfloat16 bits); default f32"},
+      {"scale", "X", kCmdGen | kCmdDemo, "Generator", "base logits are X * N(0,1) (default 3)"},
+      {"shift", "X", kCmdGen | kCmdDemo, "Generator",
+       "principle logits are base + X * N(0,1) (default 1)"},
+      {"mask-frac", "F", kCmdGen | kCmdDemo, "Generator",
+       "mask each token to -inf in the principle row with probability F (default 0)"},
+      {"out-base", "FILE", kCmdGen, "Generator", "where to write the base logits (required)"},
+      {"out-principle", "FILE", kCmdGen, "Generator",
+       "where to write the principle logits (required)"},
+      {"out-targets", "FILE", kCmdGen, "Generator", "also write random int32 [B] targets in [0,V)"},
+      {"out-offsets", "FILE", kCmdGen, "Generator",
+       "also write int64 [S+1] offsets splitting the rows into --sequences ragged sequences"},
+      {"sequences", "S", kCmdGen, "Generator", "number of sequences for --out-offsets (default 2)"},
+      {"flat", nullptr, kCmdGen, "Generator", "write 1-D [V] arrays (needs --rows 1)"},
+      {"nan-row", "R", kCmdGen, "Generator", "put a NaN into base row R (a row-level error)"},
+      {"posinf-row", "R", kCmdGen, "Generator", "put a +inf into principle row R"},
+      {"empty-row", "R", kCmdGen, "Generator", "make base row R all -inf (empty support)"},
+      {"iters", "N", kCmdDemo, "Generator", "timed repetitions of each call (default 20)"},
+      // ---- info
+      {"values", nullptr, kCmdInfo, "Info", "also print every element, one per line"},
+  };
+  return kFlags;
+}
+
+namespace {
+
+const FlagSpec* find_flag(const std::string& name, Command cmd) {
+  for (const auto& f : flags())
+    if (name == f.name && (f.commands & cmd)) return &f;
+  return nullptr;
+}
+
+// Word-wraps `text` to `width` columns, continuation lines indented by `indent`.
+std::string wrap(const std::string& text, size_t indent, size_t width) {
+  std::string out, word;
+  size_t col = indent;
+  auto flush_word = [&] {
+    if (word.empty()) return;
+    if (col > indent && col + 1 + word.size() > width) {
+      out += "\n" + std::string(indent, ' ');
+      col = indent;
+    } else if (col > indent) {
+      out += ' ';
+      ++col;
+    }
+    out += word;
+    col += word.size();
+    word.clear();
+  };
+  for (char c : text) {
+    if (c == ' ') {
+      flush_word();
+    } else {
+      word += c;
+    }
+  }
+  flush_word();
+  return out;
+}
+
+bool flag_exists(const std::string& name) {
+  for (const auto& f : flags())
+    if (name == f.name) return true;
+  return false;
+}
+
+}  // namespace
+
+Args Args::parse(const CommandSpec& cmd, int argc, char** argv, int first) {
+  Args a;
+  a.cmd_ = &cmd;
+  bool only_positional = false;
+  for (int i = first; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (!only_positional && arg == "--") {
+      only_positional = true;
+      continue;
+    }
+    if (!only_positional && (arg == "-h" || arg == "--help")) {
+      a.help_ = true;
+      continue;
+    }
+    const bool is_flag = !only_positional && arg.size() > 2 && arg[0] == '-' && arg[1] == '-';
+    if (!is_flag) {
+      if (!only_positional && arg.size() > 1 && arg[0] == '-')
+        throw UsageError("unknown option '" + arg + "' (flags start with --; see linalign " +
+                         cmd.name + " --help)");
+      if (cmd.bit != kCmdInfo)
+        throw UsageError("unexpected argument '" + arg +
+                         "' (values follow their --flag; see linalign " + cmd.name + " --help)");
+      a.positional_.push_back(arg);
+      continue;
+    }
+    std::string name = arg.substr(2), value;
+    bool has_value = false;
+    const size_t eq = name.find('=');
+    if (eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    const FlagSpec* f = find_flag(name, cmd.bit);
+    if (!f) {
+      if (flag_exists(name))
+        throw UsageError("flag --" + name + " does not apply to '" + cmd.name + "' (see linalign " +
+                         cmd.name + " --help)");
+      throw UsageError("unknown flag --" + name + " (see linalign " + cmd.name + " --help)");
+    }
+    if (a.values_.count(name)) throw UsageError("flag --" + name + " is given twice");
+    if (!f->metavar) {
+      if (has_value) throw UsageError("flag --" + name + " takes no value");
+    } else if (!has_value) {
+      if (i + 1 >= argc) throw UsageError("flag --" + name + " needs a value (" + f->metavar + ")");
+      value = argv[++i];
+    }
+    a.values_[name] = value;
+  }
+  return a;
+}
+
+std::string Args::str(const std::string& name, const std::string& def) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? def : it->second;
+}
+
+std::string Args::required(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end())
+    throw UsageError("missing required flag --" + name + " (see linalign " + cmd_->name +
+                     " --help)");
+  if (it->second.empty()) throw UsageError("flag --" + name + ": empty value");
+  return it->second;
+}
+
+float Args::f32(const std::string& name, float def) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return def;
+  float v;
+  std::string why;
+  if (!parse::to_f32(it->second, &v, &why))
+    throw UsageError("flag --" + name + ": '" + it->second + "': " + why);
+  return v;
+}
+
+int32_t Args::i32(const std::string& name, int32_t def) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return def;
+  int32_t v;
+  std::string why;
+  if (!parse::to_i32(it->second, &v, &why))
+    throw UsageError("flag --" + name + ": '" + it->second + "': " + why);
+  return v;
+}
+
+int64_t Args::i64(const std::string& name, int64_t def, int64_t lo, int64_t hi) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return def;
+  int64_t v;
+  std::string why;
+  if (!parse::to_i64(it->second, lo, hi, &v, &why))
+    throw UsageError("flag --" + name + ": '" + it->second + "': " + why);
+  return v;
+}
+
+uint64_t Args::u64(const std::string& name, uint64_t def) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return def;
+  uint64_t v;
+  std::string why;
+  if (!parse::to_u64(it->second, &v, &why))
+    throw UsageError("flag --" + name + ": '" + it->second + "': " + why);
+  return v;
+}
+
+int Args::choice(const std::string& name, const std::vector<std::string>& choices, int def) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return def;
+  std::string v = it->second;
+  std::replace(v.begin(), v.end(), '-', '_');
+  for (size_t i = 0; i < choices.size(); ++i)
+    if (v == choices[i]) return static_cast<int>(i);
+  std::string list;
+  for (size_t i = 0; i < choices.size(); ++i) list += (i ? ", " : "") + choices[i];
+  throw UsageError("flag --" + name + ": '" + it->second + "' is not one of " + list);
+}
+
+std::string usage() {
+  std::string s =
+      "linalign: Linear Alignment (Gao et al., ICML 2024) at decode time.\n"
+      "Aligns a model with a principle from two next-token logit rows per step: z from the\n"
+      "plain context, y from the context with the principle in its system prompt.\n\n"
+      "usage: linalign <command> [flags]    (linalign <command> --help for its flags)\n\n"
+      "commands:\n";
+  for (const auto& c : commands()) {
+    std::string name = c.name;
+    name.resize(8, ' ');
+    s += "  " + name + c.summary + "\n";
+  }
+  s += "\n"
+       "Arrays are NumPy .npy files (C order, little-endian). Per-row diagnostics go to stdout\n"
+       "as JSON lines: {\"row\":r,\"eta\":..,\"mu\":..,\"sigma\":..,\"kl_base\":..,"
+       "\"kl_principle\":..,\n"
+       "\"entropy\":..,\"support\":..,\"status\":[..]} (non-finite numbers are null).\n"
+       "Exit status: 0 success, 1 bad usage or input file, 2 library or CUDA error.\n\n"
+       "example:\n"
+       "  linalign gen --rows 4 --vocab 32000 --out-base z.npy --out-principle y.npy\n"
+       "  linalign sample --base z.npy --principle y.npy --ratio 2 --top-p 0.8 --seed 7 "
+       "--out t.npy\n"
+       "  linalign demo\n";
+  return s;
+}
+
+std::string command_usage(const CommandSpec& cmd) {
+  std::string s =
+      std::string("usage: linalign ") + cmd.name + " " + cmd.synopsis + "\n" + cmd.summary + "\n";
+  std::string group;
+  for (const auto& f : flags()) {
+    if (!(f.commands & cmd.bit)) continue;
+    if (group != f.group) {
+      group = f.group;
+      s += "\n" + group + ":\n";
+    }
+    std::string left =
+        std::string("  --") + f.name + (f.metavar ? std::string(" ") + f.metavar : "");
+    if (left.size() < 26) {
+      left.resize(26, ' ');
+    } else {
+      left += "\n" + std::string(26, ' ');
+    }
+    s += left + wrap(f.help, 26, 100) + "\n";
+  }
+  s += "\n  -h, --help              this help\n";
+  return s;
+}
+
+}  // namespace linalign_cli
