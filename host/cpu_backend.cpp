@@ -118,10 +118,7 @@ CpuLayout CpuBackend::layout(const Call& call) const {
   const int64_t B = call.logits.rows, V = call.logits.vocab;
   const int64_t T = pool_.size();
   CpuLayout L;
-  if (B > 0 && B < 4 * T) {
-    const int64_t want = ceil_div(4 * T, B);
-    L.slices = std::max<int64_t>(1, std::min(want, V / kCpuMinSliceTokens));
-  }
+  L.slices = ceil_div(V, kCpuSliceTokens);
   const size_t parts = size_t(B * L.slices);
   size_t off = 0;
   L.stats_off = off;
@@ -180,7 +177,7 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
     const float t = p.temperature.at(r);
     return t > 0.f ? 1.0f / t : 1.0f;  // T = 0 (sample only): greedy, statistics at T = 1
   };
-  auto span_of = [&](int64_t s) { return slice_span(V, S, s, kCpuChunk); };
+  auto span_of = [&](int64_t s) { return slice_span(V, S, s, kCpuSliceTokens); };
 
   // ---- 1. first sweep per (row, slice)
   pool_.parallel_for(B * S, [&](int64_t w) {

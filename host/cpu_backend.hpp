@@ -21,9 +21,12 @@ namespace host {
 // 5e-4 relative, 256-token chunks by 8e-5, 128 by 3e-5, 64 by 1.2e-5 —
 // about a GPU thread's share of a row.
 constexpr int64_t kCpuChunk = 64;
-// A vocabulary slice (the unit of work of one thread for small batches) is at
-// least this many tokens, so slicing never costs more than it saves.
-constexpr int64_t kCpuMinSliceTokens = 8192;
+// A vocabulary slice — the unit of work of one thread — is this many tokens
+// (the last one shorter). The split depends on V alone, never on the batch
+// size or the thread count, so the merge order, and hence every bit of a
+// row's result, is the same whether the row is computed alone or in any
+// batch (SPEC §5: "every other row is computed exactly as if it were alone").
+constexpr int64_t kCpuSliceTokens = 16384;
 
 // Workspace layout of one CPU call (byte offsets, 64-byte aligned).
 struct CpuLayout {
