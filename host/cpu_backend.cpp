@@ -124,7 +124,7 @@ CpuLayout CpuBackend::layout(const Call& call) const {
   L.stats_off = off;
   off = align64(off + parts * sizeof(RowStats));
   L.sweep_off = off;
-  off = align64(off + parts * std::max(sizeof(SoftmaxMoments), sizeof(LinearSums)));
+  off = align64(off + parts * std::max(sizeof(TiltMoments), sizeof(LinearSums)));
   L.plan_off = off;
   off = align64(off + size_t(B) * sizeof(RowPlan));
   L.select_off = off;
@@ -145,7 +145,17 @@ Status CpuBackend::run(const Call& call, void* workspace, size_t workspace_bytes
                " bytes workspace_size() reports";
     return Status::kInsufficientWorkspace;
   }
-  if (call.logits.rows == 0) return Status::kSuccess;
+  if (call.logits.rows == 0) {
+    if (call.op == Op::kScore) {  // every sequence is empty: its sums are 0
+      const ScoreOutputs& o = *call.score;
+      for (int64_t s = 0; s < o.num_sequences; ++s) {
+        if (o.seq_aligned != nullptr) o.seq_aligned[s] = 0.f;
+        if (o.seq_base != nullptr) o.seq_base[s] = 0.f;
+        if (o.seq_principle != nullptr) o.seq_principle[s] = 0.f;
+      }
+    }
+    return Status::kSuccess;
+  }
   char* ws = static_cast<char*>(workspace);
   switch (call.logits.dtype) {
     case DType::kF32:
@@ -197,7 +207,7 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
     RowStats st = row_stats_empty();
     for (int64_t s = 0; s < S; ++s) st = row_stats_merge(st, stats[r * S + s]);
     const float inv_t = inv_t_of(r);
-    RowPlan plan = plan_begin(st, inv_t, update);
+    RowPlan plan = plan_begin(st, inv_t, update, !tilt_in_first);
     if (plan_valid(plan)) {
       const RowData<E> row = row_data<E>(v, r);
       const Span all{0, V};
@@ -211,19 +221,17 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
         case StepRule::kExactKl: {
           auto eval = [&](float eta) {
             if (update == Update::kTilt) {
-              const SoftmaxMoments t = sweep(
-                  row, all, moments_empty(),
+              const TiltMoments t = sweep(
+                  row, all, tilt_empty(),
                   [&](const auto& load, int64_t n) {
-                    return chunk_tilt_moments(load, n, inv_t, eta);
+                    return chunk_tilt_moments(load, n, plan, eta);
                   },
-                  moments_merge);
-              return tilt_kl_point(t, plan.lse_z, eta);
+                  tilt_merge);
+              return tilt_kl_point(t, plan, eta);
             }
             const LinearSums s = sweep(
                 row, all, linear_empty(),
-                [&](const auto& load, int64_t n) {
-                  return chunk_linear_sums(load, n, inv_t, plan.lse_z, plan.mean_d, eta);
-                },
+                [&](const auto& load, int64_t n) { return chunk_linear_sums(load, n, plan, eta); },
                 linear_merge);
             return linear_kl_point(s);
           };
@@ -238,7 +246,7 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
 
   // ---- 3. second sweep at the chosen η
   if (!tilt_in_first) {
-    SoftmaxMoments* tm = reinterpret_cast<SoftmaxMoments*>(ws + L.sweep_off);
+    TiltMoments* tm = reinterpret_cast<TiltMoments*>(ws + L.sweep_off);
     LinearSums* ls = reinterpret_cast<LinearSums*>(ws + L.sweep_off);
     pool_.parallel_for(B * S, [&](int64_t w) {
       const RowPlan& plan = plans[w / S];
@@ -246,17 +254,15 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
       const RowData<E> row = row_data<E>(v, w / S);
       if (update == Update::kTilt) {
         tm[w] = sweep(
-            row, span_of(w % S), moments_empty(),
+            row, span_of(w % S), tilt_empty(),
             [&](const auto& load, int64_t n) {
-              return chunk_tilt_moments(load, n, plan.inv_t, plan.eta);
+              return chunk_tilt_moments(load, n, plan, plan.eta);
             },
-            moments_merge);
+            tilt_merge);
       } else {
         ls[w] = sweep(
             row, span_of(w % S), linear_empty(),
-            [&](const auto& load, int64_t n) {
-              return chunk_linear_sums(load, n, plan.inv_t, plan.lse_z, plan.mean_d, plan.eta);
-            },
+            [&](const auto& load, int64_t n) { return chunk_linear_sums(load, n, plan, plan.eta); },
             linear_merge);
       }
     });
@@ -264,8 +270,8 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
       RowPlan& plan = plans[r];
       if (!plan_valid(plan)) return;
       if (update == Update::kTilt) {
-        SoftmaxMoments t = moments_empty();
-        for (int64_t s = 0; s < S; ++s) t = moments_merge(t, tm[r * S + s]);
+        TiltMoments t = tilt_empty();
+        for (int64_t s = 0; s < S; ++s) t = tilt_merge(t, tm[r * S + s]);
         plan_finish_tilt(plan, t);
       } else {
         LinearSums t = linear_empty();

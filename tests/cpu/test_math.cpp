@@ -154,12 +154,14 @@ TEST(RowStats, MergeOfAnyRandomSplitEqualsWholeRow) {
     if (whole.count == 0) continue;
     expect_close(lm::lse_value(m.base), lm::lse_value(whole.base), 1e-6f, "lse z");
     expect_close(lm::lse_value(m.principle), lm::lse_value(whole.principle), 1e-6f, "lse y");
-    expect_close(lm::lse_value(m.tilt), lm::lse_value(whole.tilt), 1e-6f, "lse tilt");
+    expect_close(lm::lse_value(m.tilt.t), lm::lse_value(whole.tilt.t), 1e-6f, "lse tilt");
     expect_close(m.base.mean, whole.base.mean, 1e-5f, "mean d");
     expect_close(m.base.m2 / m.base.s, whole.base.m2 / whole.base.s, 1e-4f, "var d");
     expect_close(m.base.mean_lw, whole.base.mean_lw, 1e-5f, "mean lw");
-    expect_close(m.tilt.mean, whole.tilt.mean, 1e-5f, "tilt mean");
-    expect_close(m.tilt.m2 / m.tilt.s, whole.tilt.m2 / whole.tilt.s, 1e-4f, "tilt var");
+    expect_close(m.tilt.t.mean, whole.tilt.t.mean, 1e-5f, "tilt mean");
+    expect_close(m.tilt.mean_z, whole.tilt.mean_z, 1e-5f, "tilt mean z");
+    expect_close(m.tilt.mean_y, whole.tilt.mean_y, 1e-5f, "tilt mean y");
+    expect_close(m.tilt.t.m2 / m.tilt.t.s, whole.tilt.t.m2 / whole.tilt.t.s, 1e-4f, "tilt var");
   }
 }
 

@@ -12,6 +12,15 @@
 #define LINALIGN_HD inline
 #endif
 
+// Full unrolling of the per-element loops of the chunk functions on the
+// device, where a GPU thread's chunk is a register array: a loop left rolled
+// would index it dynamically and move it to local memory. Empty on the host.
+#if defined(__CUDA_ARCH__)
+#define LINALIGN_UNROLL _Pragma("unroll")
+#else
+#define LINALIGN_UNROLL
+#endif
+
 namespace linalign {
 namespace math {
 

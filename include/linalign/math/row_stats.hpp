@@ -45,9 +45,17 @@ LINALIGN_HD SoftmaxMoments moments_empty() {
   return SoftmaxMoments{-kInf, 0.f, 0.f, 0.f, 0.f};
 }
 
-LINALIGN_HD SoftmaxMoments moments_merge(const SoftmaxMoments& a, const SoftmaxMoments& b) {
-  if (b.s == 0.f) return a;  // a non-empty part always has s ≥ 1
-  if (a.s == 0.f) return b;
+// Merge; *fb_out (optional) receives part b's share of the merged weight.
+LINALIGN_HD SoftmaxMoments moments_merge(const SoftmaxMoments& a, const SoftmaxMoments& b,
+                                         float* fb_out = nullptr) {
+  if (b.s == 0.f) {  // a non-empty part always has s ≥ 1
+    if (fb_out) *fb_out = 0.f;
+    return a;
+  }
+  if (a.s == 0.f) {
+    if (fb_out) *fb_out = 1.f;
+    return b;
+  }
   const float m = fmaxf_(a.m, b.m);
   const float ea = fexp(a.m - m), eb = fexp(b.m - m);  // one of them is exactly 1
   const float wa = a.s * ea, wb = b.s * eb;
@@ -61,6 +69,42 @@ LINALIGN_HD SoftmaxMoments moments_merge(const SoftmaxMoments& a, const SoftmaxM
   r.mean = a.mean + dv * fb;
   r.m2 = a.m2 * ea + b.m2 * eb + dv * dv * wa * fb;
   r.mean_lw = la + (lb - la) * fb;
+  if (fb_out) *fb_out = fb;
+  return r;
+}
+
+// The tilted policy π* ∝ exp(lw): SoftmaxMoments of v = d (whose variance
+// gives dKL/dη), plus the π*-means of zt and yt taken relative to references
+// ref_z, ref_y that are the base and principle maxima of the same part:
+//   mean_z = E*[zt − ref_z],  mean_y = E*[yt − ref_y].
+// Then E*[ℓ] = mean_z − log s_z and E*[ℓᵖ] = mean_y − log s_y, and
+// KL(π*‖π) = −H(π*) − E*[ℓ], KL(π*‖πᵖ) = −H(π*) − E*[ℓᵖ] come out without
+// cancelling two large log-normalisers (one-hot rows, large η).
+struct TiltMoments {
+  SoftmaxMoments t;
+  float mean_z;
+  float mean_y;
+};
+
+LINALIGN_HD TiltMoments tilt_empty() {
+  return TiltMoments{moments_empty(), 0.f, 0.f};
+}
+
+// Moves the references by (old − new) when they change.
+LINALIGN_HD void tilt_rebase(TiltMoments& a, float dz, float dy) {
+  if (a.t.s > 0.f) {
+    a.mean_z += dz;
+    a.mean_y += dy;
+  }
+}
+
+// Merge of two parts in the same reference frame.
+LINALIGN_HD TiltMoments tilt_merge(const TiltMoments& a, const TiltMoments& b) {
+  float fb;
+  TiltMoments r;
+  r.t = moments_merge(a.t, b.t, &fb);
+  r.mean_z = a.mean_z + (b.mean_z - a.mean_z) * fb;
+  r.mean_y = a.mean_y + (b.mean_y - a.mean_y) * fb;
   return r;
 }
 
@@ -89,20 +133,25 @@ LINALIGN_HD float lse_value(const SoftmaxMoments& a) {
 struct RowStats {
   SoftmaxMoments base;  // lw = zt, v = d
   LogSumExp principle;  // lw = yt
-  SoftmaxMoments tilt;  // lw = zt + η d, v = d (only when η is known during the sweep)
+  TiltMoments tilt;     // lw = zt + η d, v = d, refs base.m / principle.m
+                        // (only when η is known during the sweep: fixed rule)
   int32_t count;        // tokens in S
   uint32_t flags;       // RowStatus bits seen (NaN, +inf)
 };
 
 LINALIGN_HD RowStats row_stats_empty() {
-  return RowStats{moments_empty(), lse_empty(), moments_empty(), 0, 0u};
+  return RowStats{moments_empty(), lse_empty(), tilt_empty(), 0, 0u};
 }
 
 LINALIGN_HD RowStats row_stats_merge(const RowStats& a, const RowStats& b) {
   RowStats r;
   r.base = moments_merge(a.base, b.base);
   r.principle = lse_merge(a.principle, b.principle);
-  r.tilt = moments_merge(a.tilt, b.tilt);
+  // bring both tilted parts to the merged references (the merged maxima)
+  TiltMoments ta = a.tilt, tb = b.tilt;
+  tilt_rebase(ta, a.base.m - r.base.m, a.principle.m - r.principle.m);
+  tilt_rebase(tb, b.base.m - r.base.m, b.principle.m - r.principle.m);
+  r.tilt = tilt_merge(ta, tb);
   r.count = a.count + b.count;
   r.flags = a.flags | b.flags;
   return r;
@@ -137,7 +186,8 @@ LINALIGN_HD float tilt_logit(float zt, float d, float eta) {
 // updated as a merge with a one-element part (weighted Welford/Chan) — the
 // mean tracks the data, so a large common offset in v costs no digits, and
 // the variance never comes from E[v²] − E[v]².
-LINALIGN_HD void moments_push(SoftmaxMoments& a, float lw, float v) {
+// Returns the new element's share w/Σw of the updated weight.
+LINALIGN_HD float moments_push(SoftmaxMoments& a, float lw, float v) {
   if (lw > a.m) {
     if (a.s > 0.f) {
       const float scale = fexp(a.m - lw);
@@ -158,6 +208,15 @@ LINALIGN_HD void moments_push(SoftmaxMoments& a, float lw, float v) {
   a.m2 += dv * dv * a.s * f;
   a.mean_lw += ((lw - a.m) - a.mean_lw) * f;
   a.s = s;
+  return f;
+}
+
+// Adds one element to tilted moments; zr = zt − ref_z, yr = yt − ref_y in
+// the moments' current frame.
+LINALIGN_HD void tilt_push(TiltMoments& a, float lw, float d, float zr, float yr) {
+  const float f = moments_push(a.t, lw, d);
+  a.mean_z += (zr - a.mean_z) * f;
+  a.mean_y += (yr - a.mean_y) * f;
 }
 
 LINALIGN_HD void lse_push(LogSumExp& a, float x) {
@@ -177,6 +236,7 @@ template <class LoadT>
 LINALIGN_HD RowStats chunk_stats(const LoadT& load, int64_t n, float inv_t, bool with_tilt,
                                  float eta) {
   RowStats r = row_stats_empty();
+  LINALIGN_UNROLL
   for (int64_t k = 0; k < n; ++k) {
     float z, y;
     load(k, &z, &y);
@@ -184,27 +244,15 @@ LINALIGN_HD RowStats chunk_stats(const LoadT& load, int64_t n, float inv_t, bool
     if (!in_support(z, y)) continue;
     const float zt = z * inv_t, yt = y * inv_t, d = yt - zt;
     ++r.count;
+    const float mz = r.base.m, my = r.principle.m;
     moments_push(r.base, zt, d);
     lse_push(r.principle, yt);
-    if (with_tilt) moments_push(r.tilt, tilt_logit(zt, d, eta), d);
+    if (with_tilt) {
+      tilt_rebase(r.tilt, mz - r.base.m, my - r.principle.m);  // no-op unless a max moved
+      tilt_push(r.tilt, tilt_logit(zt, d, eta), d, zt - r.base.m, yt - r.principle.m);
+    }
   }
   return r;
-}
-
-// Tilted moments alone for a known η (the second sweep of the trust_region
-// and exact_kl rules, and each evaluation of the exact_kl solver).
-template <class LoadT>
-LINALIGN_HD SoftmaxMoments chunk_tilt_moments(const LoadT& load, int64_t n, float inv_t,
-                                              float eta) {
-  SoftmaxMoments t = moments_empty();
-  for (int64_t k = 0; k < n; ++k) {
-    float z, y;
-    load(k, &z, &y);
-    if (!in_support(z, y)) continue;
-    const float zt = z * inv_t, d = y * inv_t - zt;
-    moments_push(t, tilt_logit(zt, d, eta), d);
-  }
-  return t;
 }
 
 }  // namespace math

@@ -14,7 +14,7 @@ namespace math {
 
 // Sums over S for the `linear` update at a given η, with weights
 // π_i·g_i, g_i = max(0, 1 + η (δ_i − μ)) = max(0, 1 + η (d_i − E_π[d])):
-//   n = Σ π g,  a = Σ π g log g,  b = Σ π g d,  c = Σ π g ℓ,
+//   n = Σ π g,  a = Σ π g log g,  b = Σ π g (d − E_π d),  c = Σ π g ℓ,
 //   dn = Σ_{g>0} π (d − E_π d),  da = Σ_{g>0} π (d − E_π d)(log g + 1)  (η-derivatives).
 // Plain sums merge by addition (π ≤ 1: no overflow, no rescaling needed).
 struct LinearSums {
@@ -32,39 +32,22 @@ LINALIGN_HD float linear_factor(float d, float mean_d, float eta) {
   return 1.0f + eta * (d - mean_d);
 }
 
-template <class LoadT>
-LINALIGN_HD LinearSums chunk_linear_sums(const LoadT& load, int64_t n, float inv_t, float lse_z,
-                                         float mean_d, float eta) {
-  LinearSums s = linear_empty();
-  for (int64_t k = 0; k < n; ++k) {
-    float z, y;
-    load(k, &z, &y);
-    if (!in_support(z, y)) continue;
-    const float zt = z * inv_t, d = y * inv_t - zt;
-    const float l = zt - lse_z;
-    const float pi = fexp(l);
-    const float g = linear_factor(d, mean_d, eta);
-    if (!(g > 0.f)) continue;
-    const float c = d - mean_d;
-    const float w = pi * g, lg = flog(g);
-    s.n += w;
-    s.a += w * lg;
-    s.b += w * d;
-    s.c += w * l;
-    s.dn += pi * c;
-    s.da += pi * c * (lg + 1.f);
-  }
-  return s;
-}
-
-// Everything needed per element and per row once the sweeps are done.
+// Everything needed per element and per row once the sweeps are done. Log
+// normalisers are kept as (max, log of the scaled sum) pairs and applied in
+// two steps, (x − m) − log s: the first subtraction is exact for the tokens
+// that carry the mass, so ℓ, ℓᵖ and ℓ* lose nothing to a large m.
 struct RowPlan {
   float inv_t;
-  float lse_z;   // lse(zt) over S
-  float lse_y;   // lse(yt) over S
-  float mean_d;  // E_π[d]
+  float m_z, ls_z;  // base:      lse(zt) = m_z + ls_z over S
+  float m_y, ls_y;  // principle: lse(yt) = m_y + ls_y over S
+  float mean_d;     // E_π[d]
   float eta;
-  float lse_t;     // tilt: lse(zt + η d) over S
+  // tilt: log-weights lw_i = (zt_i − off_z) + η (d_i − off_d), ℓ*_i = (lw_i − m_t) − ls_t.
+  // The fixed rule merges them in the first sweep, before anything is known:
+  // off_z = off_d = 0. A second sweep (trust_region, exact_kl) centres them
+  // (off_z = m_z, off_d = E_π[d]) so lw stays small where the weight is.
+  float off_z, off_d;
+  float m_t, ls_t;
   float log_n;     // linear: log Σ π max(0, g)
   int32_t update;  // Update
   int32_t count;   // |S|
@@ -79,29 +62,96 @@ LINALIGN_HD bool plan_valid(const RowPlan& p) {
 
 // Base quantities from the merged first-sweep statistics. Sets flags
 // (kFlagEmpty for an empty S) and, for an invalid row, NaN everywhere.
-LINALIGN_HD RowPlan plan_begin(const RowStats& st, float inv_t, Update update) {
+// `centred_tilt`: whether the tilted moments will come from a second sweep
+// (see off_z, off_d); false when they were merged in the first sweep.
+LINALIGN_HD RowPlan plan_begin(const RowStats& st, float inv_t, Update update, bool centred_tilt) {
   RowPlan p;
   p.inv_t = inv_t;
   p.update = int32_t(update);
   p.count = st.count;
   p.flags = st.flags | (st.count == 0 ? kFlagEmpty : 0u);
-  p.eta = p.lse_t = p.log_n = p.kl_base = p.kl_principle = p.entropy = kNaN;
+  p.off_z = p.off_d = 0.f;
+  p.eta = p.m_t = p.ls_t = p.log_n = p.kl_base = p.kl_principle = p.entropy = kNaN;
   if (p.flags != 0u) {
-    p.lse_z = p.lse_y = p.mean_d = p.mu = p.sigma = kNaN;
+    p.m_z = p.ls_z = p.m_y = p.ls_y = p.mean_d = p.mu = p.sigma = kNaN;
     return p;
   }
-  p.lse_z = lse_value(st.base);
-  p.lse_y = lse_value(st.principle);
+  p.m_z = st.base.m;
+  p.ls_z = flog(st.base.s);
+  p.m_y = st.principle.m;
+  p.ls_y = flog(st.principle.s);
   p.mean_d = st.base.mean;
-  p.mu = st.base.mean - (p.lse_y - p.lse_z);  // μ = E_π[δ] = −KL(π‖πᵖ)
+  // μ = E_π[δ] = E_π[d] − (lse_y − lse_z) = −KL(π‖πᵖ)
+  p.mu = st.base.mean - ((p.m_y - p.m_z) + (p.ls_y - p.ls_z));
   p.sigma = fsqrt(st.base.m2 / st.base.s);
+  if (centred_tilt) {
+    p.off_z = p.m_z;
+    p.off_d = p.mean_d;
+  }
   return p;
 }
 
-// KL(π_η‖π) of the tilt family from its moments (lw = zt + η d) at η.
-LINALIGN_HD KlPoint tilt_kl_point(const SoftmaxMoments& t, float lse_z, float eta) {
-  const float lse_t = lse_value(t);
-  return KlPoint{eta * t.mean - (lse_t - lse_z), eta * (t.m2 / t.s)};
+// The tilted log-weight of one token in the plan's frame (see RowPlan).
+LINALIGN_HD float plan_tilt_logit(const RowPlan& p, float zt, float d, float eta) {
+  return tilt_logit(zt - p.off_z, d - p.off_d, eta);
+}
+
+// Tilted moments for a known η in the plan's frame, with the references at
+// the row maxima m_z, m_y (the second sweep of trust_region / exact_kl, and
+// each exact_kl evaluation). Parts merge with tilt_merge.
+template <class LoadT>
+LINALIGN_HD TiltMoments chunk_tilt_moments(const LoadT& load, int64_t n, const RowPlan& p,
+                                           float eta) {
+  TiltMoments t = tilt_empty();
+  for (int64_t k = 0; k < n; ++k) {
+    float z, y;
+    load(k, &z, &y);
+    if (!in_support(z, y)) continue;
+    const float zt = z * p.inv_t, yt = y * p.inv_t, d = yt - zt;
+    tilt_push(t, plan_tilt_logit(p, zt, d, eta), d, zt - p.m_z, yt - p.m_y);
+  }
+  return t;
+}
+
+// H(π*), KL(π*‖π), KL(π*‖πᵖ) from tilted moments whose references are the
+// row maxima m_z, m_y:  H = log s_t − E*[lw − m_t],  E*[ℓ] = mean_z − ls_z.
+struct TiltDiagnostics {
+  float entropy, kl_base, kl_principle;
+};
+LINALIGN_HD TiltDiagnostics tilt_diagnostics(const TiltMoments& t, const RowPlan& p) {
+  const float h = flog(t.t.s) - t.t.mean_lw;
+  return TiltDiagnostics{h, -h - (t.mean_z - p.ls_z), -h - (t.mean_y - p.ls_y)};
+}
+
+// KL(π_η‖π) of the tilt family and its derivative η Var_{π_η}[δ], at η.
+LINALIGN_HD KlPoint tilt_kl_point(const TiltMoments& t, const RowPlan& p, float eta) {
+  return KlPoint{tilt_diagnostics(t, p).kl_base, eta * (t.t.m2 / t.t.s)};
+}
+
+// The linear-update sums of a chunk at η.
+template <class LoadT>
+LINALIGN_HD LinearSums chunk_linear_sums(const LoadT& load, int64_t n, const RowPlan& p,
+                                         float eta) {
+  LinearSums s = linear_empty();
+  for (int64_t k = 0; k < n; ++k) {
+    float z, y;
+    load(k, &z, &y);
+    if (!in_support(z, y)) continue;
+    const float zt = z * p.inv_t, d = y * p.inv_t - zt;
+    const float l = (zt - p.m_z) - p.ls_z;
+    const float pi = fexp(l);
+    const float g = linear_factor(d, p.mean_d, eta);
+    if (!(g > 0.f)) continue;
+    const float c = d - p.mean_d;  // δ − μ
+    const float w = pi * g, lg = flog(g);
+    s.n += w;
+    s.a += w * lg;
+    s.b += w * c;
+    s.c += w * l;
+    s.dn += pi * c;
+    s.da += pi * c * (lg + 1.f);
+  }
+  return s;
 }
 
 // KL(π*‖π) of the linear update from its sums, with its η-derivative.
@@ -112,36 +162,38 @@ LINALIGN_HD KlPoint linear_kl_point(const LinearSums& s) {
 }
 
 // Completes a valid plan for the tilt update from the tilted moments at p.eta.
-LINALIGN_HD void plan_finish_tilt(RowPlan& p, const SoftmaxMoments& t) {
-  p.lse_t = lse_value(t);
-  p.kl_base = p.eta * t.mean - (p.lse_t - p.lse_z);             // E*[ηd] − lse_t + lse_z
-  p.kl_principle = (p.eta - 1.f) * t.mean - p.lse_t + p.lse_y;  // E*[(η−1)d] − lse_t + lse_y
-  p.entropy = flog(t.s) - t.mean_lw;                            // lse_t − E*[lw]
+LINALIGN_HD void plan_finish_tilt(RowPlan& p, const TiltMoments& t) {
+  p.m_t = t.t.m;
+  p.ls_t = flog(t.t.s);
+  const TiltDiagnostics g = tilt_diagnostics(t, p);
+  p.entropy = g.entropy;
+  p.kl_base = g.kl_base;
+  p.kl_principle = g.kl_principle;
 }
 
 // Completes a valid plan for the linear update from its sums at p.eta.
 LINALIGN_HD void plan_finish_linear(RowPlan& p, const LinearSums& s) {
   p.log_n = flog(s.n);
   p.kl_base = s.a / s.n - p.log_n;
-  const float e_delta = s.b / s.n - (p.lse_y - p.lse_z);  // E*[δ]
-  p.kl_principle = p.kl_base - e_delta;
+  p.kl_principle = p.kl_base - (s.b / s.n + p.mu);  // − E*[δ] = −(E*[δ − μ] + μ)
   p.entropy = -(s.c / s.n) - p.kl_base;
 }
 
 // ℓ_i, ℓᵖ_i and ℓ*_i of one token of a valid row (−inf outside S).
 LINALIGN_HD float base_logprob(const RowPlan& p, float z, float y) {
-  return in_support(z, y) ? z * p.inv_t - p.lse_z : -kInf;
+  return in_support(z, y) ? (z * p.inv_t - p.m_z) - p.ls_z : -kInf;
 }
 LINALIGN_HD float principle_logprob(const RowPlan& p, float z, float y) {
-  return in_support(z, y) ? y * p.inv_t - p.lse_y : -kInf;
+  return in_support(z, y) ? (y * p.inv_t - p.m_y) - p.ls_y : -kInf;
 }
 LINALIGN_HD float aligned_logprob(const RowPlan& p, float z, float y) {
   if (!in_support(z, y)) return -kInf;
   const float zt = z * p.inv_t, d = y * p.inv_t - zt;
-  if (p.update == int32_t(Update::kTilt)) return tilt_logit(zt, d, p.eta) - p.lse_t;
+  if (p.update == int32_t(Update::kTilt))
+    return (plan_tilt_logit(p, zt, d, p.eta) - p.m_t) - p.ls_t;
   const float g = linear_factor(d, p.mean_d, p.eta);
   if (!(g > 0.f)) return -kInf;
-  return (zt - p.lse_z) + flog(g) - p.log_n;
+  return ((zt - p.m_z) - p.ls_z) + flog(g) - p.log_n;
 }
 
 }  // namespace math
