@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cpu_lanes.hpp"
 #include "linalign/math/dtype.hpp"
 #include "linalign/math/nucleus.hpp"
 #include "linalign/math/partition.hpp"
@@ -194,12 +195,20 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
     const int64_t r = w / S;
     const float inv_t = inv_t_of(r);
     const float eta = tilt_in_first ? eta_fixed(p.ratio.at(r)) : 0.f;
-    stats[w] = sweep(
-        row_data<E>(v, r), span_of(w % S), row_stats_empty(),
-        [&](const auto& load, int64_t n) {
-          return chunk_stats(load, n, inv_t, tilt_in_first, eta);
-        },
-        row_stats_merge);
+    // decode each chunk to fp32, then the vectorised chunk statistics
+    const RowData<E> row = row_data<E>(v, r);
+    const Span sp = span_of(w % S);
+    RowStats acc = row_stats_empty();
+    float zc[kLaneChunk] = {}, yc[kLaneChunk] = {};  // past n: initialised, masked
+    for (int64_t b = sp.begin; b < sp.end; b += kLaneChunk) {
+      const int n = int(std::min<int64_t>(kLaneChunk, sp.end - b));
+      for (int k = 0; k < n; ++k) {
+        zc[k] = load_as_float(row.z, b + k);
+        yc[k] = load_as_float(row.y, b + k);
+      }
+      acc = row_stats_merge(acc, lane_chunk_stats(zc, yc, n, inv_t, tilt_in_first, eta));
+    }
+    stats[w] = acc;
   });
 
   // ---- 2. merge, finalise, choose η
@@ -302,8 +311,19 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
           std::fill(out + sp.begin, out + sp.end, kNaN);
           return;
         }
-        for (int64_t i = sp.begin; i < sp.end; ++i)
-          out[i] = aligned_logprob(plan, load_as_float(row.z, i), load_as_float(row.y, i));
+        if (plan.update == int32_t(Update::kTilt)) {
+          // aligned_logprob's tilt branch, hoisted so the loop is branch-free
+          // and vectorises (same expression, same rounding)
+          for (int64_t i = sp.begin; i < sp.end; ++i) {
+            const float z = load_as_float(row.z, i), y = load_as_float(row.y, i);
+            const float zt = z * plan.inv_t, d = y * plan.inv_t - zt;
+            const float l = (plan_tilt_logit(plan, zt, d, plan.eta) - plan.m_t) - plan.ls_t;
+            out[i] = in_support(z, y) ? l : -kInf;
+          }
+        } else {
+          for (int64_t i = sp.begin; i < sp.end; ++i)
+            out[i] = aligned_logprob(plan, load_as_float(row.z, i), load_as_float(row.y, i));
+        }
       });
       break;
 
