@@ -1,0 +1,438 @@
+#!/usr/bin/env bash
+# The prepared device check of issue 3: on a machine with an NVIDIA GPU, in one
+# run of under 6 minutes,
+#   1. records the machine (nvidia-smi, nvcc, date, commit),
+#   2. configures a Release build for the local GPU only and builds it,
+#   3. runs every test (ctest, GPU tests included),
+#   4. runs compute-sanitizer memcheck and racecheck on a few GPU tests,
+#   5. runs the GPU benchmarks (bench/gpu_bench.cu, JSON + console),
+#   6. runs the PyTorch reference (bench/torch_reference.py) if torch is there,
+# each step bounded by `timeout`, each step's failure recorded and the next
+# step run anyway. Everything goes to $OUT (default ./device_out), 7 files:
+#   summary.txt     pass/fail and wall time per step, the benchmark headline
+#   setup.log       machine facts, configure, build
+#   ctest.log       all tests
+#   sanitizer.log   memcheck + racecheck
+#   bench_gpu.log   benchmark console output;  bench_gpu.json  its JSON
+#   torch.log       the PyTorch reference table
+#
+# Usage, from the repository root:
+#   bash bench/device_check.sh               on the GPU machine (or a dry run
+#                                            without a GPU: configures, then exits 0)
+#   bash bench/device_check.sh --stage-deps  on a Debian/Ubuntu machine that has
+#       libgtest-dev, libgmock-dev and libbenchmark-dev: copies them into
+#       build-deps/prefix (ignored by git), to carry to a machine that lacks
+#       them; the check uses them only when the machine's own are missing.
+#
+# Environment: OUT, LINALIGN_CUDA_ARCH (default: the GPU's compute capability,
+# 90a-real for 9.0), LINALIGN_COMMIT (recorded when .git is absent),
+# SANITIZER_GTEST_FILTER (default: picked from the GPU tests' names),
+# DEVICE_CHECK_DEADLINE_S (default 345: later steps get what is left),
+# DEVICE_CHECK_BUILD=1 (dry run: build too), LINALIGN_BENCH_MIN_TIME (default 0.05),
+# DEVICE_CHECK_BENCH_RESERVE_S (default 110: seconds ctest and the sanitizers
+# leave to the benchmarks), DEVICE_CHECK_CMAKE_ARGS (extra configure arguments).
+set -u -o pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+DEPS="$ROOT/build-deps/prefix"
+
+# ---------------------------------------------------------------- stage deps --
+if [[ "${1:-}" == "--stage-deps" ]]; then
+  rm -rf "$DEPS" && mkdir -p "$DEPS" || exit 1
+  for pkg in libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian; do
+    if ! dpkg -L "$pkg" >/dev/null 2>&1; then
+      echo "stage-deps: package $pkg is not installed here" >&2
+      exit 1
+    fi
+    dpkg -L "$pkg" | while read -r f; do
+      case "$f" in
+        /usr/include/* | /usr/lib/*)
+          if [[ -f "$f" ]]; then  # files and links to files, copied as files
+            rel=${f#/usr/}
+            mkdir -p "$DEPS/$(dirname "$rel")" && cp -L "$f" "$DEPS/$rel"
+          fi
+          ;;
+      esac
+    done
+  done
+  echo "stage-deps: $(du -sh "$DEPS" | cut -f1) in $DEPS (carry build-deps)"
+  exit 0
+fi
+
+# ------------------------------------------------------------------- helpers --
+OUT=${OUT:-./device_out}
+mkdir -p "$OUT" || exit 1
+OUT=$(cd "$OUT" && pwd)
+BUILD="$ROOT/build-device"
+DEADLINE_S=${DEVICE_CHECK_DEADLINE_S:-345}
+SUMMARY="$OUT/summary.txt"
+SETUP_LOG="$OUT/setup.log"
+CTEST_LOG="$OUT/ctest.log"
+SAN_LOG="$OUT/sanitizer.log"
+BENCH_LOG="$OUT/bench_gpu.log"
+BENCH_JSON="$OUT/bench_gpu.json"
+TORCH_LOG="$OUT/torch.log"
+: >"$SUMMARY"
+: >"$SETUP_LOG"
+T0_NS=$(date +%s%N)
+FAILED=0
+NOTES=()
+RESERVE_S=0 # seconds run_step leaves to the steps after it
+
+[[ -d /usr/local/cuda/bin ]] && export PATH="/usr/local/cuda/bin:$PATH"
+export PYTHONUNBUFFERED=1
+
+elapsed_s() { echo $((($(date +%s%N) - T0_NS) / 1000000000)); }
+say() { echo "[device_check +$(elapsed_s)s] $*"; }
+# record STEP RESULT MILLISECONDS NOTE
+record() {
+  printf '%-10s %-8s %7.1fs  %s\n' "$1" "$2" "$(awk "BEGIN{print $3/1000}")" "$4" >>"$SUMMARY"
+  say "$1: $2 ($4)"
+  [[ "$2" == FAIL* || "$2" == TIMEOUT ]] && FAILED=1
+  return 0
+}
+
+# run_step STEP LOG MAX_SECONDS CMD... : runs CMD with its output appended to
+# LOG, bounded by MAX_SECONDS and by the global deadline. Sets STEP_RC and
+# STEP_MS; returns 0 on success.
+run_step() {
+  local step=$1 log=$2 max=$3
+  shift 3
+  local left=$((DEADLINE_S - $(elapsed_s) - 5 - RESERVE_S))
+  local limit=$((max < left ? max : left))
+  STEP_MS=0
+  if ((limit < 5)); then
+    STEP_RC=125
+    echo "=== $step: not run, the ${DEADLINE_S}s deadline is spent" >>"$log"
+    return 1
+  fi
+  echo "=== $step ($(date -u +%H:%M:%S), limit ${limit}s): $*" >>"$log"
+  local t
+  t=$(date +%s%N)
+  timeout -k 5 "$limit" "$@" >>"$log" 2>&1
+  STEP_RC=$?
+  STEP_MS=$((($(date +%s%N) - t) / 1000000))
+  echo "=== $step: exit $STEP_RC after ${STEP_MS} ms" >>"$log"
+  return $STEP_RC
+}
+# result_of RC: PASS, TIMEOUT, NOT RUN or FAIL(rc)
+result_of() {
+  case $1 in
+    0) echo PASS ;;
+    124 | 137) echo TIMEOUT ;;
+    125) echo "NOT RUN" ;;
+    *) echo "FAIL($1)" ;;
+  esac
+}
+
+# ------------------------------------------------------------ 1. the machine --
+t=$(date +%s%N)
+COMMIT=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo "${LINALIGN_COMMIT:-unknown (no .git here; set LINALIGN_COMMIT)}")
+DIRTY=$(git -C "$ROOT" status --porcelain 2>/dev/null | wc -l | tr -d ' ')
+TREE=$(find include host kernels tests bench cmake CMakeLists.txt -type f \
+  \( -name '*.hpp' -o -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' -o -name '*.c' \
+  -o -name '*.txt' -o -name '*.cmake' -o -name '*.py' -o -name '*.sh' \) 2>/dev/null |
+  LC_ALL=C sort | xargs sha256sum 2>/dev/null | sha256sum | cut -c1-16)
+GPU_CC=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' ')
+GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n1)
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "commit: $COMMIT${DIRTY:+ ($DIRTY uncommitted paths)}"
+  echo "tree sha256 (sources): $TREE"
+  echo "host: $(uname -srm), $(nproc) CPUs"
+  echo "--- nvidia-smi"
+  nvidia-smi 2>&1 || echo "(nvidia-smi failed or is missing)"
+  nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total,clocks.sm,clocks.mem,clocks.max.sm \
+    --format=csv 2>&1 || true
+  echo "--- nvcc --version"
+  nvcc --version 2>&1 || echo "(nvcc missing)"
+  echo "--- tools"
+  cmake --version 2>&1 | head -n1 || echo "(cmake missing)"
+  ninja --version 2>&1 | sed 's/^/ninja /' || echo "(ninja missing)"
+  command -v compute-sanitizer || ls /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>&1
+  python3 -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -n1
+} >>"$SETUP_LOG" 2>&1
+{
+  echo "linalign device check, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "commit $COMMIT, tree $TREE"
+  echo "GPU: ${GPU_NAME:-none} (compute capability ${GPU_CC:-?}); $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo 'no nvcc')"
+  echo
+  printf '%-10s %-8s %8s  %s\n' step result wall note
+} >>"$SUMMARY"
+record env PASS $((($(date +%s%N) - t) / 1000000)) "machine facts in setup.log"
+
+NO_GPU=0
+if [[ -z "$GPU_CC" ]] || ! nvidia-smi -L >/dev/null 2>&1; then
+  NO_GPU=1
+  NOTES+=("no GPU on this machine: dry run (configure only; DEVICE_CHECK_BUILD=1 builds too)")
+  say "no NVIDIA GPU detected: dry run"
+fi
+if [[ -n "${LINALIGN_CUDA_ARCH:-}" ]]; then
+  ARCH=$LINALIGN_CUDA_ARCH
+elif [[ "$GPU_CC" == "9.0" || -z "$GPU_CC" ]]; then
+  ARCH=90a-real # Hopper (H100/H200): sm_90a for wgmma/TMA/setmaxnreg
+else
+  ARCH="${GPU_CC/./}-real"
+fi
+
+# ------------------------------------------------------- 2. configure, build --
+GEN="Unix Makefiles"
+command -v ninja >/dev/null 2>&1 && GEN=Ninja
+COMMON=(-DCMAKE_BUILD_TYPE=Release "-DCMAKE_CUDA_ARCHITECTURES=$ARCH" -DLINALIGN_WERROR=OFF)
+# shellcheck disable=SC2206 # extra configure arguments, split on spaces on purpose
+COMMON+=(${DEVICE_CHECK_CMAKE_ARGS:-})
+rm -rf "$BUILD"
+# Attempts, in order: the machine's own GoogleTest/Benchmark; the carried ones;
+# without benchmarks; without tests; without both.
+CONFIG_NOTE=""
+TESTS_ON=1
+t=$(date +%s%N)
+configured=0
+for attempt in system carried no-bench no-tests no-tests-no-bench; do
+  extra=()
+  case $attempt in
+    carried)
+      [[ -d "$DEPS" ]] || continue
+      extra=("-DCMAKE_PREFIX_PATH=$DEPS")
+      ;;
+    no-bench)
+      [[ -d "$DEPS" ]] && extra=("-DCMAKE_PREFIX_PATH=$DEPS")
+      extra+=(-DLINALIGN_BUILD_BENCH=OFF)
+      ;;
+    no-tests)
+      [[ -d "$DEPS" ]] && extra=("-DCMAKE_PREFIX_PATH=$DEPS")
+      extra+=(-DLINALIGN_BUILD_TESTS=OFF)
+      TESTS_ON=0
+      ;;
+    no-tests-no-bench)
+      extra=(-DLINALIGN_BUILD_TESTS=OFF -DLINALIGN_BUILD_BENCH=OFF)
+      TESTS_ON=0
+      ;;
+  esac
+  if run_step "configure($attempt)" "$SETUP_LOG" 150 \
+    cmake -S "$ROOT" -B "$BUILD" -G "$GEN" "${COMMON[@]}" -DLINALIGN_BUILD_TESTS=ON \
+    -DLINALIGN_BUILD_BENCH=ON ${extra[@]+"${extra[@]}"}; then
+    configured=1
+    break
+  fi
+  ((STEP_RC == 124 || STEP_RC == 137 || STEP_RC == 125)) && break # out of time: stop trying
+done
+CONFIG_MS=$((($(date +%s%N) - t) / 1000000))
+CUDA_ON=0
+grep -q "linalign: CUDA backend ON" "$SETUP_LOG" && CUDA_ON=1
+if ((configured)); then
+  case $attempt in
+    system) CONFIG_NOTE="GoogleTest + Google Benchmark of the machine" ;;
+    carried) CONFIG_NOTE="GoogleTest + Google Benchmark carried in build-deps/prefix" ;;
+    no-bench) CONFIG_NOTE="SKIPPED the benchmarks: no Google Benchmark (nor build-deps/prefix)" ;;
+    no-tests) CONFIG_NOTE="SKIPPED the tests: no GoogleTest (nor build-deps/prefix)" ;;
+    no-tests-no-bench) CONFIG_NOTE="SKIPPED tests and benchmarks: no GoogleTest, no Google Benchmark" ;;
+  esac
+  ((CUDA_ON)) || CONFIG_NOTE="$CONFIG_NOTE; CUDA backend OFF (nvcc not found?)"
+  record configure PASS "$CONFIG_MS" "$GEN, archs $ARCH; $CONFIG_NOTE"
+else
+  record configure "$(result_of "$STEP_RC")" "$CONFIG_MS" "every attempt failed, see setup.log"
+fi
+
+BUILT=0
+if ((configured)) && ((NO_GPU == 0 || ${DEVICE_CHECK_BUILD:-0} == 1)); then
+  keep_going=(-- -k 0)
+  [[ "$GEN" == Ninja ]] || keep_going=(-- -k)
+  run_step build "$SETUP_LOG" 270 cmake --build "$BUILD" -j "$(nproc)" "${keep_going[@]}"
+  rc=$STEP_RC
+  BUILT=1
+  note="$(grep -c '^FAILED: \|Error [0-9]' "$SETUP_LOG" | tr -d ' ') failed build commands, see setup.log"
+  ((rc == 0)) && note="all targets"
+  record build "$(result_of $rc)" "$STEP_MS" "$note"
+elif ((configured)); then
+  record build SKIP 0 "no GPU: dry run"
+fi
+
+BENCH_BIN="$BUILD/bench/linalign_bench_gpu"
+GPU_TESTS=()
+for src in tests/gpu/test_*.cpp tests/gpu/test_*.cu; do
+  [[ -e "$src" ]] || continue
+  bin="$BUILD/tests/$(basename "${src%.*}")"
+  [[ -x "$bin" ]] && GPU_TESTS+=("$bin")
+done
+
+if ((NO_GPU)); then
+  for s in ctest memcheck racecheck bench_gpu torch; do record "$s" SKIP 0 "no GPU"; done
+  {
+    echo
+    for n in ${NOTES[@]+"${NOTES[@]}"}; do echo "note: $n"; done
+    echo "total $(elapsed_s)s"
+  } >>"$SUMMARY"
+  cat "$SUMMARY"
+  exit 0
+fi
+
+# ------------------------------------------------------------------ 3. ctest --
+# ctest and the sanitizers leave time for the benchmarks.
+RESERVE_S=${DEVICE_CHECK_BENCH_RESERVE_S:-110}
+if ((BUILT && TESTS_ON)); then
+  run_step ctest "$CTEST_LOG" 120 ctest --test-dir "$BUILD" --output-on-failure --timeout 100 \
+    -j "$(nproc)"
+  rc=$STEP_RC
+  note=$(grep -E '[0-9]+% tests passed' "$CTEST_LOG" | tail -n1)
+  failed=$(sed -n '/The following tests FAILED/,$p' "$CTEST_LOG" | grep -E '^\s+[0-9]+ - ' |
+    head -n 5 | sed -E 's/^\s+[0-9]+ - //; s/ \(.*//' | paste -sd, -)
+  [[ -n "$failed" ]] && note="$note; first failures: $failed"
+  record ctest "$(result_of $rc)" "$STEP_MS" "${note:-see ctest.log}"
+else
+  record ctest SKIP 0 "tests not configured or not built ($CONFIG_NOTE)"
+fi
+
+# ---------------------------------------------------------- 4. sanitizers --
+SANITIZER=$(command -v compute-sanitizer || true)
+[[ -z "$SANITIZER" && -x /usr/local/cuda/compute-sanitizer/compute-sanitizer ]] &&
+  SANITIZER=/usr/local/cuda/compute-sanitizer/compute-sanitizer
+# The tests a sanitizer runs in one binary: SANITIZER_GTEST_FILTER, else the
+# small-shape tests of tests/gpu/test_cuda_backend.cpp named below (odd and
+# misaligned V, layouts, per-row parameters, row errors, scoring, graph
+# capture, bad arguments: B <= 33, V <= 50257) that the binary lists, else up
+# to 8 tests whose names do not suggest the large core shapes.
+pick_filter() {
+  if [[ -n "${SANITIZER_GTEST_FILTER:-}" ]]; then
+    echo "$SANITIZER_GTEST_FILTER"
+    return
+  fi
+  local names
+  names=$(timeout 30 "$1" --gtest_list_tests 2>/dev/null | awk '
+    /^[^ ]/ { suite = $1; next }
+    /^  /   { print suite $1 }')
+  local small='StridedMisalignedPadded|PointerAndPairedLayouts|PerRowDeviceParameters|RowLevelErrors'
+  small="$small|ScoreBadTargetsAndOffsets|BadRowSourcesFlagTheRow|GraphCapture|BadArgumentsReturnStatus"
+  local pick
+  pick=$(echo "$names" | grep -E "\.($small)\$")
+  [[ $(echo "$pick" | grep -c .) -lt 3 ]] &&
+    pick=$(echo "$names" | grep -viE 'core|shapes|large|big|huge|every|^Running' | head -n 8)
+  echo "$pick" | grep . | paste -sd: -
+}
+for tool in memcheck racecheck; do
+  if [[ -z "$SANITIZER" ]]; then
+    record "$tool" SKIP 0 "compute-sanitizer not found"
+    continue
+  fi
+  if ((${#GPU_TESTS[@]} == 0)); then
+    record "$tool" SKIP 0 "no GPU test binary built (tests/gpu)"
+    continue
+  fi
+  t=$(date +%s%N)
+  worst=0
+  ran=0
+  for bin in ${GPU_TESTS[@]+"${GPU_TESTS[@]}"}; do
+    filter=$(pick_filter "$bin")
+    [[ -z "$filter" ]] && continue
+    echo "--- $tool on $(basename "$bin"), --gtest_filter=$filter" >>"$SAN_LOG"
+    run_step "$tool:$(basename "$bin")" "$SAN_LOG" 60 "$SANITIZER" --tool "$tool" \
+      --error-exitcode 1 --print-limit 20 "$bin" "--gtest_filter=$filter"
+    rc=$STEP_RC
+    ran=$((ran + $(echo "$filter" | tr ':' '\n' | grep -c .)))
+    ((rc != 0 && worst == 0)) && worst=$rc
+  done
+  ms=$((($(date +%s%N) - t) / 1000000))
+  if ((ran == 0)); then
+    record "$tool" SKIP "$ms" "no tests listed in the GPU test binaries"
+  else
+    record "$tool" "$(result_of $worst)" "$ms" "$ran tests in ${#GPU_TESTS[@]} binaries (filters in sanitizer.log)"
+  fi
+done
+
+# ---------------------------------------------------------- 5. benchmarks --
+if [[ -x "$BENCH_BIN" ]]; then
+  RESERVE_S=0
+  run_step bench_gpu "$BENCH_LOG" 170 \
+    env LINALIGN_BENCH_MIN_TIME="${LINALIGN_BENCH_MIN_TIME:-0.05}" "$BENCH_BIN" \
+    "--benchmark_out=$BENCH_JSON" --benchmark_out_format=json --benchmark_counters_tabular=true
+  rc=$STEP_RC
+  nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv \
+    >>"$BENCH_LOG" 2>&1
+  errors=$(grep -c 'ERROR OCCURRED' "$BENCH_LOG" | tr -d ' ')
+  note="$errors rows skipped with an error; min time ${LINALIGN_BENCH_MIN_TIME:-0.05}s per row"
+  skipped=$(grep -m1 '^linalign_bench_gpu: \(skipped\|FAILED\)' "$BENCH_LOG")
+  [[ -n "$skipped" ]] && note=$skipped
+  ((rc == 0 && errors > 0)) && rc=1
+  record bench_gpu "$(result_of $rc)" "$STEP_MS" "$note"
+else
+  record bench_gpu SKIP 0 "linalign_bench_gpu not built ($CONFIG_NOTE)"
+fi
+
+# ---------------------------------------------------- 6. PyTorch reference --
+if command -v python3 >/dev/null 2>&1 && python3 -c 'import torch' >/dev/null 2>&1; then
+  left=$((DEADLINE_S - $(elapsed_s) - 15))
+  run_step torch "$TORCH_LOG" 200 python3 bench/torch_reference.py --budget-s "$((left > 10 ? left - 10 : 1))"
+  rc=$STEP_RC
+  record torch "$(result_of $rc)" "$STEP_MS" "$(grep -E 'rows skipped|done in' "$TORCH_LOG" | paste -sd';' -)"
+else
+  record torch SKIP 0 "python3 with torch not found"
+fi
+
+# ------------------------------------------------------ benchmark headline --
+if [[ -s "$BENCH_JSON" ]] && command -v python3 >/dev/null 2>&1; then
+  python3 - "$BENCH_JSON" >>"$SUMMARY" 2>&1 <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+ctx = d.get("context", {})
+print(f"\nbenchmarks on {ctx.get('gpu', '?')}: peak copy {float(ctx.get('peak_copy_GBps', 0)):.0f} GB/s")
+rows = {}
+for b in d.get("benchmarks", []):
+    parts = b["name"].split("/")
+    if len(parts) < 4 or b.get("error_occurred"):
+        continue
+    kind, dtype = parts[0], parts[1]
+    B = int(parts[2].split(":")[1]); V = int(parts[3].split(":")[1])
+    rows[(kind, dtype, B, V)] = b
+errors = [b["name"] + ": " + b.get("error_message", "") for b in d.get("benchmarks", []) if b.get("error_occurred")]
+print("targets: align >= 0.90 of copy at B >= 64; top-p sample >= 0.77 (1/1.3) of copy; B=1 graph step < 8 us")
+print(f"{'dtype':5s} {'B':>4s} {'V':>7s} | {'align us':>9s} {'GB/s':>7s} {'copy':>5s} {'xunf':>6s} | "
+      f"{'topp us':>8s} {'copy':>5s} | {'greedy':>7s} {'score':>7s} | checks")
+bad = []
+for (kind, dtype, B, V), b in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][3], kv[0][2])):
+    if kind != "align_linalign":
+        continue
+    def get(k, key, default=float("nan")):
+        r = rows.get((k, dtype, B, V))
+        return r.get(key, default) if r else default
+    a_frac = b.get("copy_frac", float("nan"))
+    t_frac = get("sample_topp_linalign", "copy_frac")
+    flags = []
+    if B >= 64 and not a_frac >= 0.90: flags.append("align<0.90")
+    if not t_frac >= 1 / 1.3: flags.append("topp<0.77")
+    chk = []
+    if b.get("chk_failed", 0): chk.append("align check failed")
+    if b.get("chk_maxdiff_unfused", 0) > 1e-3: chk.append(f"dl*={b['chk_maxdiff_unfused']:.2g}")
+    if b.get("chk_nonfinite", 0): chk.append(f"nonfinite={b['chk_nonfinite']:.0f}")
+    if b.get("chk_bad_rows", 0): chk.append(f"bad_rows={b['chk_bad_rows']:.0f}")
+    if max(b.get("chk_mu_diff", 0), b.get("chk_sigma_diff", 0)) > 1e-3: chk.append("mu/sigma")
+    if get("sample_greedy_linalign", "chk_greedy_mismatch", 0): chk.append("greedy!=argmax")
+    for k in ("sample_topp_linalign", "sample_greedy_linalign"):
+        if get(k, "chk_bad_tokens", 0) or get(k, "chk_bad_logprob", 0) or get(k, "chk_failed", 0):
+            chk.append(k.split("_")[1] + " tokens")
+    if get("score_linalign", "chk_failed", 0) or get("score_linalign", "chk_score_diff", 0) > 1e-3:
+        chk.append("score")
+    bad += chk
+    print(f"{dtype:5s} {B:4d} {V:7d} | {b.get('us_call', float('nan')):9.1f} {b.get('GBps', float('nan')):7.0f} "
+          f"{a_frac:5.2f} {b.get('speedup', float('nan')):6.1f} | {get('sample_topp_linalign', 'us_call'):8.1f} "
+          f"{t_frac:5.2f} | {get('sample_greedy_linalign', 'us_call'):7.1f} {get('score_linalign', 'us_call'):7.1f} | "
+          f"{' '.join(flags + chk) or 'ok'}")
+for (kind, dtype, B, V), b in sorted(rows.items()):
+    if kind in ("step_graph", "step_stream"):
+        us = b.get("us_call", float("nan"))
+        flag = "" if kind != "step_graph" else (" ok" if us < 8 else " > 8 us target")
+        print(f"{kind:11s} {dtype} B=1 V={V:<6d} {us:7.2f} us/step{flag}")
+print(f"cross-checks: {'all ok' if not bad else str(len(bad)) + ' problems (see rows)'}")
+for e in errors[:10]:
+    print("error:", e)
+PY
+fi
+
+{
+  echo
+  for n in ${NOTES[@]+"${NOTES[@]}"}; do echo "note: $n"; done
+  echo "total $(elapsed_s)s; logs in $OUT"
+} >>"$SUMMARY"
+echo
+cat "$SUMMARY"
+exit $FAILED
