@@ -57,5 +57,55 @@ LINALIGN_HD VectorSplit vector_split(uint64_t address, int64_t n, int64_t width,
   return v;
 }
 
+// The two rows of a pair (base z, principle y) are read at the same element
+// positions. The split follows the base row's address; the principle row is
+// vector-loaded too when it has the same misalignment modulo the vector size
+// (`y_vector`), otherwise it is read element by element at those positions
+// (e.g. a [2B, V] paired tensor with odd V: row 2r and row 2r+1 differ).
+struct PairSplit {
+  VectorSplit split;
+  bool y_vector;
+};
+
+LINALIGN_HD PairSplit vector_split_pair(uint64_t z_address, uint64_t y_address, int64_t n,
+                                        int64_t width, int64_t elem_bytes) {
+  PairSplit p;
+  // Width 1 (scalar loads) walks every element as a one-element vector.
+  p.split = width == 1 ? VectorSplit{0, n, 0} : vector_split(z_address, n, width, elem_bytes);
+  const uint64_t vbytes = uint64_t(width * elem_bytes);
+  p.y_vector = p.split.vectors > 0 && y_address % uint64_t(elem_bytes) == 0 &&
+               y_address % vbytes == z_address % vbytes;
+  return p;
+}
+
+// The scalar elements of a split: the head, then the tail; s in [0, head + tail).
+LINALIGN_HD int64_t split_scalars(const VectorSplit& v) {
+  return v.head + v.tail;
+}
+LINALIGN_HD int64_t scalar_element(const VectorSplit& v, int64_t n, int64_t s) {
+  return s < v.head ? s : n - v.tail + (s - v.head);
+}
+// First element of body vector j (the vector covers [first, first + width)).
+LINALIGN_HD int64_t vector_element(const VectorSplit& v, int64_t j, int64_t width) {
+  return v.head + j * width;
+}
+
+// Block-strided walk of a span of body vectors (a block's vocabulary slice):
+// thread t of `threads` takes vectors span.begin + t + m·threads, m = 0, 1, ...
+// (consecutive threads read consecutive vectors: coalesced), grouped into
+// chunks of `per_chunk` consecutive m held in registers at once.
+// walk_chunks: the number of chunks of thread t (0 when it has no vector).
+LINALIGN_HD int64_t walk_chunks(Span span, int64_t threads, int64_t t, int64_t per_chunk) {
+  const int64_t nv = span.end - span.begin;
+  if (t >= nv) return 0;
+  return ceil_div(ceil_div(nv - t, threads), per_chunk);
+}
+// Vector u of chunk c of thread t, or −1 when that slot is past the span.
+LINALIGN_HD int64_t walk_vector(Span span, int64_t threads, int64_t t, int64_t per_chunk, int64_t c,
+                                int64_t u) {
+  const int64_t j = span.begin + t + (c * per_chunk + u) * threads;
+  return j < span.end ? j : -1;
+}
+
 }  // namespace math
 }  // namespace linalign

@@ -103,6 +103,7 @@ template <class LoadT>
 LINALIGN_HD TiltMoments chunk_tilt_moments(const LoadT& load, int64_t n, const RowPlan& p,
                                            float eta) {
   TiltMoments t = tilt_empty();
+  LINALIGN_UNROLL
   for (int64_t k = 0; k < n; ++k) {
     float z, y;
     load(k, &z, &y);
@@ -133,6 +134,7 @@ template <class LoadT>
 LINALIGN_HD LinearSums chunk_linear_sums(const LoadT& load, int64_t n, const RowPlan& p,
                                          float eta) {
   LinearSums s = linear_empty();
+  LINALIGN_UNROLL
   for (int64_t k = 0; k < n; ++k) {
     float z, y;
     load(k, &z, &y);

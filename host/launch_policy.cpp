@@ -1,0 +1,85 @@
+// The CUDA launch policy and workspace layout (see launch_policy.hpp). Pure
+// C++: compiled into every build so CPU tests can check the regimes.
+#include "launch_policy.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include "linalign/math/partition.hpp"
+#include "linalign/math/row_stats.hpp"
+#include "linalign/math/update.hpp"
+
+namespace linalign {
+namespace host {
+
+std::string LaunchPolicy::str() const {
+  std::ostringstream os;
+  os << regime << "{threads=" << threads << ", row_threads=" << row_threads
+     << ", vector_width=" << vector_width << ", vectors_per_chunk=" << vectors_per_chunk
+     << ", vocab_slices=" << vocab_slices << ", rows_per_group=" << rows_per_group
+     << ", groups=" << groups << "}";
+  return os.str();
+}
+
+LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t elem_bytes,
+                                  const DeviceFacts& device) {
+  LaunchPolicy p;
+  elem_bytes = std::max<int64_t>(1, elem_bytes);
+  vocab = std::max<int64_t>(1, vocab);
+  rows = std::max<int64_t>(0, rows);
+  p.vector_width = int(std::max<int64_t>(1, kVectorBytes / elem_bytes));
+  p.vectors_per_chunk = std::max(1, kChunkItems / p.vector_width);
+
+  // Rows per group: the two input rows of every row of a group fit in the
+  // L2 share, so the operation's second read of them hits L2. Scoring reads
+  // one element per row after the plan: no grouping.
+  int64_t group = std::max<int64_t>(1, rows);
+  if (op != Op::kScore && device.l2_bytes > 0) {
+    const int64_t pair_bytes = 2 * vocab * elem_bytes;
+    const int64_t budget = device.l2_bytes * kL2GroupNumerator / kL2GroupDenominator;
+    group = std::min(group, std::max<int64_t>(1, budget / pair_bytes));
+  }
+  p.rows_per_group = std::min(group, kMaxRowsPerGroup);
+  p.groups = rows == 0 ? 0 : math::ceil_div(rows, p.rows_per_group);
+
+  // Vocabulary slices of kSliceChunks register chunks per thread, from V
+  // alone (rounded to the nearest count, so no slice is a sliver).
+  const int64_t vectors = vocab / p.vector_width;
+  const int64_t per_slice = int64_t(p.threads) * p.vectors_per_chunk * kSliceChunks;
+  p.vocab_slices = std::max<int64_t>(1, (vectors + per_slice / 2) / per_slice);
+  p.regime = p.vocab_slices > 1 ? "split-vocab" : "row-per-block";
+  return p;
+}
+
+namespace {
+size_t align_up(size_t x) {
+  return (x + kWorkspaceAlign - 1) & ~(kWorkspaceAlign - 1);
+}
+}  // namespace
+
+CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
+  const size_t B = size_t(std::max<int64_t>(0, call.logits.rows));
+  const size_t S = size_t(policy.vocab_slices);
+  const bool sample = call.op == Op::kSample;
+  CudaLayout L;
+  size_t off = 0;
+  L.stats_off = off;
+  off = align_up(off + B * S * sizeof(math::RowStats));
+  L.sweep_off = off;
+  off = align_up(off + B * S * std::max(sizeof(math::TiltMoments), sizeof(math::LinearSums)));
+  L.plan_off = off;
+  off = align_up(off + B * sizeof(math::RowPlan));
+  L.mask_off = off;
+  if (sample && call.params != nullptr && masks_possible(*call.params))
+    off = align_up(off + B * sizeof(RowMask));
+  L.argmax_off = off;
+  if (sample) off = align_up(off + B * S * 2 * sizeof(math::ArgMax));
+  L.score_off = off;
+  if (call.op == Op::kScore) off = align_up(off + 3 * B * sizeof(float));
+  L.used = off;
+  L.total = off + kWorkspaceAlign;  // slack to align a caller's base pointer
+  return L;
+}
+
+}  // namespace host
+}  // namespace linalign

@@ -1,0 +1,99 @@
+// The CUDA backend's launch policy and workspace layout, in plain C++ (no CUDA
+// header) so CPU tests and benchmarks can name, print and check the regime a
+// call runs in. The kernels (kernels/) follow exactly what is chosen here.
+//
+// One call is a pipeline of kernels over groups of rows:
+//   stats   (slice, row)  first sweep: partial RowStats of a vocabulary slice
+//   plan    (row)         merge the slices, η (exact_kl: block-wide sweeps)
+//   moments (slice, row)  second sweep at η (trust_region, exact_kl, linear)
+//   finish  (row)         merge, plan_finish_*, diagnostics
+//   align / select+sample (slice, row) / score (row) — the operation
+// Rows are processed in groups whose two input rows fit in a fraction of the
+// L2 cache, so the operation's re-read of the rows hits L2, not HBM.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "call.hpp"
+#include "linalign/math/nucleus.hpp"
+
+namespace linalign {
+namespace host {
+
+// What the policy needs to know about a device (cached per device).
+struct DeviceFacts {
+  int sm_count = 0;      // multiprocessors
+  int64_t l2_bytes = 0;  // L2 cache size (0: unknown, no row grouping)
+};
+
+// ---- named thresholds (tune here; tests name the regimes they exercise)
+// Threads of the (slice, row) sweep kernels: stats, moments, align, sample.
+constexpr int kSweepThreads = 256;
+// Threads of the per-row kernels: plan (the exact_kl solver sweeps the row
+// with the whole block) and select (mask thresholds by radix select).
+constexpr int kRowThreads = 512;
+// Threads of the small per-row finishing kernels.
+constexpr int kFinishThreads = 128;
+// Bytes of one vector load (LDG.128).
+constexpr int kVectorBytes = 16;
+// Elements each thread holds in registers per step of a sweep (a "chunk"):
+// 4 float4 loads per row for fp32, 2 uint4 loads for bf16/fp16.
+constexpr int kChunkItems = 16;
+// Register chunks per thread in one vocabulary slice: a slice is
+// kSweepThreads x kChunkItems x kSliceChunks = 4096 tokens, whatever the
+// dtype. The split depends on V alone — never on the batch size or the
+// device — so the merge order, and every bit of a row's result, is the same
+// whether the row is computed alone or in any batch (SPEC §5), as on the CPU
+// backend. At B = 1 it gives 8 (V = 32000) to 64 (V = 262144) blocks, each
+// issuing all its loads at once: one memory latency, which is what a B = 1
+// step costs on any number of SMs; at large B, thousands of 32 KiB blocks.
+constexpr int64_t kSliceChunks = 1;
+// Fraction of L2 the two input rows of a group may take (the output of align
+// and other traffic share the rest).
+constexpr int64_t kL2GroupNumerator = 1;
+constexpr int64_t kL2GroupDenominator = 2;
+// Rows of one group: the (slice, row) grids put rows on gridDim.y (≤ 65535).
+constexpr int64_t kMaxRowsPerGroup = 65535;
+
+struct LaunchPolicy {
+  int threads = kSweepThreads;           // sweep kernels
+  int row_threads = kRowThreads;         // plan / select kernels
+  int vector_width = 4;                  // elements per 16-byte vector
+  int vectors_per_chunk = 4;             // vectors a thread holds per step
+  int64_t vocab_slices = 1;              // blocks per row in the sweeps (a function of V)
+  int64_t rows_per_group = 1;            // rows per L2-resident group
+  int64_t groups = 0;                    // ceil(rows / rows_per_group)
+  const char* regime = "row-per-block";  // or "split-vocab"
+  std::string str() const;               // printable, for logs and benchmark labels
+};
+
+// The one place the launch configuration is chosen.
+LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t elem_bytes,
+                                  const DeviceFacts& device);
+
+// A per-row mask record in the workspace (select → sample kernels).
+struct RowMask {
+  math::MaskThresholds th;
+  int32_t masked;  // 0: the row keeps every candidate (masks off or min_keep ≥ |q|)
+};
+
+// Byte offsets of one call's workspace (from a base aligned to kWorkspaceAlign).
+constexpr size_t kWorkspaceAlign = 256;
+struct CudaLayout {
+  size_t stats_off = 0;   // rows*slices RowStats (first sweep partials)
+  size_t sweep_off = 0;   // rows*slices TiltMoments | LinearSums (second sweep)
+  size_t plan_off = 0;    // rows RowPlan
+  size_t mask_off = 0;    // rows RowMask (sample with masks)
+  size_t argmax_off = 0;  // rows*slices*2 ArgMax (sample: masked, unmasked)
+  size_t score_off = 0;   // 3*rows float (score: ℓ*_t, ℓ_t, ℓᵖ_t)
+  size_t used = 0;        // bytes from the aligned base
+  size_t total = 0;       // what workspace_size() reports (used + alignment slack)
+};
+
+// `call` needs its strides resolved (validate_call or Context::workspace_size).
+CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy);
+
+}  // namespace host
+}  // namespace linalign

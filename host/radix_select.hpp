@@ -1,0 +1,199 @@
+// The radix selections behind the CUDA backend's mask thresholds (SPEC §3,
+// docs/SEMANTICS.md 2), as host/device functions: the select kernel builds
+// the histograms of one pass over a row, and these functions decide the next
+// digit. CPU tests run the same functions over whole rows and compare the
+// thresholds with a sort (tests/cpu/test_radix_select.cpp).
+//
+//   top-p: τ = the smallest value v of lq with Σ_{lq_j > v} exp(lq_j) < p.
+//          Keys ascending in lq (32 bits, four 8-bit digits from the top);
+//          histograms hold the mass in 64-bit fixed point (2⁻⁶² units), so
+//          sums are exact integers and do not depend on the order of the
+//          atomics. At each level the digit is the smallest d whose mass
+//          strictly above (above + Σ_{d' > d} h[d']) is < p. If the whole mass
+//          is < p, every token is kept (τ = −inf).
+//   rank:  the key of rank ρ in the order (lq desc, index asc), for top-k
+//          (ρ = k − 1) and min_tokens_to_keep (ρ = m − 1): MSB radix selection
+//          on the 64-bit composite key (~ascending(lq), index), so fp32 ties
+//          are broken by the lower index exactly. As soon as the wanted rank
+//          is the first of its prefix group, one pass takes the group's
+//          minimum composite key instead of more digits.
+#pragma once
+
+#include <cstdint>
+
+#include "linalign/math/config.hpp"
+#include "linalign/math/dtype.hpp"
+#include "linalign/math/nucleus.hpp"
+
+namespace linalign {
+namespace host {
+
+constexpr int kRadixBins = 256;
+
+// fp32 → uint32 key, ascending with the value; −0 and +0 are one value.
+LINALIGN_HD uint32_t ascending_key(float f) {
+  if (f == 0.f) f = 0.f;
+  const uint32_t b = math::float_to_bits(f);
+  return b ^ ((b & 0x80000000u) != 0u ? 0xffffffffu : 0x80000000u);
+}
+LINALIGN_HD float value_of_ascending_key(uint32_t k) {
+  return math::bits_to_float((k & 0x80000000u) != 0u ? (k ^ 0x80000000u) : ~k);
+}
+
+// x ∈ [0, 4) in units of 2⁻⁶² (exact: scaling by a power of two, then
+// truncation of the fraction below 2⁻⁶²).
+LINALIGN_HD uint64_t fixed_point(float x) {
+  x = x > 0.f ? x : 0.f;
+  x = x < 3.99f ? x : 3.99f;
+  return uint64_t(x * 4.611686018427387904e18f);
+}
+// The top-p mass of a token with log-probability lq (0 for lq = −inf).
+LINALIGN_HD uint64_t fixed_mass(float lq) {
+  return fixed_point(math::fexp(lq));
+}
+
+// Rank order key: ascending composite key = (lq descending, index ascending).
+LINALIGN_HD uint64_t composite_key(float lq, int64_t index) {
+  return (uint64_t(~ascending_key(lq)) << 32) | uint64_t(uint32_t(index));
+}
+LINALIGN_HD math::RankKey rank_key_of(uint64_t key) {
+  return math::RankKey{value_of_ascending_key(~uint32_t(key >> 32)), int64_t(key & 0xffffffffull)};
+}
+
+// ------------------------------------------------------------------ top-p ---
+
+struct MassSelect {
+  uint64_t p;       // p in fixed point
+  uint64_t above;   // mass of the keys above the current prefix group
+  uint32_t prefix;  // digits fixed so far (high bits)
+  int level;        // number of digits fixed (0..4)
+  bool active;
+  float tau;  // the result once !active (−inf: every token kept / top-p off)
+};
+
+LINALIGN_HD MassSelect mass_select_begin(float top_p) {
+  MassSelect s;
+  s.p = fixed_point(top_p);
+  if (s.p == 0) s.p = 1;  // p below 2⁻⁶²: only the top value group has mass above < p
+  s.above = 0;
+  s.prefix = 0;
+  s.level = 0;
+  s.active = top_p < 1.0f;
+  s.tau = -math::kInf;
+  return s;
+}
+
+// Whether a token with this key and fixed-point mass enters this pass's
+// histogram, and in which bin. Tokens of zero mass never move τ (it sits
+// where the mass above jumps), so they are left out.
+LINALIGN_HD bool mass_select_match(const MassSelect& s, uint32_t key, uint64_t mass,
+                                   uint32_t* digit) {
+  *digit = (key >> (24 - 8 * s.level)) & 0xffu;
+  if (mass == 0) return false;
+  return s.level == 0 || ((key ^ s.prefix) >> (32 - 8 * s.level)) == 0u;
+}
+
+// One level from this pass's histogram (kRadixBins bins of mass; any 64-bit
+// unsigned bin type: the kernel's are unsigned long long for atomicAdd).
+template <class BinT>
+LINALIGN_HD void mass_select_step(MassSelect& s, const BinT* hist) {
+  static_assert(sizeof(BinT) == 8, "64-bit fixed-point bins");
+  uint64_t total = 0;
+  for (int d = 0; d < kRadixBins; ++d) total += uint64_t(hist[d]);
+  if (s.level == 0 && s.above + total < s.p) {  // the whole mass is < p: all kept
+    s.tau = -math::kInf;
+    s.active = false;
+    return;
+  }
+  // S_d = above + Σ_{d' > d} h[d'] grows as d falls; S_255 = above < p.
+  uint64_t run = s.above;
+  int d = kRadixBins - 1;
+  while (d > 0 && run + uint64_t(hist[d]) < s.p) {
+    run += uint64_t(hist[d]);
+    --d;
+  }
+  s.prefix |= uint32_t(d) << (24 - 8 * s.level);
+  s.above = run;
+  s.level += 1;
+  if (s.level == 4) {
+    s.tau = value_of_ascending_key(s.prefix);
+    s.active = false;
+  }
+}
+
+// ------------------------------------------------------------ rank select ---
+
+enum RankStage : int32_t { kRankIdle = 0, kRankDigits = 1, kRankMin = 2, kRankDone = 3 };
+
+struct RankSelect {
+  uint64_t prefix;  // composite-key digits fixed so far; the key itself once done
+  int64_t rank;     // rank still wanted inside the prefix group
+  int32_t level;    // 8-bit digits fixed (0..8)
+  int32_t stage;    // RankStage
+};
+
+// Selection of rank k − 1 (k ≤ 0: nothing to select).
+LINALIGN_HD RankSelect rank_select_begin(int64_t k) {
+  RankSelect s;
+  s.prefix = 0;
+  s.rank = k - 1;
+  s.level = 0;
+  s.stage = k <= 0 ? kRankIdle : k == 1 ? kRankMin : kRankDigits;
+  return s;
+}
+LINALIGN_HD bool rank_select_busy(const RankSelect& s) {
+  return s.stage == kRankDigits || s.stage == kRankMin;
+}
+// After the first pass, with n = |q|: a rank ≥ n does not exist (the mask
+// it belongs to is off), so the selection stops.
+LINALIGN_HD void rank_select_limit(RankSelect& s, int64_t n) {
+  if (rank_select_busy(s) && s.rank >= n) s.stage = kRankIdle;
+}
+// Whether a token's composite key is in the current prefix group, and its
+// digit at the current level (used by the digit stage).
+LINALIGN_HD bool rank_select_match(const RankSelect& s, uint64_t key, uint32_t* digit) {
+  *digit = s.level < 8 ? uint32_t(key >> (56 - 8 * s.level)) & 0xffu : 0u;
+  return s.level == 0 || ((key ^ s.prefix) >> (64 - 8 * s.level)) == 0ull;
+}
+// One digit from this pass's count histogram.
+LINALIGN_HD void rank_select_step(RankSelect& s, const uint32_t* hist) {
+  int64_t below = 0;
+  int d = 0;
+  while (d < kRadixBins - 1 && below + int64_t(hist[d]) <= s.rank) {
+    below += hist[d];
+    ++d;
+  }
+  s.prefix |= uint64_t(d) << (56 - 8 * s.level);
+  s.rank -= below;
+  s.level += 1;
+  if (s.level == 8) {
+    s.stage = kRankDone;
+  } else if (s.rank == 0) {
+    s.stage = kRankMin;  // the first of its group: one minimum pass
+  }
+}
+// The end of a minimum pass: the group's minimum composite key.
+LINALIGN_HD void rank_select_take_min(RankSelect& s, uint64_t min_key) {
+  s.prefix = min_key;
+  s.level = 8;
+  s.stage = kRankDone;
+}
+
+// The thresholds once the selections are done, with n = |q| and
+// lq_max = max lq (math::mask_keep then decides every token).
+LINALIGN_HD math::MaskThresholds mask_thresholds(const MassSelect& p, const RankSelect& topk,
+                                                 const RankSelect& keep, int64_t n, float lq_max,
+                                                 int32_t top_k, float min_p, int32_t min_keep) {
+  math::MaskThresholds t;
+  t.tau_p = p.tau;
+  t.lq_max = lq_max;
+  t.min_p = min_p;
+  t.has_topk = top_k > 0 && int64_t(top_k) < n;
+  t.has_keep = int64_t(min_keep) < n;
+  t.kth = t.has_topk ? rank_key_of(topk.prefix) : math::RankKey{0.f, 0};
+  t.keep_last = t.has_keep ? rank_key_of(keep.prefix) : math::RankKey{0.f, 0};
+  return t;
+}
+
+}  // namespace host
+}  // namespace linalign

@@ -1,0 +1,323 @@
+// The CUDA backend behind linalign::Context (host code only; the kernels are
+// in linalign_{f32,bf16,f16}.cu). run() enqueues the kernels of a validated
+// call on the caller's stream: it allocates nothing and never synchronises,
+// so a call given a workspace is CUDA-graph capturable. Device facts (SM
+// count, L2 size) are queried once per device and cached.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "backend.hpp"
+#include "kernel_args.hpp"
+#include "launch_policy.hpp"
+
+namespace linalign {
+namespace host {
+namespace {
+
+// Records the CUDA error text in *message, clears the (non-sticky) error
+// state of the runtime and returns kCudaError.
+Status cuda_failure(cudaError_t e, const char* what, const char* call, std::string* message) {
+  (void)cudaGetLastError();
+  *message = std::string(call) + ": " + what + " failed: " + cudaGetErrorName(e) + " (" +
+             cudaGetErrorString(e) + ")";
+  return Status::kCudaError;
+}
+
+#define LINALIGN_CHECK_CUDA(expr, call, message)                                \
+  do {                                                                          \
+    const cudaError_t linalign_e_ = (expr);                                     \
+    if (linalign_e_ != cudaSuccess)                                             \
+      return ::linalign::host::cuda_failure(linalign_e_, #expr, call, message); \
+  } while (0)
+
+// Per-device facts, queried once per device (a process-wide cache).
+Status device_facts(int device, DeviceFacts* out, std::string* message) {
+  static std::mutex mutex;
+  static std::map<int, DeviceFacts> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto it = cache.find(device);
+  if (it != cache.end()) {
+    *out = it->second;
+    return Status::kSuccess;
+  }
+  DeviceFacts f;
+  int sms = 0, l2 = 0;
+  LINALIGN_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+                      "Context::create", message);
+  LINALIGN_CHECK_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device),
+                      "Context::create", message);
+  f.sm_count = sms;
+  f.l2_bytes = l2;
+  cache[device] = f;
+  *out = f;
+  return Status::kSuccess;
+}
+
+// Makes `device` current for the scope of a call and restores the caller's.
+class DeviceScope {
+ public:
+  DeviceScope() = default;
+  cudaError_t enter(int device) {
+    cudaError_t e = cudaGetDevice(&previous_);
+    if (e != cudaSuccess) return e;
+    if (previous_ == device) return cudaSuccess;
+    e = cudaSetDevice(device);
+    if (e == cudaSuccess) switched_ = true;
+    return e;
+  }
+  ~DeviceScope() {
+    if (switched_) (void)cudaSetDevice(previous_);
+  }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  int previous_ = -1;
+  bool switched_ = false;
+};
+
+template <class T>
+kernels::RowParam<T> rp(const PerRow<T>& p) {
+  return kernels::row_param(p);
+}
+
+class CudaBackendImpl final : public BackendImpl {
+ public:
+  CudaBackendImpl(int device, const DeviceFacts& facts) : device_(device), facts_(facts) {}
+  ~CudaBackendImpl() override {
+    DeviceScope scope;
+    if (scope.enter(device_) != cudaSuccess) return;
+    if (owned_ != nullptr) (void)cudaFree(owned_);
+    if (owned_done_ != nullptr) (void)cudaEventDestroy(owned_done_);
+    (void)cudaGetLastError();
+  }
+  CudaBackendImpl(const CudaBackendImpl&) = delete;
+  CudaBackendImpl& operator=(const CudaBackendImpl&) = delete;
+
+  Backend kind() const override { return Backend::kCuda; }
+  bool host_arrays() const override { return false; }
+
+  LaunchPolicy policy(const Call& call) const {
+    return choose_launch_policy(call.op, call.logits.rows, call.logits.vocab,
+                                dtype_bytes(call.logits.dtype), facts_);
+  }
+  size_t workspace_size(const Call& call) const override {
+    return cuda_layout(call, policy(call)).total;
+  }
+
+  Status run(const Call& call, void* workspace, size_t workspace_bytes, void* stream_ptr,
+             std::string* message) override;
+
+  Status own_workspace(size_t bytes, void** ptr, std::string* message) override {
+    if (bytes > owned_bytes_ || owned_ == nullptr) {
+      DeviceScope scope;
+      LINALIGN_CHECK_CUDA(scope.enter(device_), "workspace", message);
+      if (owned_ != nullptr) {
+        // cudaFree waits for the work still using the old buffer.
+        LINALIGN_CHECK_CUDA(cudaFree(owned_), "workspace", message);
+        owned_ = nullptr;
+        owned_bytes_ = 0;
+      }
+      LINALIGN_CHECK_CUDA(cudaMalloc(&owned_, bytes), "workspace", message);
+      owned_bytes_ = bytes;
+      if (owned_done_ == nullptr)
+        LINALIGN_CHECK_CUDA(cudaEventCreateWithFlags(&owned_done_, cudaEventDisableTiming),
+                            "workspace", message);
+    }
+    *ptr = owned_;
+    return Status::kSuccess;
+  }
+
+ private:
+  int device_;
+  DeviceFacts facts_;
+  void* owned_ = nullptr;
+  size_t owned_bytes_ = 0;
+  cudaEvent_t owned_done_ = nullptr;  // last use of owned_ (calls on different streams)
+};
+
+Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_bytes,
+                            void* stream_ptr, std::string* message) {
+  const char* name = call.name;
+  const LaunchPolicy pol = policy(call);
+  const CudaLayout L = cuda_layout(call, pol);
+  if (workspace_bytes < L.total) {
+    *message = std::string(name) + ": workspace_bytes (" + std::to_string(workspace_bytes) +
+               ") is smaller than the " + std::to_string(L.total) +
+               " bytes workspace_size() reports";
+    return Status::kInsufficientWorkspace;
+  }
+  const LogitsView& v = call.logits;
+  const Params& p = *call.params;
+  // B = 0 launches nothing, except that a score call's sequences (all empty)
+  // still get their sums (0), as on the CPU backend.
+  const bool empty_sums = call.op == Op::kScore && call.score->num_sequences > 0;
+  if (v.rows == 0 && !empty_sums) return Status::kSuccess;
+
+  // What the host can still check: the element alignment of the buffers it
+  // can see (pointer arrays are checked per row on the device).
+  const uint64_t eb = uint64_t(dtype_bytes(v.dtype));
+  auto misaligned = [eb](const void* q) { return reinterpret_cast<uintptr_t>(q) % eb != 0; };
+  if (v.base != nullptr && (misaligned(v.base) || misaligned(v.principle))) {
+    *message = std::string(name) + ": logits.base / logits.principle must be aligned to the " +
+               std::to_string(eb) + "-byte element size";
+    return Status::kInvalidArgument;
+  }
+  if (v.paired != nullptr && misaligned(v.paired)) {
+    *message = std::string(name) + ": logits.paired must be aligned to the " + std::to_string(eb) +
+               "-byte element size";
+    return Status::kInvalidArgument;
+  }
+
+  kernels::Args a{};
+  a.src.vocab = v.vocab;
+  if (v.base != nullptr) {
+    a.src.layout = kernels::kStrided;
+    a.src.base = v.base;
+    a.src.principle = v.principle;
+    a.src.base_stride = v.base_stride;
+    a.src.principle_stride = v.principle_stride;
+  } else if (v.base_ptrs != nullptr) {
+    a.src.layout = kernels::kPointers;
+    a.src.base_ptrs = v.base_ptrs;
+    a.src.principle_ptrs = v.principle_ptrs;
+  } else {
+    a.src.layout = kernels::kPaired;
+    a.src.paired = v.paired;
+    a.src.pair_index = v.pair_index;
+    a.src.paired_rows = v.paired_rows;
+    a.src.paired_stride = v.paired_stride;
+  }
+  a.rows = v.rows;
+  a.slices = pol.vocab_slices;
+  a.op = int32_t(call.op);
+  a.rule = int32_t(p.rule);  // StepRule and math::Rule share their values
+  a.update = int32_t(p.update);
+  a.from_principle = p.nucleus_source == NucleusSource::kPrinciple ? 1 : 0;
+  a.min_keep = p.min_tokens_to_keep;
+  a.ignore_index = p.ignore_index;
+  a.greedy = p.greedy;
+  a.tilt_in_first = p.rule == StepRule::kFixed && p.update == UpdateForm::kTilt;
+  a.masks_possible = call.op == Op::kSample && masks_possible(p);
+  a.per_row_seed = p.seed.values != nullptr;
+  a.temperature = rp(p.temperature);
+  a.ratio = rp(p.ratio);
+  a.epsilon = rp(p.epsilon);
+  a.eta_max = rp(p.eta_max);
+  a.top_p = rp(p.top_p);
+  a.min_p = rp(p.min_p);
+  a.top_k = rp(p.top_k);
+  a.seed = rp(p.seed);
+  a.offset = rp(p.offset);
+  a.out = call.out;
+  a.out_stride = call.out_stride;
+  a.tokens = call.tokens;
+  a.token_logprob = call.token_logprob;
+  a.diagnostics = call.diagnostics;
+  a.targets = call.targets;
+  if (call.op == Op::kScore) {
+    const ScoreOutputs& o = *call.score;
+    a.score_aligned = o.aligned;
+    a.score_base = o.base;
+    a.score_principle = o.principle;
+    a.seq_offsets = o.seq_offsets;
+    a.num_sequences = o.seq_offsets != nullptr ? o.num_sequences : 0;
+    a.seq_aligned = o.seq_aligned;
+    a.seq_base = o.seq_base;
+    a.seq_principle = o.seq_principle;
+  }
+  const uintptr_t base = (reinterpret_cast<uintptr_t>(workspace) + kWorkspaceAlign - 1) &
+                         ~uintptr_t(kWorkspaceAlign - 1);
+  char* ws = reinterpret_cast<char*>(base);
+  a.stats = reinterpret_cast<math::RowStats*>(ws + L.stats_off);
+  a.tilt_partials = reinterpret_cast<math::TiltMoments*>(ws + L.sweep_off);
+  a.linear_partials = reinterpret_cast<math::LinearSums*>(ws + L.sweep_off);
+  a.plans = reinterpret_cast<math::RowPlan*>(ws + L.plan_off);
+  a.masks = reinterpret_cast<RowMask*>(ws + L.mask_off);
+  a.argmax = reinterpret_cast<math::ArgMax*>(ws + L.argmax_off);
+  a.row_scores = reinterpret_cast<float*>(ws + L.score_off);
+
+  DeviceScope scope;
+  LINALIGN_CHECK_CUDA(scope.enter(device_), name, message);
+  cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
+
+  // The context's own buffer may still be in use by a call on another
+  // stream: order after it (no host synchronisation).
+  // (Not while the stream is being captured: the own buffer is not graph-safe
+  // anyway, and an event recorded outside the capture cannot be waited on.)
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  LINALIGN_CHECK_CUDA(cudaStreamIsCapturing(stream, &capture), name, message);
+  const bool owned =
+      workspace == owned_ && owned_done_ != nullptr && capture == cudaStreamCaptureStatusNone;
+  if (owned) LINALIGN_CHECK_CUDA(cudaStreamWaitEvent(stream, owned_done_, 0), name, message);
+
+  kernels::LaunchResult res{cudaSuccess, ""};
+  switch (v.dtype) {
+    case DType::kF32:
+      res = kernels::launch_call<float>(a, pol, stream);
+      break;
+    case DType::kBF16:
+      res = kernels::launch_call<math::Bf16Bits>(a, pol, stream);
+      break;
+    case DType::kF16:
+      res = kernels::launch_call<math::Fp16Bits>(a, pol, stream);
+      break;
+    default:
+      *message = std::string(name) + ": logits.dtype is not supported";
+      return Status::kNotSupported;
+  }
+  if (res.error != cudaSuccess) {
+    (void)cudaGetLastError();
+    *message = std::string(name) + ": launching " + res.kernel +
+               " failed: " + cudaGetErrorName(res.error) + " (" + cudaGetErrorString(res.error) +
+               ")";
+    return Status::kCudaError;
+  }
+  if (owned) LINALIGN_CHECK_CUDA(cudaEventRecord(owned_done_, stream), name, message);
+  return Status::kSuccess;
+}
+
+}  // namespace
+
+Status make_cuda_backend(int device, std::unique_ptr<BackendImpl>* out, std::string* message) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count <= 0) {
+    (void)cudaGetLastError();
+    *message = std::string("Context::create: no usable CUDA device (") +
+               (e != cudaSuccess ? cudaGetErrorString(e) : "cudaGetDeviceCount returned 0") + ")";
+    return Status::kNoDevice;
+  }
+  if (device < -1 || device >= count) {
+    *message = "Context::create: options.device " + std::to_string(device) + " is outside [0, " +
+               std::to_string(count) + ") (or -1 for the current device)";
+    return Status::kInvalidArgument;
+  }
+  if (device == -1) LINALIGN_CHECK_CUDA(cudaGetDevice(&device), "Context::create", message);
+  DeviceFacts facts;
+  const Status st = device_facts(device, &facts, message);
+  if (st != Status::kSuccess) return st;
+  out->reset(new CudaBackendImpl(device, facts));
+  return Status::kSuccess;
+}
+
+int cuda_devices() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+bool cuda_built() {
+  return true;
+}
+
+}  // namespace host
+}  // namespace linalign

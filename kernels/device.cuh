@@ -1,0 +1,344 @@
+// Device building blocks shared by every kernel: row access (the three input
+// layouts, vector loads with scalar head/tail), the register-chunk walk over
+// a vocabulary slice (math/partition.hpp decides who touches what), warp and
+// block reductions of any merge operator, and per-row parameter checks.
+// Nothing here asserts: a row that cannot be read is flagged, never touched.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernel_args.hpp"
+#include "launch_policy.hpp"
+#include "linalign/math/config.hpp"
+#include "linalign/math/dtype.hpp"
+#include "linalign/math/nucleus.hpp"
+#include "linalign/math/partition.hpp"
+#include "linalign/math/philox.hpp"
+#include "linalign/math/row_stats.hpp"
+#include "linalign/math/step_rule.hpp"
+#include "linalign/math/update.hpp"
+
+namespace linalign {
+namespace kernels {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+
+// Elements of one 16-byte vector and vectors per register chunk for E.
+template <class E>
+struct Tile {
+  static constexpr int kWidth = host::kVectorBytes / int(sizeof(E));
+  static constexpr int kVectors = host::kChunkItems / kWidth;
+  static constexpr int kItems = kWidth * kVectors;
+};
+
+// ------------------------------------------------------------ loading ---
+
+__device__ __forceinline__ void load_vector(const float* p, float* out) {
+  const float4 v = __ldg(reinterpret_cast<const float4*>(p));
+  out[0] = v.x;
+  out[1] = v.y;
+  out[2] = v.z;
+  out[3] = v.w;
+}
+
+template <class E>
+__device__ __forceinline__ float decode16(uint32_t bits16);
+template <>
+__device__ __forceinline__ float decode16<math::Bf16Bits>(uint32_t bits16) {
+  return math::bf16_to_float(uint16_t(bits16));
+}
+template <>
+__device__ __forceinline__ float decode16<math::Fp16Bits>(uint32_t bits16) {
+  return math::fp16_to_float(uint16_t(bits16));
+}
+
+template <class E>
+__device__ __forceinline__ void load_vector(const E* p, float* out) {
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {  // little endian: the lower half is the earlier element
+    out[2 * k] = decode16<E>(w[k] & 0xffffu);
+    out[2 * k + 1] = decode16<E>(w[k] >> 16);
+  }
+}
+
+__device__ __forceinline__ float load_scalar(const float* p, int64_t i) {
+  return __ldg(p + i);
+}
+template <class E>
+__device__ __forceinline__ float load_scalar(const E* p, int64_t i) {
+  return math::load_as_float(p, i);
+}
+
+// One row pair as the kernels read it.
+template <class E>
+struct RowIn {
+  const E* z;
+  const E* y;
+  math::VectorSplit split;  // head / body vectors / tail (joint for z and y)
+  bool y_vector;            // y vector-loadable at the same positions
+  uint32_t bad;             // kFlagBadParam: the row source is unusable (never read)
+};
+
+// Row r's pointers for any layout, with the device-side checks the host
+// cannot do: a pair index outside [0, paired_rows), a null row pointer or one
+// not aligned to the element size flags the row instead of reading it.
+template <class E>
+__device__ __forceinline__ RowIn<E> row_in(const Source& s, int64_t r) {
+  constexpr int64_t eb = int64_t(sizeof(E));
+  const char* z = nullptr;
+  const char* y = nullptr;
+  if (s.layout == kStrided) {
+    z = static_cast<const char*>(s.base) + r * s.base_stride * eb;
+    y = static_cast<const char*>(s.principle) + r * s.principle_stride * eb;
+  } else if (s.layout == kPointers) {
+    z = static_cast<const char*>(s.base_ptrs[r]);
+    y = static_cast<const char*>(s.principle_ptrs[r]);
+  } else {
+    const int64_t a = s.pair_index[2 * r], b = s.pair_index[2 * r + 1];
+    if (a >= 0 && a < s.paired_rows && b >= 0 && b < s.paired_rows) {
+      z = static_cast<const char*>(s.paired) + a * s.paired_stride * eb;
+      y = static_cast<const char*>(s.paired) + b * s.paired_stride * eb;
+    }
+  }
+  RowIn<E> row;
+  const uint64_t za = reinterpret_cast<uintptr_t>(z), ya = reinterpret_cast<uintptr_t>(y);
+  row.bad = (z == nullptr || y == nullptr || za % uint64_t(eb) != 0 || ya % uint64_t(eb) != 0)
+                ? math::kFlagBadParam
+                : 0u;
+  if (row.bad != 0u) {
+    // Never read; the split of an aligned address still covers [0, V) for
+    // the kernels that write NaN over the row.
+    row.z = row.y = nullptr;
+    row.split = math::vector_split(0, s.vocab, Tile<E>::kWidth, eb);
+    row.y_vector = false;
+    return row;
+  }
+  row.z = reinterpret_cast<const E*>(z);
+  row.y = reinterpret_cast<const E*>(y);
+  const math::PairSplit ps = math::vector_split_pair(za, ya, s.vocab, Tile<E>::kWidth, eb);
+  row.split = ps.split;
+  row.y_vector = ps.y_vector;
+  return row;
+}
+
+// ------------------------------------------------- register chunk walk ---
+
+// What one thread holds per step: kItems (z, y) pairs decoded to fp32, and
+// where they came from. Empty slots hold (−inf, −inf): outside S and
+// flag-free, so the shared math treats them as masked tokens.
+template <class E>
+struct Chunk {
+  static constexpr int kW = Tile<E>::kWidth;
+  static constexpr int kU = Tile<E>::kVectors;
+  static constexpr int kItems = Tile<E>::kItems;
+  float z[kItems];
+  float y[kItems];
+  int64_t first[kU];  // element index of item u*kW, −1 for an empty slot
+  bool scalar;        // a head/tail step: only item 0 is real
+  __device__ __forceinline__ int64_t index(int k) const {
+    const int u = k / kW, w = k % kW;
+    if (first[u] < 0 || (scalar && k != 0)) return -1;
+    return first[u] + w;
+  }
+};
+
+// Walks the vectors `span` of a row with `threads` threads (this is thread
+// t), plus the row's scalar head/tail elements when `with_scalars` (one per
+// thread, t < head + tail ≤ 14). fn(chunk) is called once per step. With
+// kLoad = false only the indices are filled (writers of invalid rows).
+template <class E, bool kLoad, class Fn>
+__device__ __forceinline__ void walk_row(const RowIn<E>& row, int64_t n, math::Span span,
+                                         bool with_scalars, int t, int threads, Fn&& fn) {
+  using C = Chunk<E>;
+  C ch;
+  const bool has_scalar = with_scalars && t < math::split_scalars(row.split);
+  const int64_t chunks = math::walk_chunks(span, threads, t, C::kU);
+  for (int64_t c = has_scalar ? -1 : 0; c < chunks; ++c) {
+    if (c < 0) {
+      ch.scalar = true;
+      ch.first[0] = math::scalar_element(row.split, n, t);
+#pragma unroll
+      for (int u = 1; u < C::kU; ++u) ch.first[u] = -1;
+#pragma unroll
+      for (int k = 0; k < C::kItems; ++k) ch.z[k] = ch.y[k] = -math::kInf;
+      if (kLoad) {
+        ch.z[0] = load_scalar(row.z, ch.first[0]);
+        ch.y[0] = load_scalar(row.y, ch.first[0]);
+      }
+    } else {
+      ch.scalar = false;
+#pragma unroll
+      for (int u = 0; u < C::kU; ++u) {
+        const int64_t j = math::walk_vector(span, threads, t, C::kU, c, u);
+        ch.first[u] = j >= 0 ? math::vector_element(row.split, j, C::kW) : -1;
+      }
+      if (kLoad) {
+#pragma unroll
+        for (int u = 0; u < C::kU; ++u) {  // all loads first: kU vectors per row in flight
+          if (ch.first[u] >= 0) {
+            load_vector(row.z + ch.first[u], &ch.z[u * C::kW]);
+            if (row.y_vector) {
+              load_vector(row.y + ch.first[u], &ch.y[u * C::kW]);
+            } else {
+#pragma unroll
+              for (int w = 0; w < C::kW; ++w)
+                ch.y[u * C::kW + w] = load_scalar(row.y, ch.first[u] + w);
+            }
+          } else {
+#pragma unroll
+            for (int w = 0; w < C::kW; ++w) ch.z[u * C::kW + w] = ch.y[u * C::kW + w] = -math::kInf;
+          }
+        }
+      }
+    }
+    fn(ch);
+  }
+}
+
+// The chunk as the math headers' loader: load(k, &z, &y).
+template <class E>
+struct ChunkLoader {
+  const Chunk<E>& ch;
+  __device__ __forceinline__ void operator()(int64_t k, float* z, float* y) const {
+    *z = ch.z[k];
+    *y = ch.y[k];
+  }
+};
+
+// --------------------------------------------------------- reductions ---
+
+template <class T>
+__device__ __forceinline__ T shfl_down(const T& v, int delta) {
+  static_assert(sizeof(T) % 4 == 0, "shuffled types are whole 32-bit words");
+  constexpr int kWords = int(sizeof(T) / 4);
+  uint32_t w[kWords];
+  memcpy(w, &v, sizeof(T));
+#pragma unroll
+  for (int i = 0; i < kWords; ++i) w[i] = __shfl_down_sync(kFullMask, w[i], delta);
+  T r;
+  memcpy(&r, w, sizeof(T));
+  return r;
+}
+
+// Tree reduction of a warp; the result is valid in lane 0. The merge order
+// is fixed (lane l takes lane l + delta), so results are reproducible.
+template <class T, class Op>
+__device__ __forceinline__ T warp_reduce(T v, const Op& op) {
+  const int lane = int(threadIdx.x & 31u);
+#pragma unroll
+  for (int delta = 16; delta > 0; delta >>= 1) {
+    const T o = shfl_down(v, delta);
+    if (lane + delta < 32) v = op(v, o);
+  }
+  return v;
+}
+
+// Block reduction with a fixed merge tree; every thread gets the result.
+// Must be called by all kThreads threads.
+template <int kThreads, class T, class Op>
+__device__ __forceinline__ T block_reduce(T v, const Op& op, const T& empty) {
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps");
+  constexpr int kWarps = kThreads / 32;
+  __shared__ T part[kWarps];
+  const int lane = int(threadIdx.x & 31u), warp = int(threadIdx.x >> 5);
+  v = warp_reduce(v, op);
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < kWarps ? part[lane] : empty;
+    v = warp_reduce(v, op);
+    if (lane == 0) part[0] = v;
+  }
+  __syncthreads();
+  const T r = part[0];
+  __syncthreads();  // `part` is reused by the next reduction
+  return r;
+}
+
+struct MergeStats {
+  __device__ __forceinline__ math::RowStats operator()(const math::RowStats& a,
+                                                       const math::RowStats& b) const {
+    return math::row_stats_merge(a, b);
+  }
+};
+struct MergeTilt {
+  __device__ __forceinline__ math::TiltMoments operator()(const math::TiltMoments& a,
+                                                          const math::TiltMoments& b) const {
+    return math::tilt_merge(a, b);
+  }
+};
+struct MergeLinear {
+  __device__ __forceinline__ math::LinearSums operator()(const math::LinearSums& a,
+                                                         const math::LinearSums& b) const {
+    return math::linear_merge(a, b);
+  }
+};
+
+// ------------------------------------------------------ per-row checks ---
+
+// 1/T as the CPU backend computes it (T = 0, sample only: statistics at T = 1).
+__device__ __forceinline__ float inv_temperature(const Args& a, int64_t r) {
+  const float t = a.temperature.at(r);
+  return t > 0.f ? 1.0f / t : 1.0f;
+}
+
+// kFlagBadParam when a per-row device array holds a value the host would
+// have rejected (docs/SEMANTICS.md 11), or a score target is outside [0, V)
+// and not ignore_index. Scalars were checked at call level.
+__device__ __forceinline__ uint32_t row_param_flags(const Args& a, int64_t r) {
+  bool ok = true;
+  const bool sample = a.op == int32_t(Op::kSample);
+  if (a.temperature.values != nullptr) {
+    const float t = a.temperature.values[r];
+    ok = ok && math::is_finite(t) && (sample ? t >= 0.f : t > 0.f);
+  }
+  if (a.rule == int32_t(math::Rule::kFixed)) {
+    if (a.ratio.values != nullptr) ok = ok && math::is_finite(a.ratio.values[r]);
+  } else {
+    if (a.epsilon.values != nullptr) {
+      const float e = a.epsilon.values[r];
+      ok = ok && math::is_finite(e) && e > 0.f;
+    }
+    if (a.eta_max.values != nullptr) {
+      const float e = a.eta_max.values[r];
+      ok = ok && math::is_finite(e) && e >= 0.f;
+    }
+  }
+  if (sample) {
+    if (a.top_p.values != nullptr) {
+      const float p = a.top_p.values[r];
+      ok = ok && p > 0.f && p <= 1.f;
+    }
+    if (a.top_k.values != nullptr) ok = ok && a.top_k.values[r] >= 0;
+    if (a.min_p.values != nullptr) {
+      const float p = a.min_p.values[r];
+      ok = ok && p >= 0.f && p <= 1.f;
+    }
+  }
+  if (a.op == int32_t(Op::kScore)) {
+    const int32_t t = a.targets[r];
+    ok = ok && (t == a.ignore_index || (t >= 0 && int64_t(t) < a.src.vocab));
+  }
+  return ok ? 0u : math::kFlagBadParam;
+}
+
+__device__ __forceinline__ RowDiagnostics diagnostics_of(const math::RowPlan& q) {
+  RowDiagnostics d;
+  d.eta = q.eta;
+  d.mu = q.mu;
+  d.sigma = q.sigma;
+  d.kl_base = q.kl_base;
+  d.kl_principle = q.kl_principle;
+  d.entropy = q.entropy;
+  d.support = q.count;
+  d.status = q.flags;
+  return d;
+}
+
+}  // namespace kernels
+}  // namespace linalign

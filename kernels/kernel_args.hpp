@@ -1,0 +1,114 @@
+// The arguments every kernel of one call receives (by value), and the
+// launcher interface between the CUDA backend (cuda_backend.cu) and the
+// per-dtype translation units (linalign_{f32,bf16,f16}.cu). Plain C++ apart
+// from cudaStream_t / cudaError_t.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "launch_policy.hpp"
+#include "linalign/linalign.hpp"
+#include "linalign/math/dtype.hpp"
+#include "linalign/math/nucleus.hpp"
+#include "linalign/math/row_stats.hpp"
+#include "linalign/math/update.hpp"
+
+namespace linalign {
+namespace kernels {
+
+// A per-row parameter: one value, or a device array with one value per row.
+template <class T>
+struct RowParam {
+  T value;
+  const T* values;
+  LINALIGN_HD T at(int64_t r) const { return values != nullptr ? values[r] : value; }
+};
+template <class T>
+RowParam<T> row_param(const PerRow<T>& p) {
+  return RowParam<T>{p.value, p.values};
+}
+
+enum SourceLayout : int32_t { kStrided = 0, kPointers = 1, kPaired = 2 };
+
+// Where the rows live (LogitsView with resolved strides; device pointers).
+struct Source {
+  int32_t layout;
+  int64_t vocab;
+  const void* base;
+  const void* principle;
+  int64_t base_stride;
+  int64_t principle_stride;
+  const void* const* base_ptrs;
+  const void* const* principle_ptrs;
+  const void* paired;
+  const int64_t* pair_index;
+  int64_t paired_rows;
+  int64_t paired_stride;
+};
+
+struct Args {
+  Source src;
+  int64_t rows;    // B
+  int64_t slices;  // vocabulary slices per row (LaunchPolicy::vocab_slices)
+  int32_t op;      // Op
+  int32_t rule;    // math::Rule
+  int32_t update;  // math::Update
+  int32_t from_principle;
+  int32_t min_keep;
+  int32_t ignore_index;
+  bool greedy;
+  bool tilt_in_first;   // fixed + tilt: tilted moments merged in the first sweep
+  bool masks_possible;  // sample: some row may need mask thresholds
+  bool per_row_seed;    // seed array: Philox sub-stream 0 for every row
+  RowParam<float> temperature, ratio, epsilon, eta_max, top_p, min_p;
+  RowParam<int32_t> top_k;
+  RowParam<uint64_t> seed, offset;
+  // outputs (device memory; optional ones may be null)
+  float* out;
+  int64_t out_stride;
+  int32_t* tokens;
+  float* token_logprob;
+  RowDiagnostics* diagnostics;
+  const int32_t* targets;
+  float* score_aligned;
+  float* score_base;
+  float* score_principle;
+  const int64_t* seq_offsets;
+  int64_t num_sequences;
+  float* seq_aligned;
+  float* seq_base;
+  float* seq_principle;
+  // workspace (see host::CudaLayout)
+  math::RowStats* stats;
+  math::TiltMoments* tilt_partials;   // second sweep, tilt update
+  math::LinearSums* linear_partials;  // second sweep, linear update (same memory)
+  math::RowPlan* plans;
+  host::RowMask* masks;
+  math::ArgMax* argmax;
+  float* row_scores;  // [3][B]
+};
+
+// Outcome of enqueueing a call's kernels: the first launch error and which
+// kernel it came from.
+struct LaunchResult {
+  cudaError_t error;
+  const char* kernel;
+};
+
+// Enqueues every kernel of one validated call on `stream`. Allocates nothing,
+// synchronises nothing. Instantiated once per element type in its own
+// translation unit.
+template <class E>
+LaunchResult launch_call(const Args& args, const host::LaunchPolicy& policy, cudaStream_t stream);
+
+extern template LaunchResult launch_call<float>(const Args&, const host::LaunchPolicy&,
+                                                cudaStream_t);
+extern template LaunchResult launch_call<math::Bf16Bits>(const Args&, const host::LaunchPolicy&,
+                                                         cudaStream_t);
+extern template LaunchResult launch_call<math::Fp16Bits>(const Args&, const host::LaunchPolicy&,
+                                                         cudaStream_t);
+
+}  // namespace kernels
+}  // namespace linalign

@@ -1,0 +1,85 @@
+// launch_call<E>: the kernel sequence of one call (see host/launch_policy.hpp).
+// Included by exactly one translation unit per element type.
+#pragma once
+
+#include <algorithm>
+
+#include "kernel_args.hpp"
+#include "plan_kernels.cuh"
+#include "select_kernel.cuh"
+#include "token_kernels.cuh"
+
+namespace linalign {
+namespace kernels {
+
+// Blocks of the grid-stride per-row / per-sequence kernels.
+constexpr int kPerRowThreads = 128;
+constexpr int64_t kMaxGridX = int64_t(1) << 20;
+
+inline unsigned grid_for(int64_t items, int threads) {
+  return unsigned(std::max<int64_t>(1, std::min(kMaxGridX, (items + threads - 1) / threads)));
+}
+
+template <class E>
+LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaStream_t stream) {
+  static_assert(Tile<E>::kVectors > 0, "16-byte vectors of whole elements");
+#define LINALIGN_LAUNCHED(name)                           \
+  do {                                                    \
+    const cudaError_t e_ = cudaPeekAtLastError();         \
+    if (e_ != cudaSuccess) return LaunchResult{e_, name}; \
+  } while (0)
+
+  if (policy.threads != host::kSweepThreads || policy.row_threads != host::kRowThreads ||
+      policy.vector_width != Tile<E>::kWidth || policy.vectors_per_chunk != Tile<E>::kVectors ||
+      policy.vocab_slices != a.slices)
+    return LaunchResult{cudaErrorInvalidConfiguration, "launch policy / kernel mismatch"};
+
+  const int64_t B = a.rows;
+  const Op op = Op(a.op);
+  for (int64_t row0 = 0; row0 < B; row0 += policy.rows_per_group) {
+    const int64_t n = std::min(policy.rows_per_group, B - row0);
+    const dim3 sweep_grid(unsigned(a.slices), unsigned(n));
+    const dim3 row_grid{unsigned(n), 1u, 1u};
+
+    StatsKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
+    LINALIGN_LAUNCHED("StatsKernel");
+    PlanKernel<E><<<row_grid, host::kRowThreads, 0, stream>>>(a, row0);
+    LINALIGN_LAUNCHED("PlanKernel");
+    if (!a.tilt_in_first) {
+      MomentsKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCHED("MomentsKernel");
+      FinishKernel<E><<<row_grid, host::kFinishThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCHED("FinishKernel");
+    }
+    if (op == Op::kAlign) {
+      AlignKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCHED("AlignKernel");
+    } else if (op == Op::kSample) {
+      if (a.masks_possible) {
+        SelectKernel<E><<<row_grid, host::kRowThreads, 0, stream>>>(a, row0);
+        LINALIGN_LAUNCHED("SelectKernel");
+      }
+      SampleKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCHED("SampleKernel");
+    }
+  }
+  if (op == Op::kSample) {
+    SampleFinishKernel<E><<<grid_for(B, kPerRowThreads), kPerRowThreads, 0, stream>>>(a);
+    LINALIGN_LAUNCHED("SampleFinishKernel");
+  } else if (op == Op::kScore) {
+    if (B > 0) {
+      ScoreKernel<E><<<grid_for(B, kPerRowThreads), kPerRowThreads, 0, stream>>>(a);
+      LINALIGN_LAUNCHED("ScoreKernel");
+    }
+    if (a.num_sequences > 0) {
+      const unsigned grid = unsigned(std::min(kMaxGridX, a.num_sequences));
+      SeqSumKernel<E><<<grid, host::kFinishThreads, 0, stream>>>(a);
+      LINALIGN_LAUNCHED("SeqSumKernel");
+    }
+  }
+#undef LINALIGN_LAUNCHED
+  return LaunchResult{cudaSuccess, ""};
+}
+
+}  // namespace kernels
+}  // namespace linalign

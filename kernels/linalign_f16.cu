@@ -1,0 +1,12 @@
+// Instantiates every kernel of the CUDA backend for f16 inputs (one
+// translation unit per element type, so the three build in parallel).
+#include "launch_impl.cuh"
+
+namespace linalign {
+namespace kernels {
+
+template LaunchResult launch_call<math::Fp16Bits>(const Args&, const host::LaunchPolicy&,
+                                                  cudaStream_t);
+
+}  // namespace kernels
+}  // namespace linalign

@@ -1,0 +1,229 @@
+// From logits to a RowPlan per row (SPEC §2), and the aligned log-probs.
+//
+//   StatsKernel   (slice, row)  RowStats of a vocabulary slice: every thread
+//                 runs math::chunk_stats over its register chunks and merges
+//                 them; the block merges the threads (fixed + tilt: the tilted
+//                 moments in the same sweep, as the CPU backend does).
+//   PlanKernel    (row)         merges the slices, checks the per-row device
+//                 parameters, plan_begin, η; exact_kl runs math::eta_exact_kl
+//                 with an eval that sweeps the row with the whole block.
+//   MomentsKernel (slice, row)  second sweep at η: tilted moments or linear sums.
+//   FinishKernel  (row)         merges them, plan_finish_*, diagnostics.
+//   AlignKernel   (slice, row)  ℓ* = aligned_logprob(plan, z, y); NaN rows for
+//                 invalid plans; 16-byte stores when the output row allows.
+#pragma once
+
+#include "device.cuh"
+
+namespace linalign {
+namespace kernels {
+
+template <class E>
+__global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.y);
+  const int64_t s = int64_t(blockIdx.x);
+  const RowIn<E> row = row_in<E>(a.src, r);
+  math::RowStats acc = math::row_stats_empty();
+  if (row.bad == 0u) {
+    const float inv_t = inv_temperature(a, r);
+    const bool with_tilt = a.tilt_in_first;
+    const float eta = with_tilt ? math::eta_fixed(a.ratio.at(r)) : 0.f;
+    const math::Span span = math::slice_span(row.split.vectors, a.slices, s, host::kSweepThreads);
+    walk_row<E, true>(
+        row, a.src.vocab, span, s == 0, int(threadIdx.x), host::kSweepThreads,
+        [&](const Chunk<E>& ch) {
+          acc = math::row_stats_merge(
+              acc, math::chunk_stats(ChunkLoader<E>{ch}, Chunk<E>::kItems, inv_t, with_tilt, eta));
+        });
+  }
+  acc = block_reduce<host::kSweepThreads>(acc, MergeStats{}, math::row_stats_empty());
+  if (threadIdx.x == 0) {
+    acc.flags |= row.bad;
+    a.stats[r * a.slices + s] = acc;
+  }
+}
+
+// Whole-row sweeps by one block (the exact_kl solver's evaluations).
+template <class E>
+struct BlockRowEval {
+  const Args& a;
+  const RowIn<E>& row;
+  const math::RowPlan& plan;
+  __device__ math::KlPoint operator()(float eta) const {
+    const math::Span all{0, row.split.vectors};
+    const int t = int(threadIdx.x);
+    if (a.update == int32_t(math::Update::kTilt)) {
+      math::TiltMoments m = math::tilt_empty();
+      walk_row<E, true>(row, a.src.vocab, all, true, t, host::kRowThreads, [&](const Chunk<E>& ch) {
+        m = math::tilt_merge(
+            m, math::chunk_tilt_moments(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
+      });
+      m = block_reduce<host::kRowThreads>(m, MergeTilt{}, math::tilt_empty());
+      return math::tilt_kl_point(m, plan, eta);
+    }
+    math::LinearSums l = math::linear_empty();
+    walk_row<E, true>(row, a.src.vocab, all, true, t, host::kRowThreads, [&](const Chunk<E>& ch) {
+      l = math::linear_merge(
+          l, math::chunk_linear_sums(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
+    });
+    l = block_reduce<host::kRowThreads>(l, MergeLinear{}, math::linear_empty());
+    return math::linear_kl_point(l);
+  }
+};
+
+template <class E>
+__global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.x);
+  math::RowStats st = math::row_stats_empty();
+  for (int64_t s = threadIdx.x; s < a.slices; s += host::kRowThreads)
+    st = math::row_stats_merge(st, a.stats[r * a.slices + s]);
+  st = block_reduce<host::kRowThreads>(st, MergeStats{}, math::row_stats_empty());
+  st.flags |= row_param_flags(a, r);  // a bad per-row parameter invalidates the row
+
+  const float inv_t = inv_temperature(a, r);
+  const math::Update update = math::Update(a.update);
+  // A second sweep (every case but fixed + tilt) centres the tilted frame.
+  math::RowPlan plan = math::plan_begin(st, inv_t, update, !a.tilt_in_first);
+  if (math::plan_valid(plan)) {  // uniform over the block: st is the broadcast merge
+    switch (math::Rule(a.rule)) {
+      case math::Rule::kFixed:
+        plan.eta = math::eta_fixed(a.ratio.at(r));
+        break;
+      case math::Rule::kTrustRegion:
+        plan.eta = math::eta_trust_region(plan.sigma, a.epsilon.at(r), a.eta_max.at(r));
+        break;
+      case math::Rule::kExactKl: {
+        const RowIn<E> row = row_in<E>(a.src, r);  // valid plan: the row is readable
+        // Every thread runs the solver on identical, broadcast numbers, so the
+        // control flow (and every block-wide sweep inside eval) is uniform.
+        plan.eta = math::eta_exact_kl(BlockRowEval<E>{a, row, plan}, plan.sigma, a.epsilon.at(r),
+                                      a.eta_max.at(r));
+        break;
+      }
+    }
+    if (a.tilt_in_first) math::plan_finish_tilt(plan, st.tilt);
+  }
+  if (threadIdx.x == 0) {
+    a.plans[r] = plan;
+    // Without a second sweep the plan is complete here; otherwise FinishKernel
+    // completes it and writes the diagnostics.
+    if (a.tilt_in_first && a.diagnostics != nullptr) a.diagnostics[r] = diagnostics_of(plan);
+  }
+}
+
+template <class E>
+__global__ void __launch_bounds__(host::kSweepThreads) MomentsKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.y);
+  const int64_t s = int64_t(blockIdx.x);
+  const math::RowPlan plan = a.plans[r];
+  if (!math::plan_valid(plan)) return;  // uniform: FinishKernel skips the row too
+  const RowIn<E> row = row_in<E>(a.src, r);
+  const math::Span span = math::slice_span(row.split.vectors, a.slices, s, host::kSweepThreads);
+  const int t = int(threadIdx.x);
+  if (a.update == int32_t(math::Update::kTilt)) {
+    math::TiltMoments m = math::tilt_empty();
+    walk_row<E, true>(
+        row, a.src.vocab, span, s == 0, t, host::kSweepThreads, [&](const Chunk<E>& ch) {
+          m = math::tilt_merge(
+              m, math::chunk_tilt_moments(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, plan.eta));
+        });
+    m = block_reduce<host::kSweepThreads>(m, MergeTilt{}, math::tilt_empty());
+    if (t == 0) a.tilt_partials[r * a.slices + s] = m;
+  } else {
+    math::LinearSums l = math::linear_empty();
+    walk_row<E, true>(
+        row, a.src.vocab, span, s == 0, t, host::kSweepThreads, [&](const Chunk<E>& ch) {
+          l = math::linear_merge(
+              l, math::chunk_linear_sums(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, plan.eta));
+        });
+    l = block_reduce<host::kSweepThreads>(l, MergeLinear{}, math::linear_empty());
+    if (t == 0) a.linear_partials[r * a.slices + s] = l;
+  }
+}
+
+// (A template like the others, although it reads no logits: each dtype's
+// translation unit owns its instance.)
+template <class E>
+__global__ void __launch_bounds__(host::kFinishThreads) FinishKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.x);
+  math::RowPlan plan = a.plans[r];
+  if (math::plan_valid(plan)) {
+    if (a.update == int32_t(math::Update::kTilt)) {
+      math::TiltMoments m = math::tilt_empty();
+      for (int64_t s = threadIdx.x; s < a.slices; s += host::kFinishThreads)
+        m = math::tilt_merge(m, a.tilt_partials[r * a.slices + s]);
+      m = block_reduce<host::kFinishThreads>(m, MergeTilt{}, math::tilt_empty());
+      math::plan_finish_tilt(plan, m);
+    } else {
+      math::LinearSums l = math::linear_empty();
+      for (int64_t s = threadIdx.x; s < a.slices; s += host::kFinishThreads)
+        l = math::linear_merge(l, a.linear_partials[r * a.slices + s]);
+      l = block_reduce<host::kFinishThreads>(l, MergeLinear{}, math::linear_empty());
+      math::plan_finish_linear(plan, l);
+    }
+  }
+  if (threadIdx.x == 0) {
+    a.plans[r] = plan;
+    if (a.diagnostics != nullptr) a.diagnostics[r] = diagnostics_of(plan);
+  }
+}
+
+// Stores ℓ* of one chunk; 16-byte stores when the output row is aligned at
+// the chunk's vectors (out row misalignment == input row misalignment).
+template <class E>
+__device__ __forceinline__ void store_chunk(float* out, bool out_vector, const Chunk<E>& ch,
+                                            const float* v) {
+  using C = Chunk<E>;
+  if (ch.scalar) {
+    out[ch.first[0]] = v[0];
+    return;
+  }
+#pragma unroll
+  for (int u = 0; u < C::kU; ++u) {
+    if (ch.first[u] < 0) continue;
+    float* o = out + ch.first[u];
+    if (out_vector) {
+#pragma unroll
+      for (int q = 0; q < C::kW / 4; ++q)
+        *reinterpret_cast<float4*>(o + 4 * q) =
+            make_float4(v[u * C::kW + 4 * q], v[u * C::kW + 4 * q + 1], v[u * C::kW + 4 * q + 2],
+                        v[u * C::kW + 4 * q + 3]);
+    } else {
+#pragma unroll
+      for (int w = 0; w < C::kW; ++w) o[w] = v[u * C::kW + w];
+    }
+  }
+}
+
+template <class E>
+__global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.y);
+  const int64_t s = int64_t(blockIdx.x);
+  const math::RowPlan plan = a.plans[r];
+  const RowIn<E> row = row_in<E>(a.src, r);
+  float* out = a.out + r * a.out_stride;
+  const bool out_vector =
+      (reinterpret_cast<uintptr_t>(out + row.split.head) % host::kVectorBytes) == 0;
+  const math::Span span = math::slice_span(row.split.vectors, a.slices, s, host::kSweepThreads);
+  const int t = int(threadIdx.x);
+  float v[Chunk<E>::kItems];
+  if (!math::plan_valid(plan)) {
+    walk_row<E, false>(row, a.src.vocab, span, s == 0, t, host::kSweepThreads,
+                       [&](const Chunk<E>& ch) {
+#pragma unroll
+                         for (int k = 0; k < Chunk<E>::kItems; ++k) v[k] = math::kNaN;
+                         store_chunk(out, out_vector, ch, v);
+                       });
+    return;
+  }
+  walk_row<E, true>(row, a.src.vocab, span, s == 0, t, host::kSweepThreads,
+                    [&](const Chunk<E>& ch) {
+#pragma unroll
+                      for (int k = 0; k < Chunk<E>::kItems; ++k)
+                        v[k] = math::aligned_logprob(plan, ch.z[k], ch.y[k]);
+                      store_chunk(out, out_vector, ch, v);
+                    });
+}
+
+}  // namespace kernels
+}  // namespace linalign

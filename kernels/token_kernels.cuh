@@ -1,0 +1,182 @@
+// Token selection and scoring (SPEC §3, docs/SEMANTICS.md 3, 7, 8).
+//
+//   SampleKernel       (slice, row)  per token: ℓ* (candidates: ℓ* > −inf), the
+//                      score ℓ* (greedy) or ℓ* + Gumbel(Philox) (sampling), two
+//                      arg-maxes — over the masked candidates and over all
+//                      candidates (the fallback when the linear update clipped
+//                      every kept token) — merged by math::argmax_merge.
+//   SampleFinishKernel (row)  merges the slices, token (−1 for invalid rows),
+//                      optional ℓ* of the token.
+//   ScoreKernel        (row)  ℓ*_t, ℓ_t, ℓᵖ_t of the target (0 when ignored, NaN
+//                      when the row is invalid), no B × V output.
+//   SeqSumKernel       (sequence)  sums over ragged sequences, ignored rows
+//                      excluded; offsets are device memory, so they are
+//                      clamped: a sequence with offsets outside [0, B] or
+//                      decreasing sums to NaN instead of reading out of bounds.
+#pragma once
+
+#include "device.cuh"
+
+namespace linalign {
+namespace kernels {
+
+struct ArgMaxPair {
+  math::ArgMax masked;
+  math::ArgMax all;
+};
+struct MergeArgMaxPair {
+  __device__ __forceinline__ ArgMaxPair operator()(const ArgMaxPair& a, const ArgMaxPair& b) const {
+    return ArgMaxPair{math::argmax_merge(a.masked, b.masked), math::argmax_merge(a.all, b.all)};
+  }
+};
+
+__device__ __forceinline__ uint32_t philox_lane(const math::Philox4& p, int64_t i) {
+  const int lane = int(i & 3);
+  return lane == 0 ? p.v[0] : lane == 1 ? p.v[1] : lane == 2 ? p.v[2] : p.v[3];
+}
+
+template <class E>
+__global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.y);
+  const int64_t s = int64_t(blockIdx.x);
+  const math::RowPlan plan = a.plans[r];
+  ArgMaxPair best{math::argmax_empty(), math::argmax_empty()};
+  if (math::plan_valid(plan)) {
+    const RowIn<E> row = row_in<E>(a.src, r);
+    const bool greedy = a.greedy || a.temperature.at(r) == 0.f;
+    const math::RowRng rng =
+        math::RowRng::make(a.seed.at(r), a.offset.at(r), a.per_row_seed ? 0u : uint32_t(r));
+    bool masked = false;
+    math::MaskThresholds th{};
+    if (a.masks_possible) {
+      const host::RowMask m = a.masks[r];
+      masked = m.masked != 0;
+      th = m.th;
+    }
+    const bool from_principle = a.from_principle != 0;
+    const math::Span span = math::slice_span(row.split.vectors, a.slices, s, host::kSweepThreads);
+    walk_row<E, true>(
+        row, a.src.vocab, span, s == 0, int(threadIdx.x), host::kSweepThreads,
+        [&](const Chunk<E>& ch) {
+          int64_t group = -1;
+          math::Philox4 bits{};
+#pragma unroll
+          for (int k = 0; k < Chunk<E>::kItems; ++k) {
+            const int64_t i = ch.index(k);
+            if (i < 0) continue;
+            const float z = ch.z[k], y = ch.y[k];
+            const float al = math::aligned_logprob(plan, z, y);
+            if (!(al > -math::kInf)) continue;
+            float score = al;
+            if (!greedy) {
+              if ((i >> 2) != group) {  // one Philox call per group of 4 tokens
+                group = i >> 2;
+                bits = rng.group(uint64_t(group));
+              }
+              score = al + math::gumbel_from_bits(philox_lane(bits, i));
+            }
+            math::argmax_push(best.all, score, i);
+            if (!masked ||
+                math::mask_keep(th, from_principle ? math::principle_logprob(plan, z, y) : al, i))
+              math::argmax_push(best.masked, score, i);
+          }
+        });
+  }
+  best = block_reduce<host::kSweepThreads>(best, MergeArgMaxPair{},
+                                           ArgMaxPair{math::argmax_empty(), math::argmax_empty()});
+  if (threadIdx.x == 0) {
+    a.argmax[(r * a.slices + s) * 2] = best.masked;
+    a.argmax[(r * a.slices + s) * 2 + 1] = best.all;
+  }
+}
+
+template <class E>
+__global__ void SampleFinishKernel(const Args a) {
+  for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < a.rows;
+       r += int64_t(gridDim.x) * blockDim.x) {
+    const math::RowPlan plan = a.plans[r];
+    int32_t token = -1;
+    float lp = math::kNaN;
+    if (math::plan_valid(plan)) {
+      math::ArgMax masked = math::argmax_empty(), all = math::argmax_empty();
+      for (int64_t s = 0; s < a.slices; ++s) {
+        masked = math::argmax_merge(masked, a.argmax[(r * a.slices + s) * 2]);
+        all = math::argmax_merge(all, a.argmax[(r * a.slices + s) * 2 + 1]);
+      }
+      const math::ArgMax best = masked.index >= 0 ? masked : all;
+      if (best.index >= 0 && best.index < a.src.vocab) {
+        token = int32_t(best.index);
+        if (a.token_logprob != nullptr) {
+          const RowIn<E> row = row_in<E>(a.src, r);
+          lp = math::aligned_logprob(plan, load_scalar(row.z, best.index),
+                                     load_scalar(row.y, best.index));
+        }
+      }
+    }
+    a.tokens[r] = token;
+    if (a.token_logprob != nullptr) a.token_logprob[r] = lp;
+  }
+}
+
+template <class E>
+__global__ void ScoreKernel(const Args a) {
+  const int64_t B = a.rows;
+  for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < B;
+       r += int64_t(gridDim.x) * blockDim.x) {
+    const int32_t t = a.targets[r];
+    const math::RowPlan plan = a.plans[r];
+    float va = 0.f, vb = 0.f, vc = 0.f;
+    if (t != a.ignore_index) {
+      if (!math::plan_valid(plan) || t < 0 || int64_t(t) >= a.src.vocab) {
+        va = vb = vc = math::kNaN;  // (a bad target already invalidated the plan)
+      } else {
+        const RowIn<E> row = row_in<E>(a.src, r);
+        const float z = load_scalar(row.z, t), y = load_scalar(row.y, t);
+        va = math::aligned_logprob(plan, z, y);
+        vb = math::base_logprob(plan, z, y);
+        vc = math::principle_logprob(plan, z, y);
+      }
+    }
+    a.row_scores[r] = va;
+    a.row_scores[B + r] = vb;
+    a.row_scores[2 * B + r] = vc;
+    a.score_aligned[r] = va;
+    if (a.score_base != nullptr) a.score_base[r] = vb;
+    if (a.score_principle != nullptr) a.score_principle[r] = vc;
+  }
+}
+
+struct Sum3 {
+  float a, b, c;
+};
+struct AddSum3 {
+  __device__ __forceinline__ Sum3 operator()(const Sum3& x, const Sum3& y) const {
+    return Sum3{x.a + y.a, x.b + y.b, x.c + y.c};
+  }
+};
+
+template <class E>  // one instance per dtype translation unit
+__global__ void __launch_bounds__(host::kFinishThreads) SeqSumKernel(const Args a) {
+  const int64_t B = a.rows;
+  for (int64_t q = blockIdx.x; q < a.num_sequences; q += gridDim.x) {
+    const int64_t b = a.seq_offsets[q], e = a.seq_offsets[q + 1];
+    Sum3 sum{0.f, 0.f, 0.f};
+    if (b < 0 || e < b || e > B) {
+      sum = Sum3{math::kNaN, math::kNaN, math::kNaN};  // uniform branch
+    } else {
+      for (int64_t r = b + threadIdx.x; r < e; r += host::kFinishThreads) {
+        if (a.targets[r] == a.ignore_index) continue;  // excluded from the sums
+        sum = AddSum3{}(sum, Sum3{a.row_scores[r], a.row_scores[B + r], a.row_scores[2 * B + r]});
+      }
+      sum = block_reduce<host::kFinishThreads>(sum, AddSum3{}, Sum3{0.f, 0.f, 0.f});
+    }
+    if (threadIdx.x == 0) {
+      if (a.seq_aligned != nullptr) a.seq_aligned[q] = sum.a;
+      if (a.seq_base != nullptr) a.seq_base[q] = sum.b;
+      if (a.seq_principle != nullptr) a.seq_principle[q] = sum.c;
+    }
+  }
+}
+
+}  // namespace kernels
+}  // namespace linalign

@@ -1,0 +1,249 @@
+// The CUDA select kernel's threshold search (host/radix_select.hpp), run on
+// the CPU pass by pass exactly as kernels/select_kernel.cuh runs it (one
+// histogram per selection per pass, the first pass also counting |q| and
+// lq_max), against the mask of docs/SEMANTICS.md 2 computed here by a full
+// sort in double. Rows with many exact fp32 ties, −inf tokens, one-hot rows
+// and the parameter edges (top_k ≥ |q|, min_keep ≥ |q|, p tiny, p = 1).
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "linalign/math/nucleus.hpp"
+#include "radix_select.hpp"
+
+namespace {
+
+namespace h = linalign::host;
+namespace m = linalign::math;
+
+constexpr float kInfF = std::numeric_limits<float>::infinity();
+
+struct SelectRun {
+  m::MaskThresholds th;
+  int64_t n;
+  int passes;
+};
+
+// The kernel's loop, sequentially.
+SelectRun run_select(const std::vector<float>& lq, float top_p, int32_t top_k, float min_p,
+                     int32_t min_keep) {
+  h::MassSelect ps = h::mass_select_begin(top_p);
+  h::RankSelect rs[2] = {h::rank_select_begin(top_k), h::rank_select_begin(min_keep)};
+  int64_t n = 0;
+  float lq_max = -kInfF;
+  bool first = true;
+  int passes = 0;
+  for (;;) {
+    std::vector<uint64_t> mass(h::kRadixBins, 0);
+    std::vector<uint32_t> count[2] = {std::vector<uint32_t>(h::kRadixBins, 0),
+                                      std::vector<uint32_t>(h::kRadixBins, 0)};
+    uint64_t min_key[2] = {~0ull, ~0ull};
+    for (size_t i = 0; i < lq.size(); ++i) {
+      const bool valid = lq[i] > -kInfF;
+      if (first && valid) {
+        ++n;
+        lq_max = std::max(lq_max, lq[i]);
+      }
+      if (ps.active) {
+        const uint64_t mm = valid ? h::fixed_mass(lq[i]) : 0;
+        uint32_t d = 0;
+        if (valid && h::mass_select_match(ps, h::ascending_key(lq[i]), mm, &d)) mass[d] += mm;
+      }
+      const uint64_t key = h::composite_key(lq[i], int64_t(i));
+      for (int q = 0; q < 2; ++q) {
+        if (!h::rank_select_busy(rs[q])) continue;
+        uint32_t d = 0;
+        const bool match = valid && h::rank_select_match(rs[q], key, &d);
+        if (!match) continue;
+        if (rs[q].stage == h::kRankDigits) {
+          ++count[q][d];
+        } else {
+          min_key[q] = std::min(min_key[q], key);
+        }
+      }
+    }
+    if (first) {
+      h::rank_select_limit(rs[0], n);
+      h::rank_select_limit(rs[1], n);
+    }
+    if (ps.active) h::mass_select_step(ps, mass.data());
+    for (int q = 0; q < 2; ++q) {
+      if (!h::rank_select_busy(rs[q])) continue;
+      if (rs[q].stage == h::kRankDigits) {
+        h::rank_select_step(rs[q], count[q].data());
+      } else {
+        h::rank_select_take_min(rs[q], min_key[q]);
+      }
+    }
+    first = false;
+    ++passes;
+    if (!ps.active && !h::rank_select_busy(rs[0]) && !h::rank_select_busy(rs[1])) break;
+    if (passes > 20) break;
+  }
+  return SelectRun{h::mask_thresholds(ps, rs[0], rs[1], n, lq_max, top_k, min_p, min_keep), n,
+                   passes};
+}
+
+struct Entry {
+  float lq;
+  int64_t index;
+};
+
+// SEMANTICS 2 by a full sort, masses in double.
+std::vector<char> reference_kept(const std::vector<float>& lq, float top_p, int32_t top_k,
+                                 float min_p, int32_t min_keep, std::vector<Entry>* sorted) {
+  std::vector<Entry> e;
+  for (size_t i = 0; i < lq.size(); ++i)
+    if (lq[i] > -kInfF) e.push_back(Entry{lq[i], int64_t(i)});
+  std::sort(e.begin(), e.end(), [](const Entry& a, const Entry& b) {
+    return a.lq > b.lq || (a.lq == b.lq && a.index < b.index);
+  });
+  std::vector<char> kept(lq.size(), 0);
+  double above = 0;
+  const float lq_max = e.empty() ? -kInfF : e[0].lq;
+  for (size_t j = 0; j < e.size();) {
+    size_t j2 = j;
+    double group = 0;
+    while (j2 < e.size() && e[j2].lq == e[j].lq) group += std::exp(double(e[j2++].lq));
+    const bool keep_p = top_p >= 1.0f || above < double(top_p);
+    for (size_t q = j; q < j2; ++q) {
+      const bool keep_k = top_k <= 0 || int64_t(q) < top_k;
+      const bool keep_min = min_p <= 0.f || std::exp(e[q].lq - lq_max) >= min_p;
+      const bool forced = int64_t(q) < min_keep;
+      kept[size_t(e[q].index)] = char(((keep_p && keep_k && keep_min) || forced) ? 1 : 0);
+    }
+    above += group;
+    j = j2;
+  }
+  *sorted = e;
+  return kept;
+}
+
+// log_softmax in float of raw logits (−inf stays −inf).
+std::vector<float> log_softmax(const std::vector<float>& x) {
+  double mx = -kInfF;
+  for (float v : x) mx = std::max(mx, double(v));
+  double s = 0;
+  for (float v : x)
+    if (v > -kInfF) s += std::exp(double(v) - mx);
+  const double lse = mx + std::log(s);
+  std::vector<float> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) out[i] = x[i] > -kInfF ? float(double(x[i]) - lse) : -kInfF;
+  return out;
+}
+
+enum class Shape { kNormal, kTies, kOneHot, kConstant, kMasked };
+
+std::vector<float> make_row(Shape shape, int64_t V, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.f, 3.f);
+  std::vector<float> x(static_cast<size_t>(V));
+  for (auto& v : x) v = nd(rng);
+  switch (shape) {
+    case Shape::kNormal:
+      break;
+    case Shape::kTies:  // bf16-like coarse values: many exact ties
+      for (auto& v : x) v = std::round(v * 2.f) / 2.f;
+      break;
+    case Shape::kOneHot:
+      for (auto& v : x) v = -30.f;
+      x[size_t(V / 2)] = 30.f;
+      break;
+    case Shape::kConstant:
+      for (auto& v : x) v = 1.5f;
+      break;
+    case Shape::kMasked:
+      for (size_t i = 0; i < x.size(); ++i)
+        if (i % 3 == 1) x[i] = -kInfF;
+      break;
+  }
+  return log_softmax(x);
+}
+
+TEST(RadixSelect, KeysOrderLikeFloats) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.f, 10.f);
+  std::vector<float> v = {0.f, -0.f, 1e-40f, -1e-40f, 3.f, -3.f, -kInfF, kInfF};
+  for (int i = 0; i < 1000; ++i) v.push_back(nd(rng));
+  for (float a : v)
+    for (float b : {v[0], v[3], v[5], v[10], v[100]}) {
+      EXPECT_EQ(a < b, h::ascending_key(a) < h::ascending_key(b)) << a << " " << b;
+      EXPECT_EQ(a == b, h::ascending_key(a) == h::ascending_key(b)) << a << " " << b;
+    }
+  for (float a : v) {
+    if (a == 0.f) continue;
+    EXPECT_EQ(h::value_of_ascending_key(h::ascending_key(a)), a);
+  }
+  // composite key order is the rank order (lq desc, index asc)
+  for (int i = 0; i < 200; ++i) {
+    const float a = v[size_t(i)], b = v[size_t(i + 1)];
+    const int64_t ia = i % 7, ib = i % 5;
+    EXPECT_EQ(m::rank_before(a, ia, b, ib), h::composite_key(a, ia) < h::composite_key(b, ib));
+  }
+  const m::RankKey k = h::rank_key_of(h::composite_key(-2.5f, 12345));
+  EXPECT_EQ(k.lq, -2.5f);
+  EXPECT_EQ(k.index, 12345);
+}
+
+TEST(RadixSelect, ThresholdsKeepTheSameSetAsASort) {
+  std::mt19937 rng(1234);
+  const int64_t vocabs[] = {1, 2, 3, 37, 1000, 32001};
+  const float top_ps[] = {1.0f, 0.95f, 0.8f, 0.5f, 1e-3f, 1e-30f};
+  const float min_ps[] = {0.f, 0.05f, 1.f};
+  int checked = 0;
+  for (int64_t V : vocabs) {
+    const int32_t top_ks[] = {0, 1, 2, 5, 50, int32_t(V - 1), int32_t(V), int32_t(V + 3)};
+    const int32_t keeps[] = {1, 2, 7, int32_t(V), int32_t(V + 1)};
+    for (Shape shape :
+         {Shape::kNormal, Shape::kTies, Shape::kOneHot, Shape::kConstant, Shape::kMasked}) {
+      const std::vector<float> lq = make_row(shape, V, rng);
+      for (float top_p : top_ps)
+        for (int32_t top_k : top_ks)
+          for (float min_p : min_ps)
+            for (int32_t keep : keeps) {
+              if (V > 1000 && (min_p == 0.05f || keep == 7 || top_k == 2 || top_k == 5 ||
+                               top_k == int32_t(V + 3)))
+                continue;                                       // keep the run short
+              if (m::masks_off(top_p, top_k, min_p)) continue;  // the kernel skips such rows
+              const SelectRun run = run_select(lq, top_p, top_k, min_p, keep);
+              std::vector<Entry> sorted;
+              const std::vector<char> want = reference_kept(lq, top_p, top_k, min_p, keep, &sorted);
+              ASSERT_EQ(run.n, int64_t(sorted.size()));
+              ASSERT_LE(run.passes, 9);
+              if (run.th.has_topk) {
+                EXPECT_EQ(run.th.kth.lq, sorted[size_t(top_k - 1)].lq);
+                EXPECT_EQ(run.th.kth.index, sorted[size_t(top_k - 1)].index);
+              }
+              if (run.th.has_keep) {
+                EXPECT_EQ(run.th.keep_last.lq, sorted[size_t(keep - 1)].lq);
+                EXPECT_EQ(run.th.keep_last.index, sorted[size_t(keep - 1)].index);
+              }
+              for (size_t i = 0; i < lq.size(); ++i) {
+                if (!(lq[i] > -kInfF)) continue;
+                const bool got = m::mask_keep(run.th, lq[i], int64_t(i));
+                ASSERT_EQ(got, want[i] != 0)
+                    << "V=" << V << " shape=" << int(shape) << " top_p=" << top_p
+                    << " top_k=" << top_k << " min_p=" << min_p << " keep=" << keep << " token "
+                    << i << " lq=" << lq[i] << " tau=" << run.th.tau_p;
+              }
+              ++checked;
+            }
+    }
+  }
+  EXPECT_GT(checked, 1000);
+}
+
+TEST(RadixSelect, PassCounts) {
+  std::mt19937 rng(99);
+  const std::vector<float> lq = make_row(Shape::kNormal, 32000, rng);
+  EXPECT_EQ(run_select(lq, 1.0f, 0, 0.1f, 1).passes, 1);  // min-p: max + rank 0 in one pass
+  EXPECT_LE(run_select(lq, 0.9f, 0, 0.f, 1).passes, 4);   // top-p: four digits
+  EXPECT_LE(run_select(lq, 0.9f, 50, 0.f, 1).passes, 6);  // + top-k
+}
+
+}  // namespace
