@@ -1,8 +1,7 @@
 // Aligns one row through the installed package and checks the result sums to 1.
-#include <linalign/linalign.hpp>
-
 #include <cmath>
 #include <cstdio>
+#include <linalign/linalign.hpp>
 #include <vector>
 
 int main() {
