@@ -174,6 +174,48 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
     return Status::kInvalidArgument;
   }
 
+  // Outputs and device arrays hold 4- or 8-byte values: a misaligned one would
+  // be a sticky misaligned-address fault on the device, so refuse it here.
+  struct Out {
+    const void* p;
+    uintptr_t align;
+    const char* name;
+  };
+  const ScoreOutputs* so = call.score;
+  const Out outs[] = {
+      {call.out, 4, "out"},
+      {call.tokens, 4, "tokens"},
+      {call.token_logprob, 4, "token_logprob"},
+      {call.diagnostics, 4, "diagnostics"},
+      {call.targets, 4, "targets"},
+      {so ? so->aligned : nullptr, 4, "out.aligned"},
+      {so ? so->base : nullptr, 4, "out.base"},
+      {so ? so->principle : nullptr, 4, "out.principle"},
+      {so ? so->seq_offsets : nullptr, 8, "out.seq_offsets"},
+      {so ? so->seq_aligned : nullptr, 4, "out.seq_aligned"},
+      {so ? so->seq_base : nullptr, 4, "out.seq_base"},
+      {so ? so->seq_principle : nullptr, 4, "out.seq_principle"},
+      {v.base_ptrs, 8, "logits.base_ptrs"},
+      {v.principle_ptrs, 8, "logits.principle_ptrs"},
+      {v.pair_index, 8, "logits.pair_index"},
+      {p.temperature.values, 4, "params.temperature"},
+      {p.ratio.values, 4, "params.ratio"},
+      {p.epsilon.values, 4, "params.epsilon"},
+      {p.eta_max.values, 4, "params.eta_max"},
+      {p.top_p.values, 4, "params.top_p"},
+      {p.top_k.values, 4, "params.top_k"},
+      {p.min_p.values, 4, "params.min_p"},
+      {p.seed.values, 8, "params.seed"},
+      {p.offset.values, 8, "params.offset"},
+  };
+  for (const Out& o : outs) {
+    if (o.p != nullptr && reinterpret_cast<uintptr_t>(o.p) % o.align != 0) {
+      *message = std::string(name) + ": " + o.name + " must be aligned to " +
+                 std::to_string(o.align) + " bytes";
+      return Status::kInvalidArgument;
+    }
+  }
+
   kernels::Args a{};
   a.src.vocab = v.vocab;
   if (v.base != nullptr) {

@@ -940,6 +940,10 @@ TEST_F(CudaVsCpu, BadArgumentsReturnStatus) {
       LogitsView::strided(DType::kBF16, B, V, din.z.get() + 1, din.y.get(), V, V);
   EXPECT_EQ(gpu_->align(odd, p, out.get(), V, nullptr), Status::kInvalidArgument);
   EXPECT_NE(std::string(gpu_->last_error()).find("align"), std::string::npos);
+  // a misaligned output is refused on the host (a device fault would be sticky)
+  float* odd_out = reinterpret_cast<float*>(reinterpret_cast<char*>(out.get()) + 2);
+  EXPECT_EQ(gpu_->align(v, p, odd_out, V, nullptr), Status::kInvalidArgument);
+  EXPECT_NE(std::string(gpu_->last_error()).find("out"), std::string::npos);
   // B = 0 is a successful no-op
   const LogitsView empty = LogitsView::strided(DType::kBF16, 0, V, din.z.get(), din.y.get());
   EXPECT_EQ(gpu_->align(empty, p, out.get(), V, nullptr), Status::kSuccess);
