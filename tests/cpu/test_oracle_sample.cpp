@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "linalign/linalign.hpp"
+#include "oracle/glue.hpp"
 #include "oracle/oracle.hpp"
 
 namespace {
@@ -35,64 +36,10 @@ using oracle::Rule;
 using oracle::Source;
 using oracle::Update;
 
-constexpr float kSentinel = 12345.0f;
+using namespace oracle_glue;
 
 // -------------------------------------------------------------- API glue ---
-
-la::DType to_la(DType t) {
-  return t == DType::kF32    ? la::DType::kF32
-         : t == DType::kBF16 ? la::DType::kBF16
-                             : la::DType::kF16;
-}
-la::StepRule to_la(Rule r) {
-  return r == Rule::kFixed         ? la::StepRule::kFixed
-         : r == Rule::kTrustRegion ? la::StepRule::kTrustRegion
-                                   : la::StepRule::kExactKl;
-}
-la::UpdateForm to_la(Update u) {
-  return u == Update::kTilt ? la::UpdateForm::kTilt : la::UpdateForm::kLinear;
-}
-la::NucleusSource to_la(Source s) {
-  return s == Source::kPrinciple ? la::NucleusSource::kPrinciple : la::NucleusSource::kAligned;
-}
-
-la::LogitsView view_of(const Batch& b) {
-  switch (b.layout) {
-    case Layout::kStrided:
-      return la::LogitsView::strided(to_la(b.dtype), b.rows, b.V, b.base.data(), b.principle.data(),
-                                     b.base_stride, b.principle_stride);
-    case Layout::kPointers:
-      return la::LogitsView::pointers(to_la(b.dtype), b.rows, b.V, b.base_ptrs.data(),
-                                      b.principle_ptrs.data());
-    case Layout::kPaired:
-      break;
-  }
-  return la::LogitsView::pairs(to_la(b.dtype), b.rows, b.V, b.paired.data(), b.paired_rows,
-                               b.pair_index.data(), b.paired_stride);
-}
-
-std::unique_ptr<la::Context> cpu_context() {
-  la::ContextOptions o;
-  o.backend = la::Backend::kCpu;
-  o.num_threads = 2;
-  std::unique_ptr<la::Context> ctx;
-  std::string err;
-  const la::Status s = la::Context::create(o, &ctx, &err);
-  EXPECT_EQ(s, la::Status::kSuccess) << err;
-  return ctx;
-}
-
-oracle::Diag diag_of(const la::RowDiagnostics& d) {
-  return {d.eta, d.mu, d.sigma, d.kl_base, d.kl_principle, d.entropy, d.support, d.status};
-}
-
-la::RowDiagnostics sentinel_diag() {
-  la::RowDiagnostics d;
-  d.eta = d.mu = d.sigma = d.kl_base = d.kl_principle = d.entropy = kSentinel;
-  d.support = -7;
-  d.status = 0xdeadu;
-  return d;
-}
+// (shared glue in oracle/glue.hpp)
 
 // Everything the oracle needs to know about one row of a sample() call.
 struct RowSpec {
