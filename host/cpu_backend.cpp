@@ -20,6 +20,7 @@
 #include "linalign/math/row_stats.hpp"
 #include "linalign/math/step_rule.hpp"
 #include "linalign/math/update.hpp"
+#include "radix_select.hpp"
 
 namespace linalign {
 namespace host {
@@ -29,58 +30,6 @@ using namespace linalign::math;
 
 size_t align64(size_t x) {
   return (x + 63) & ~size_t(63);
-}
-
-// A mask candidate: fp32 log-probability under the nucleus source and token id.
-struct SelectEntry {
-  float lq;
-  int32_t index;
-};
-bool entry_before(const SelectEntry& a, const SelectEntry& b) {
-  return rank_before(a.lq, a.index, b.lq, b.index);
-}
-
-// Thresholds of SPEC §3's masks over the n entries of S (any order; the
-// buffer is permuted). Sorts only the prefix that decides them: the top
-// max(top_k, min_keep, 1024) entries, doubled until the top-p mass is
-// reached at a value group that ends inside the sorted prefix.
-MaskThresholds find_thresholds(SelectEntry* e, int64_t n, float top_p, int32_t top_k, float min_p,
-                               int32_t min_keep) {
-  MaskThresholds t;
-  t.tau_p = -kInf;
-  t.min_p = min_p;
-  t.has_topk = top_k > 0 && int64_t(top_k) < n;
-  t.has_keep = int64_t(min_keep) < n;
-  int64_t k = std::min<int64_t>(n, std::max<int64_t>({1024, top_k, min_keep}));
-  for (;;) {
-    std::partial_sort(e, e + k, e + n, entry_before);
-    bool decided = top_p >= 1.0f;
-    if (!decided) {
-      // keep i iff the mass of tokens strictly more probable than i is < p
-      float above = 0.f;
-      int64_t j = 0;
-      while (j < k) {
-        int64_t j2 = j;
-        float group = 0.f;
-        while (j2 < k && e[j2].lq == e[j].lq) group += fexp(e[j2++].lq);
-        if (j2 == k && k < n) break;           // the group may continue past the prefix
-        if (above < top_p) t.tau_p = e[j].lq;  // this value group is kept
-        above += group;
-        j = j2;
-        if (!(above < top_p)) {
-          decided = true;
-          break;
-        }
-      }
-      if (j == k && k == n) decided = true;  // mass never reached p: all kept
-    }
-    if (decided || k == n) break;
-    k = std::min(n, 2 * k);
-  }
-  t.lq_max = e[0].lq;
-  t.kth = t.has_topk ? RankKey{e[top_k - 1].lq, e[top_k - 1].index} : RankKey{0.f, 0};
-  t.keep_last = t.has_keep ? RankKey{e[min_keep - 1].lq, e[min_keep - 1].index} : RankKey{0.f, 0};
-  return t;
 }
 
 template <class E>
@@ -353,9 +302,9 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
           int64_t n = 0;
           for (int64_t i = 0; i < V; ++i) {
             const float lq = source_lq(load_as_float(row.z, i), load_as_float(row.y, i));
-            if (lq > -kInf) buf[n++] = SelectEntry{lq, int32_t(i)};
+            if (lq > -kInf) buf[n++] = select_entry(lq, i);
           }
-          th = find_thresholds(buf, n, top_p, top_k, min_p, p.min_tokens_to_keep);
+          th = radix_thresholds(buf, n, top_p, top_k, min_p, p.min_tokens_to_keep);
         }
         // Candidates: kept tokens with ℓ* > −inf (SEMANTICS 3); fall back to
         // every token with ℓ* > −inf if the linear update clipped them all.

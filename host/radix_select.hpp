@@ -195,5 +195,89 @@ LINALIGN_HD math::MaskThresholds mask_thresholds(const MassSelect& p, const Rank
   return t;
 }
 
+// ------------------------------------------------------- the CPU backend ---
+
+// One candidate of a CPU row: fp32 log-probability under the nucleus source,
+// token index, and its top-p mass in fixed point (computed once).
+struct SelectEntry {
+  float lq;
+  int32_t index;
+  uint64_t mass;
+};
+
+inline SelectEntry select_entry(float lq, int64_t index) {
+  return SelectEntry{lq, int32_t(index), fixed_mass(lq)};
+}
+
+// The thresholds of SPEC §3's masks over the n candidates e[0..n) (each with
+// lq > −inf, any order; the buffer is permuted): the same selections, digit by digit, as the CUDA
+// select kernel — one pass over the candidates per level — so both backends
+// keep exactly the same set for the same lq (exact fixed-point top-p mass, no
+// order-dependent float sums).
+inline math::MaskThresholds radix_thresholds(SelectEntry* e, int64_t n, float top_p, int32_t top_k,
+                                             float min_p, int32_t min_keep) {
+  MassSelect ps = mass_select_begin(top_p);
+  RankSelect rs[2] = {rank_select_begin(top_k), rank_select_begin(min_keep)};
+  rank_select_limit(rs[0], n);
+  rank_select_limit(rs[1], n);
+  float lq_max = -math::kInf;
+  for (int64_t i = 0; i < n; ++i) lq_max = math::fmaxf_(lq_max, e[i].lq);
+  uint64_t mass[kRadixBins];
+  uint32_t count[2][kRadixBins];
+  // The top-p selection only ever looks inside its current prefix group, so
+  // after each level the matching candidates are moved to the front, e[0, m):
+  // later mass passes touch a shrinking group (the rank selections scan all n
+  // candidates in any order, so the permutation does not matter to them).
+  int64_t m = n;
+  for (int pass = 0; pass < 24; ++pass) {  // ≤ 4 mass levels, ≤ 8 digits + 1 min per rank
+    const bool busy[2] = {rank_select_busy(rs[0]), rank_select_busy(rs[1])};
+    if (!ps.active && !busy[0] && !busy[1]) break;
+    uint32_t d;
+    if (ps.active) {
+      for (int b = 0; b < kRadixBins; ++b) mass[b] = 0;
+      for (int64_t i = 0; i < m; ++i)
+        if (mass_select_match(ps, ascending_key(e[i].lq), e[i].mass, &d)) mass[d] += e[i].mass;
+    }
+    uint64_t min_key[2] = {~0ull, ~0ull};
+    if (busy[0] || busy[1]) {
+      for (int b = 0; b < kRadixBins; ++b) count[0][b] = count[1][b] = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const uint64_t ck = composite_key(e[i].lq, e[i].index);
+        for (int q = 0; q < 2; ++q) {
+          if (!busy[q] || !rank_select_match(rs[q], ck, &d)) continue;
+          if (rs[q].stage == kRankDigits) {
+            ++count[q][d];
+          } else if (ck < min_key[q]) {
+            min_key[q] = ck;
+          }
+        }
+      }
+    }
+    if (ps.active) {
+      mass_select_step(ps, mass);
+      if (ps.active) {
+        int64_t k = 0;
+        for (int64_t i = 0; i < m; ++i) {
+          if (mass_select_match(ps, ascending_key(e[i].lq), e[i].mass, &d)) {
+            const SelectEntry t = e[k];
+            e[k++] = e[i];
+            e[i] = t;
+          }
+        }
+        m = k;
+      }
+    }
+    for (int q = 0; q < 2; ++q) {
+      if (!busy[q]) continue;
+      if (rs[q].stage == kRankDigits) {
+        rank_select_step(rs[q], count[q]);
+      } else {
+        rank_select_take_min(rs[q], min_key[q]);
+      }
+    }
+  }
+  return mask_thresholds(ps, rs[0], rs[1], n, lq_max, top_k, min_p, min_keep);
+}
+
 }  // namespace host
 }  // namespace linalign
