@@ -442,6 +442,22 @@ linalign_status_t linalign_align(linalign_handle_t handle, const linalign_logits
   });
 }
 
+linalign_status_t linalign_align_typed(linalign_handle_t handle, const linalign_logits_t* logits,
+                                       const linalign_params_t* params, void* out,
+                                       int32_t out_dtype, int64_t out_stride,
+                                       linalign_row_diagnostics_t* diagnostics, void* workspace,
+                                       size_t workspace_bytes, void* stream) noexcept {
+  return guarded(handle, "linalign_align_typed", [&](const ApiCall& call) -> linalign_status_t {
+    linalign::LogitsView view;
+    linalign::Params p;
+    const linalign_status_t s = prepare(call, logits, params, &view, &p);
+    if (s != LINALIGN_SUCCESS) return s;
+    return forward(call,
+                   handle->context->align(view, p, out, linalign::DType(out_dtype), out_stride,
+                                          to_cxx(diagnostics), workspace, workspace_bytes, stream));
+  });
+}
+
 linalign_status_t linalign_sample(linalign_handle_t handle, const linalign_logits_t* logits,
                                   const linalign_params_t* params, int32_t* tokens,
                                   float* token_logprob, linalign_row_diagnostics_t* diagnostics,

@@ -17,8 +17,9 @@ struct Call {
   LogitsView logits;           // strides resolved (0 → vocab)
   const Params* params = nullptr;
   // align
-  float* out = nullptr;
-  int64_t out_stride = 0;  // resolved (0 → vocab)
+  void* out = nullptr;
+  DType out_dtype = DType::kF32;  // kF32 or kBF16
+  int64_t out_stride = 0;         // resolved (0 → vocab)
   // sample
   int32_t* tokens = nullptr;
   float* token_logprob = nullptr;

@@ -170,12 +170,20 @@ size_t Context::workspace_size(Op op, const LogitsView& logits, const Params& pa
 Status Context::align(const LogitsView& logits, const Params& params, float* out,
                       int64_t out_stride, RowDiagnostics* diagnostics, void* workspace,
                       size_t workspace_bytes, void* stream) {
+  return align(logits, params, out, DType::kF32, out_stride, diagnostics, workspace,
+               workspace_bytes, stream);
+}
+
+Status Context::align(const LogitsView& logits, const Params& params, void* out, DType out_dtype,
+                      int64_t out_stride, RowDiagnostics* diagnostics, void* workspace,
+                      size_t workspace_bytes, void* stream) {
   host::Call call;
   call.op = Op::kAlign;
   call.name = "align";
   call.logits = logits;
   call.params = &params;
   call.out = out;
+  call.out_dtype = out_dtype;
   call.out_stride = out_stride;
   call.diagnostics = diagnostics;
   return impl_->execute(call, workspace, workspace_bytes, stream);

@@ -124,6 +124,38 @@ Status CpuBackend::run(const Call& call, void* workspace, size_t workspace_bytes
   return Status::kSuccess;
 }
 
+// ℓ* of every (row, slice) into out (float, or bf16 bits through `cvt`).
+template <class E, class OutT, class CvtT>
+void CpuBackend::align_rows(const Call& call, const CpuLayout& L, const RowPlan* plans, OutT* out0,
+                            const CvtT& cvt) {
+  const LogitsView& v = call.logits;
+  const int64_t S = L.slices;
+  pool_.parallel_for(v.rows * S, [&](int64_t w) {
+    const int64_t r = w / S;
+    const RowPlan& plan = plans[r];
+    const RowData<E> row = row_data<E>(v, r);
+    const Span sp = slice_span(v.vocab, S, w % S, kCpuSliceTokens);
+    OutT* out = out0 + r * call.out_stride;
+    if (!plan_valid(plan)) {
+      std::fill(out + sp.begin, out + sp.end, cvt(kNaN));
+      return;
+    }
+    if (plan.update == int32_t(Update::kTilt)) {
+      // aligned_logprob's tilt branch, hoisted so the loop is branch-free
+      // and vectorises (same expression, same rounding)
+      for (int64_t i = sp.begin; i < sp.end; ++i) {
+        const float z = load_as_float(row.z, i), y = load_as_float(row.y, i);
+        const float zt = z * plan.inv_t, d = y * plan.inv_t - zt;
+        const float l = (plan_tilt_logit(plan, zt, d, plan.eta) - plan.m_t) - plan.ls_t;
+        out[i] = cvt(in_support(z, y) ? l : -kInf);
+      }
+    } else {
+      for (int64_t i = sp.begin; i < sp.end; ++i)
+        out[i] = cvt(aligned_logprob(plan, load_as_float(row.z, i), load_as_float(row.y, i)));
+    }
+  });
+}
+
 template <class E>
 void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
   const LogitsView& v = call.logits;
@@ -250,30 +282,12 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
   // ---- 4. the operation
   switch (call.op) {
     case Op::kAlign:
-      pool_.parallel_for(B * S, [&](int64_t w) {
-        const int64_t r = w / S;
-        const RowPlan& plan = plans[r];
-        const RowData<E> row = row_data<E>(v, r);
-        const Span sp = span_of(w % S);
-        float* out = call.out + r * call.out_stride;
-        if (!plan_valid(plan)) {
-          std::fill(out + sp.begin, out + sp.end, kNaN);
-          return;
-        }
-        if (plan.update == int32_t(Update::kTilt)) {
-          // aligned_logprob's tilt branch, hoisted so the loop is branch-free
-          // and vectorises (same expression, same rounding)
-          for (int64_t i = sp.begin; i < sp.end; ++i) {
-            const float z = load_as_float(row.z, i), y = load_as_float(row.y, i);
-            const float zt = z * plan.inv_t, d = y * plan.inv_t - zt;
-            const float l = (plan_tilt_logit(plan, zt, d, plan.eta) - plan.m_t) - plan.ls_t;
-            out[i] = in_support(z, y) ? l : -kInf;
-          }
-        } else {
-          for (int64_t i = sp.begin; i < sp.end; ++i)
-            out[i] = aligned_logprob(plan, load_as_float(row.z, i), load_as_float(row.y, i));
-        }
-      });
+      if (call.out_dtype == DType::kBF16) {
+        align_rows<E>(call, L, plans, static_cast<uint16_t*>(call.out),
+                      [](float x) { return float_to_bf16(x); });
+      } else {
+        align_rows<E>(call, L, plans, static_cast<float*>(call.out), [](float x) { return x; });
+      }
       break;
 
     case Op::kSample:

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "call.hpp"
+#include "linalign/math/update.hpp"
 #include "thread_pool.hpp"
 
 namespace linalign {
@@ -50,6 +51,9 @@ class CpuBackend {
  private:
   template <class E>
   void run_typed(const Call& call, const CpuLayout& layout, char* ws);
+  template <class E, class OutT, class CvtT>
+  void align_rows(const Call& call, const CpuLayout& layout, const math::RowPlan* plans, OutT* out,
+                  const CvtT& cvt);
   ThreadPool pool_;
 };
 

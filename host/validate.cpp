@@ -185,6 +185,10 @@ Status validate_call(Call* call, bool host_arrays, std::string* message) {
     case Op::kAlign:
       if (call->out_stride == 0) call->out_stride = v.vocab;
       if (B > 0 && call->out == nullptr) return c.fail(Status::kInvalidArgument, "out is null");
+      if (call->out_dtype != DType::kF32 && call->out_dtype != DType::kBF16)
+        return c.fail(Status::kNotSupported, "out_dtype " + show(int(call->out_dtype)) +
+                                                 " is not supported for aligned log-probs (f32 "
+                                                 "or bf16)");
       if (call->out_stride < v.vocab)
         return c.fail(Status::kInvalidArgument, "out_stride (" + show(call->out_stride) +
                                                     ") must be >= logits.vocab (" + show(v.vocab) +

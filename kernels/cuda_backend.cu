@@ -183,7 +183,7 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   };
   const ScoreOutputs* so = call.score;
   const Out outs[] = {
-      {call.out, 4, "out"},
+      {call.out, call.out_dtype == DType::kBF16 ? uintptr_t(2) : uintptr_t(4), "out"},
       {call.tokens, 4, "tokens"},
       {call.token_logprob, 4, "token_logprob"},
       {call.diagnostics, 4, "diagnostics"},
@@ -256,7 +256,11 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   a.top_k = rp(p.top_k);
   a.seed = rp(p.seed);
   a.offset = rp(p.offset);
-  a.out = call.out;
+  if (call.out_dtype == DType::kBF16) {
+    a.out_bf16 = static_cast<uint16_t*>(call.out);
+  } else {
+    a.out = static_cast<float*>(call.out);
+  }
   a.out_stride = call.out_stride;
   a.tokens = call.tokens;
   a.token_logprob = call.token_logprob;

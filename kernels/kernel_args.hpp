@@ -66,7 +66,8 @@ struct Args {
   RowParam<int32_t> top_k;
   RowParam<uint64_t> seed, offset;
   // outputs (device memory; optional ones may be null)
-  float* out;
+  float* out;          // ℓ* as fp32, or null when out_bf16 is set
+  uint16_t* out_bf16;  // ℓ* as bf16 bits (round to nearest even), or null
   int64_t out_stride;
   int32_t* tokens;
   float* token_logprob;

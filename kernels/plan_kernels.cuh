@@ -195,24 +195,51 @@ __device__ __forceinline__ void store_chunk(float* out, bool out_vector, const C
   }
 }
 
+// bf16 output: element-wise 2-byte stores of the rounded values (the row's
+// element positions are the chunk's; no vector path).
+template <class E>
+__device__ __forceinline__ void store_chunk_bf16(uint16_t* out, const Chunk<E>& ch,
+                                                 const float* v) {
+  using C = Chunk<E>;
+  if (ch.scalar) {
+    out[ch.first[0]] = math::float_to_bf16(v[0]);
+    return;
+  }
+#pragma unroll
+  for (int u = 0; u < C::kU; ++u) {
+    if (ch.first[u] < 0) continue;
+#pragma unroll
+    for (int w = 0; w < C::kW; ++w) out[ch.first[u] + w] = math::float_to_bf16(v[u * C::kW + w]);
+  }
+}
+
 template <class E>
 __global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.y);
   const int64_t s = int64_t(blockIdx.x);
   const math::RowPlan plan = a.plans[r];
   const RowIn<E> row = row_in<E>(a.src, r);
-  float* out = a.out + r * a.out_stride;
-  const bool out_vector =
-      (reinterpret_cast<uintptr_t>(out + row.split.head) % host::kVectorBytes) == 0;
+  float* out = a.out != nullptr ? a.out + r * a.out_stride : nullptr;
+  uint16_t* out_bf16 = a.out_bf16 != nullptr ? a.out_bf16 + r * a.out_stride : nullptr;
+  const bool out_vector = out != nullptr && (reinterpret_cast<uintptr_t>(out + row.split.head) %
+                                             host::kVectorBytes) == 0;
   const math::Span span = math::slice_span(row.split.vectors, a.slices, s, host::kSweepThreads);
   const int t = int(threadIdx.x);
+  const bool valid = math::plan_valid(plan);
   float v[Chunk<E>::kItems];
-  if (!math::plan_valid(plan)) {
+  auto store = [&](const Chunk<E>& ch) {
+    if (out_bf16 != nullptr) {
+      store_chunk_bf16(out_bf16, ch, v);
+    } else {
+      store_chunk(out, out_vector, ch, v);
+    }
+  };
+  if (!valid) {
     walk_row<E, false>(row, a.src.vocab, span, s == 0, t, host::kSweepThreads,
                        [&](const Chunk<E>& ch) {
 #pragma unroll
                          for (int k = 0; k < Chunk<E>::kItems; ++k) v[k] = math::kNaN;
-                         store_chunk(out, out_vector, ch, v);
+                         store(ch);
                        });
     return;
   }
@@ -221,7 +248,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a,
 #pragma unroll
                       for (int k = 0; k < Chunk<E>::kItems; ++k)
                         v[k] = math::aligned_logprob(plan, ch.z[k], ch.y[k]);
-                      store_chunk(out, out_vector, ch, v);
+                      store(ch);
                     });
 }
 

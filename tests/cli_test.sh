@@ -202,6 +202,11 @@ if awk -v V=$V '{ x[NR % V] = $1 }
                   for (i in x) s += exp(x[i] - m); lse = m + log(s);
                   if (lse > 1e-4 || lse < -1e-4) bad++ }
     END { exit bad ? 1 : 0 }' l.txt; then pass; else fail "align: rows of l* do not normalise"; fi
+# --out-bf16: the same l*, as bfloat16 bits (within bf16 rounding of float32)
+ok align_bf16 align --base z.npy --principle y.npy --out-bf16 --no-diagnostics --out lb.npy "${RT[@]}"
+has lb.npy '<u2' "[$B,$V]"
+values --bf16 lb.npy >lb.txt
+close lb.txt l.txt 0.08 "align --out-bf16 == float32 l* within bf16 rounding"
 ok align_ratio0 align --base z.npy --principle y.npy --ratio -1 --no-diagnostics --out l0.npy "${RT[@]}"
 expect_eq "$(line_count align_ratio0.out)" 0 "--no-diagnostics: no stdout"
 ok align_diagfile align --base z.npy --principle y.npy --diagnostics d.jsonl "${RT[@]}"

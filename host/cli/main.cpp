@@ -355,13 +355,21 @@ int run_align(const Args& a) {
   Engine e = make_engine(a);
   const linalign::LogitsView v = upload_view(e, L);
   const size_t n = static_cast<size_t>(L.rows) * static_cast<size_t>(L.vocab);
-  float* out = e.mem->alloc_n<float>(n);
+  const bool bf16 = a.has("out-bf16");
   auto* d = e.mem->alloc_n<linalign::RowDiagnostics>(static_cast<size_t>(L.rows));
-  check(e.ctx->align(v, p, out, 0, d), *e.ctx, "align");
-  npy::Array result(npy::DType::kF32, L.shape);
-  e.mem->download_n(result.as<float>(), out, n);
+  const npy::DType out_type = bf16 ? npy::DType::kU16 : npy::DType::kF32;
+  npy::Array result(out_type, L.shape);
+  if (bf16) {
+    uint16_t* out = e.mem->alloc_n<uint16_t>(n);
+    check(e.ctx->align(v, p, out, linalign::DType::kBF16, 0, d), *e.ctx, "align");
+    e.mem->download_n(result.as<uint16_t>(), out, n);
+  } else {
+    float* out = e.mem->alloc_n<float>(n);
+    check(e.ctx->align(v, p, out, 0, d), *e.ctx, "align");
+    e.mem->download_n(result.as<float>(), out, n);
+  }
   const auto diags = fetch_diagnostics(e, d, L.rows);
-  write_output(a, "out", npy::DType::kF32, L.shape, result.data());
+  write_output(a, "out", out_type, L.shape, result.data());
   for (int64_t r = 0; r < L.rows; ++r) diag.line(diag_json(r, diags[r]) + "}");
   diag.flush();
   return 0;

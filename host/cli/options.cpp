@@ -52,6 +52,8 @@ const std::vector<FlagSpec>& flags() {
        "read '<u2' (and ml_dtypes '<V2') arrays as bfloat16 bits; '<f2' is always float16"},
       // ---- outputs
       {"out", "FILE", kCmdAlign, "Outputs", "aligned log-probs l*: float32, shape of the inputs"},
+      {"out-bf16", nullptr, kCmdAlign, "Outputs",
+       "write l* as bfloat16 bits ('<u2', round to nearest even) instead of float32"},
       {"out", "FILE", kCmdSample, "Outputs", "tokens: int32 [B] (-1 for invalid rows)"},
       {"out", "FILE", kCmdScore, "Outputs",
        "aligned scores l*_t: float32 [B] (0 for ignored rows, NaN for invalid rows)"},

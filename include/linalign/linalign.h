@@ -476,6 +476,15 @@ LINALIGN_API linalign_status_t linalign_align(
     float* out, int64_t out_stride, linalign_row_diagnostics_t* diagnostics, void* workspace,
     size_t workspace_bytes, void* stream) LINALIGN_NOEXCEPT;
 
+/* The same, with l* written as `out_dtype`: LINALIGN_DTYPE_F32 (float) or
+ * LINALIGN_DTYPE_BF16 (bfloat16 bits in uint16_t, rounded to nearest even;
+ * -inf and NaN kept). LINALIGN_DTYPE_F16 gives LINALIGN_NOT_SUPPORTED (its
+ * range would clip l*). `out` points to [B, out_stride] elements of that type. */
+LINALIGN_API linalign_status_t linalign_align_typed(
+    linalign_handle_t handle, const linalign_logits_t* logits, const linalign_params_t* params,
+    void* out, int32_t out_dtype, int64_t out_stride, linalign_row_diagnostics_t* diagnostics,
+    void* workspace, size_t workspace_bytes, void* stream) LINALIGN_NOEXCEPT;
+
 /* Next token per row: greedy (params->greedy or temperature 0) or Gumbel-max
  * sampling with Philox4x32-10 (same token on CPU and CUDA for the same seed),
  * from pi* restricted to the top-p / top-k / min-p mask.

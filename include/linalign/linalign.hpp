@@ -269,6 +269,13 @@ class Context {
                RowDiagnostics* diagnostics, void* workspace = nullptr, size_t workspace_bytes = 0,
                void* stream = nullptr);
 
+  // The same with ℓ* written as `out_dtype`: DType::kF32 (float), or
+  // DType::kBF16 (bf16 bit patterns in uint16_t, rounded to nearest even;
+  // −inf and NaN kept). kF16 is kNotSupported (its range would clip ℓ*).
+  Status align(const LogitsView& logits, const Params& params, void* out, DType out_dtype,
+               int64_t out_stride, RowDiagnostics* diagnostics, void* workspace = nullptr,
+               size_t workspace_bytes = 0, void* stream = nullptr);
+
   // Next token per row into tokens[B] (−1 for invalid rows); `token_logprob`
   // ([B], optional) gets ℓ*_token (NaN for invalid rows); `diagnostics` optional.
   Status sample(const LogitsView& logits, const Params& params, int32_t* tokens,

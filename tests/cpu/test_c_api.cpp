@@ -393,6 +393,25 @@ TEST_F(c_api_round_trip, AlignDefaults) {
   EXPECT_TRUE(same_bits(a, b));
 }
 
+// linalign_align_typed: bf16 output equals the C++ bf16 output bit for bit,
+// and F16 output is refused with the argument named.
+TEST_F(c_api_round_trip, AlignTypedBf16) {
+  const linalign_logits_t cv = c_view();
+  std::vector<uint16_t> a(kRows * kVocab, 1), b(kRows * kVocab, 2);
+  ASSERT_EQ(linalign_align_typed(h_, &cv, nullptr, a.data(), LINALIGN_DTYPE_BF16, 0, nullptr,
+                                 nullptr, 0, nullptr),
+            LINALIGN_SUCCESS)
+      << linalign_last_error(h_);
+  ASSERT_EQ(
+      ctx_->align(cxx_view(), linalign::Params{}, b.data(), linalign::DType::kBF16, 0, nullptr),
+      linalign::Status::kSuccess);
+  EXPECT_TRUE(same_bits(a, b));
+  EXPECT_EQ(linalign_align_typed(h_, &cv, nullptr, a.data(), LINALIGN_DTYPE_F16, 0, nullptr,
+                                 nullptr, 0, nullptr),
+            LINALIGN_NOT_SUPPORTED);
+  EXPECT_NE(std::string(linalign_last_error(h_)).find("out_dtype"), std::string::npos);
+}
+
 TEST_F(c_api_round_trip, AlignEveryRuleAndUpdate) {
   const int32_t rules[] = {LINALIGN_STEP_FIXED, LINALIGN_STEP_TRUST_REGION, LINALIGN_STEP_EXACT_KL};
   const int32_t updates[] = {LINALIGN_UPDATE_TILT, LINALIGN_UPDATE_LINEAR};

@@ -653,6 +653,38 @@ TEST_F(CudaVsCpu, StridedMisalignedPadded) {
 
 // Pointer arrays (rows in one buffer at irregular, misaligned offsets) and
 // the paired [2B, V] layout with a pairing index: the same numbers as strided.
+// The bf16 output of ℓ*: within one bf16 rounding step (2⁻⁸ relative) plus
+// the fp32 tolerance of the CPU result; −inf / NaN where the CPU has them;
+// padding untouched.
+TEST_F(CudaVsCpu, AlignBf16Output) {
+  const int64_t V = 50257, stride = V + 3;
+  const Inputs in = make_inputs(DType::kBF16, 3, V, stride, 17u);
+  const DeviceInputs din(in);
+  const LogitsView gv = din.view(in);
+  const Params p = params_for(kRules[0]);
+  const AlignResult ca = cpu_align(*cpu_, in, p);
+  DeviceArray<uint16_t> out(std::vector<uint16_t>(sz(in.rows * stride), 0xabcd));
+  ASSERT_EQ(gpu_->align(gv, p, out.get(), DType::kBF16, stride, nullptr), Status::kSuccess)
+      << gpu_->last_error();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<uint16_t> go = out.download();
+  for (int64_t r = 0; r < in.rows; ++r) {
+    for (int64_t i = 0; i < V; ++i) {
+      const float want = ca.out[sz(r * stride + i)];
+      const float got = linalign::math::bf16_to_float(go[sz(r * stride + i)]);
+      if (std::isnan(want) || std::isinf(want)) {
+        ASSERT_EQ(std::isnan(got), std::isnan(want)) << r << " " << i;
+        if (std::isinf(want)) {
+          ASSERT_EQ(got, want) << r << " " << i;
+        }
+        continue;
+      }
+      ASSERT_NEAR(got, want, std::fabs(want) * 0.00390625f + 1e-3f) << r << " " << i;
+    }
+    for (int64_t i = V; i < stride; ++i) ASSERT_EQ(go[sz(r * stride + i)], 0xabcd);
+  }
+}
+
 TEST_F(CudaVsCpu, PointerAndPairedLayouts) {
   for (DType t : {DType::kF32, DType::kF16}) {
     const int64_t B = 6, V = 50257, eb = elem_bytes(t);
