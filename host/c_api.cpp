@@ -64,6 +64,9 @@ static_assert(static_cast<int>(Backend::kAuto) == LINALIGN_BACKEND_AUTO, "backen
 static_assert(static_cast<int>(Op::kAlign) == LINALIGN_OP_ALIGN, "op");
 static_assert(static_cast<int>(Op::kSample) == LINALIGN_OP_SAMPLE, "op");
 static_assert(static_cast<int>(Op::kScore) == LINALIGN_OP_SCORE, "op");
+static_assert(static_cast<int>(Op::kShardStats) == LINALIGN_OP_SHARD_STATS, "op");
+static_assert(static_cast<int>(Op::kAlignShard) == LINALIGN_OP_ALIGN_SHARD, "op");
+static_assert(sizeof(linalign_shard_stats_t) == sizeof(linalign::ShardStats), "shard stats");
 static_assert(static_cast<uint32_t>(linalign::kRowOk) == LINALIGN_ROW_OK, "row status");
 static_assert(static_cast<uint32_t>(linalign::kRowNaN) == LINALIGN_ROW_NAN, "row status");
 static_assert(static_cast<uint32_t>(linalign::kRowPosInf) == LINALIGN_ROW_POS_INF, "row status");
@@ -414,7 +417,7 @@ linalign_status_t linalign_workspace_size(linalign_handle_t handle, linalign_op_
                                           const linalign_params_t* params, size_t* bytes) noexcept {
   return guarded(handle, "linalign_workspace_size", [&](const ApiCall& call) -> linalign_status_t {
     const int o = static_cast<int>(op);
-    if (o < LINALIGN_OP_ALIGN || o > LINALIGN_OP_SCORE) {
+    if (o < LINALIGN_OP_ALIGN || o > LINALIGN_OP_ALIGN_SHARD) {
       return fail(call, LINALIGN_INVALID_ARGUMENT,
                   "op " + std::to_string(o) + " is not a linalign_op_t");
     }
@@ -455,6 +458,39 @@ linalign_status_t linalign_align_typed(linalign_handle_t handle, const linalign_
     return forward(call,
                    handle->context->align(view, p, out, linalign::DType(out_dtype), out_stride,
                                           to_cxx(diagnostics), workspace, workspace_bytes, stream));
+  });
+}
+
+linalign_status_t linalign_shard_stats(linalign_handle_t handle, const linalign_logits_t* logits,
+                                       const linalign_params_t* params, linalign_shard_stats_t* out,
+                                       void* workspace, size_t workspace_bytes,
+                                       void* stream) noexcept {
+  return guarded(handle, "linalign_shard_stats", [&](const ApiCall& call) -> linalign_status_t {
+    linalign::LogitsView view;
+    linalign::Params p;
+    const linalign_status_t s = prepare(call, logits, params, &view, &p);
+    if (s != LINALIGN_SUCCESS) return s;
+    return forward(
+        call, handle->context->shard_stats(view, p, reinterpret_cast<linalign::ShardStats*>(out),
+                                           workspace, workspace_bytes, stream));
+  });
+}
+
+linalign_status_t linalign_align_shard(linalign_handle_t handle, const linalign_logits_t* logits,
+                                       const linalign_params_t* params,
+                                       const linalign_shard_stats_t* shards, int64_t num_shards,
+                                       float* out, int64_t out_stride,
+                                       linalign_row_diagnostics_t* diagnostics, void* workspace,
+                                       size_t workspace_bytes, void* stream) noexcept {
+  return guarded(handle, "linalign_align_shard", [&](const ApiCall& call) -> linalign_status_t {
+    linalign::LogitsView view;
+    linalign::Params p;
+    const linalign_status_t s = prepare(call, logits, params, &view, &p);
+    if (s != LINALIGN_SUCCESS) return s;
+    return forward(
+        call, handle->context->align_shard(
+                  view, p, reinterpret_cast<const linalign::ShardStats*>(shards), num_shards, out,
+                  out_stride, to_cxx(diagnostics), workspace, workspace_bytes, stream));
   });
 }
 

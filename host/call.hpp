@@ -27,6 +27,10 @@ struct Call {
   const int32_t* targets = nullptr;
   const ScoreOutputs* score = nullptr;
   RowDiagnostics* diagnostics = nullptr;
+  // vocabulary-parallel (SPEC §7)
+  ShardStats* shard_out = nullptr;       // shard_stats: [B]
+  const ShardStats* shard_in = nullptr;  // align_shard: [num_shards × B], shard-major
+  int64_t num_shards = 0;
 };
 
 inline int64_t dtype_bytes(DType t) {

@@ -217,6 +217,34 @@ Status Context::score(const LogitsView& logits, const Params& params, const int3
   return impl_->execute(call, workspace, workspace_bytes, stream);
 }
 
+Status Context::shard_stats(const LogitsView& shard, const Params& params, ShardStats* out,
+                            void* workspace, size_t workspace_bytes, void* stream) {
+  host::Call call;
+  call.op = Op::kShardStats;
+  call.name = "shard_stats";
+  call.logits = shard;
+  call.params = &params;
+  call.shard_out = out;
+  return impl_->execute(call, workspace, workspace_bytes, stream);
+}
+
+Status Context::align_shard(const LogitsView& shard, const Params& params, const ShardStats* shards,
+                            int64_t num_shards, float* out, int64_t out_stride,
+                            RowDiagnostics* diagnostics, void* workspace, size_t workspace_bytes,
+                            void* stream) {
+  host::Call call;
+  call.op = Op::kAlignShard;
+  call.name = "align_shard";
+  call.logits = shard;
+  call.params = &params;
+  call.shard_in = shards;
+  call.num_shards = num_shards;
+  call.out = out;
+  call.out_stride = out_stride;
+  call.diagnostics = diagnostics;
+  return impl_->execute(call, workspace, workspace_bytes, stream);
+}
+
 bool cuda_compiled() {
   return host::cuda_built();
 }

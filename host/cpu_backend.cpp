@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu_lanes.hpp"
 #include "linalign/math/dtype.hpp"
@@ -27,6 +28,10 @@ namespace host {
 namespace {
 
 using namespace linalign::math;
+
+// ShardStats is the public, opaque image of a RowStats (SPEC §7).
+static_assert(sizeof(ShardStats) == sizeof(RowStats), "ShardStats holds one RowStats");
+static_assert(std::is_trivially_copyable<RowStats>::value, "RowStats travels as bytes");
 
 size_t align64(size_t x) {
   return (x + 63) & ~size_t(63);
@@ -171,31 +176,44 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
   };
   auto span_of = [&](int64_t s) { return slice_span(V, S, s, kCpuSliceTokens); };
 
-  // ---- 1. first sweep per (row, slice)
-  pool_.parallel_for(B * S, [&](int64_t w) {
-    const int64_t r = w / S;
-    const float inv_t = inv_t_of(r);
-    const float eta = tilt_in_first ? eta_fixed(p.ratio.at(r)) : 0.f;
-    // decode each chunk to fp32, then the vectorised chunk statistics
-    const RowData<E> row = row_data<E>(v, r);
-    const Span sp = span_of(w % S);
-    RowStats acc = row_stats_empty();
-    float zc[kLaneChunk] = {}, yc[kLaneChunk] = {};  // past n: initialised, masked
-    for (int64_t b = sp.begin; b < sp.end; b += kLaneChunk) {
-      const int n = int(std::min<int64_t>(kLaneChunk, sp.end - b));
-      for (int k = 0; k < n; ++k) {
-        zc[k] = load_as_float(row.z, b + k);
-        yc[k] = load_as_float(row.y, b + k);
+  // ---- 1. first sweep per (row, slice) (align_shard brings merged statistics)
+  if (call.op != Op::kAlignShard)
+    pool_.parallel_for(B * S, [&](int64_t w) {
+      const int64_t r = w / S;
+      const float inv_t = inv_t_of(r);
+      const float eta = tilt_in_first ? eta_fixed(p.ratio.at(r)) : 0.f;
+      // decode each chunk to fp32, then the vectorised chunk statistics
+      const RowData<E> row = row_data<E>(v, r);
+      const Span sp = span_of(w % S);
+      RowStats acc = row_stats_empty();
+      float zc[kLaneChunk] = {}, yc[kLaneChunk] = {};  // past n: initialised, masked
+      for (int64_t b = sp.begin; b < sp.end; b += kLaneChunk) {
+        const int n = int(std::min<int64_t>(kLaneChunk, sp.end - b));
+        for (int k = 0; k < n; ++k) {
+          zc[k] = load_as_float(row.z, b + k);
+          yc[k] = load_as_float(row.y, b + k);
+        }
+        acc = row_stats_merge(acc, lane_chunk_stats(zc, yc, n, inv_t, tilt_in_first, eta));
       }
-      acc = row_stats_merge(acc, lane_chunk_stats(zc, yc, n, inv_t, tilt_in_first, eta));
-    }
-    stats[w] = acc;
-  });
+      stats[w] = acc;
+    });
 
   // ---- 2. merge, finalise, choose η
   pool_.parallel_for(B, [&](int64_t r) {
     RowStats st = row_stats_empty();
-    for (int64_t s = 0; s < S; ++s) st = row_stats_merge(st, stats[r * S + s]);
+    if (call.op == Op::kAlignShard) {  // the shards in order: the same merge on every device
+      for (int64_t g = 0; g < call.num_shards; ++g) {
+        RowStats part;
+        std::memcpy(&part, &call.shard_in[g * B + r], sizeof part);
+        st = row_stats_merge(st, part);
+      }
+    } else {
+      for (int64_t s = 0; s < S; ++s) st = row_stats_merge(st, stats[r * S + s]);
+    }
+    if (call.op == Op::kShardStats) {  // the shard's statistics are the result
+      std::memcpy(&call.shard_out[r], &st, sizeof st);
+      return;
+    }
     const float inv_t = inv_t_of(r);
     RowPlan plan = plan_begin(st, inv_t, update, !tilt_in_first);
     if (plan_valid(plan)) {
@@ -271,6 +289,8 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
     });
   }
 
+  if (call.op == Op::kShardStats) return;
+
   if (call.diagnostics != nullptr) {
     for (int64_t r = 0; r < B; ++r) {
       const RowPlan& q = plans[r];
@@ -281,7 +301,10 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
 
   // ---- 4. the operation
   switch (call.op) {
+    case Op::kShardStats:  // returned above
+      break;
     case Op::kAlign:
+    case Op::kAlignShard:
       if (call.out_dtype == DType::kBF16) {
         align_rows<E>(call, L, plans, static_cast<uint16_t*>(call.out),
                       [](float x) { return float_to_bf16(x); });

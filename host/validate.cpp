@@ -181,7 +181,24 @@ Status validate_call(Call* call, bool host_arrays, std::string* message) {
   }
 
   // ---- outputs
+  const bool shard_op = call->op == Op::kShardStats || call->op == Op::kAlignShard;
+  if (shard_op && (p.rule != StepRule::kFixed || p.update != UpdateForm::kTilt))
+    return c.fail(Status::kNotSupported,
+                  "params.rule / params.update: vocabulary-parallel calls support the fixed "
+                  "rule with the tilt update (one exchange of statistics); trust_region, "
+                  "exact_kl and the linear update need a second exchange");
   switch (call->op) {
+    case Op::kShardStats:
+      if (B > 0 && call->shard_out == nullptr)
+        return c.fail(Status::kInvalidArgument, "out is null");
+      break;
+    case Op::kAlignShard:
+      if (call->num_shards < 1)
+        return c.fail(Status::kInvalidArgument,
+                      "num_shards must be >= 1 (got " + show(call->num_shards) + ")");
+      if (B > 0 && call->shard_in == nullptr)
+        return c.fail(Status::kInvalidArgument, "shards is null");
+      [[fallthrough]];
     case Op::kAlign:
       if (call->out_stride == 0) call->out_stride = v.vocab;
       if (B > 0 && call->out == nullptr) return c.fail(Status::kInvalidArgument, "out is null");

@@ -16,6 +16,8 @@
 #include "launch_policy.hpp"
 
 namespace linalign {
+
+static_assert(sizeof(ShardStats) == sizeof(math::RowStats), "ShardStats holds one RowStats");
 namespace host {
 namespace {
 
@@ -188,6 +190,8 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
       {call.token_logprob, 4, "token_logprob"},
       {call.diagnostics, 4, "diagnostics"},
       {call.targets, 4, "targets"},
+      {call.shard_out, 4, "out"},
+      {call.shard_in, 4, "shards"},
       {so ? so->aligned : nullptr, 4, "out.aligned"},
       {so ? so->base : nullptr, 4, "out.base"},
       {so ? so->principle : nullptr, 4, "out.principle"},
@@ -266,6 +270,9 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   a.token_logprob = call.token_logprob;
   a.diagnostics = call.diagnostics;
   a.targets = call.targets;
+  a.shard_out = reinterpret_cast<math::RowStats*>(call.shard_out);
+  a.shard_in = reinterpret_cast<const math::RowStats*>(call.shard_in);
+  a.num_shards = call.num_shards;
   if (call.op == Op::kScore) {
     const ScoreOutputs& o = *call.score;
     a.score_aligned = o.aligned;

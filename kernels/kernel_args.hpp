@@ -81,6 +81,10 @@ struct Args {
   float* seq_aligned;
   float* seq_base;
   float* seq_principle;
+  // vocabulary-parallel (SPEC §7; ShardStats is the image of a RowStats)
+  math::RowStats* shard_out;       // shard_stats: [B]
+  const math::RowStats* shard_in;  // align_shard: [num_shards × B], shard-major
+  int64_t num_shards;
   // workspace (see host::CudaLayout)
   math::RowStats* stats;
   math::TiltMoments* tilt_partials;   // second sweep, tilt update

@@ -41,8 +41,15 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
     const dim3 sweep_grid(unsigned(a.slices), unsigned(n));
     const dim3 row_grid{unsigned(n), 1u, 1u};
 
-    StatsKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
-    LINALIGN_LAUNCHED("StatsKernel");
+    if (op != Op::kAlignShard) {  // align_shard brings the merged statistics
+      StatsKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCHED("StatsKernel");
+    }
+    if (op == Op::kShardStats) {
+      ShardStatsKernel<E><<<row_grid, host::kRowThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCHED("ShardStatsKernel");
+      continue;
+    }
     PlanKernel<E><<<row_grid, host::kRowThreads, 0, stream>>>(a, row0);
     LINALIGN_LAUNCHED("PlanKernel");
     if (!a.tilt_in_first) {
@@ -51,7 +58,7 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
       FinishKernel<E><<<row_grid, host::kFinishThreads, 0, stream>>>(a, row0);
       LINALIGN_LAUNCHED("FinishKernel");
     }
-    if (op == Op::kAlign) {
+    if (op == Op::kAlign || op == Op::kAlignShard) {
       AlignKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
       LINALIGN_LAUNCHED("AlignKernel");
     } else if (op == Op::kSample) {

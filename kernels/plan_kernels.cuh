@@ -43,6 +43,18 @@ __global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a,
   }
 }
 
+// shard_stats (SPEC §7): the merged statistics of this shard's slices, the
+// record an engine all-gathers across its vocabulary shards.
+template <class E>
+__global__ void __launch_bounds__(host::kRowThreads) ShardStatsKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.x);
+  math::RowStats st = math::row_stats_empty();
+  for (int64_t s = threadIdx.x; s < a.slices; s += host::kRowThreads)
+    st = math::row_stats_merge(st, a.stats[r * a.slices + s]);
+  st = block_reduce<host::kRowThreads>(st, MergeStats{}, math::row_stats_empty());
+  if (threadIdx.x == 0) a.shard_out[r] = st;
+}
+
 // Whole-row sweeps by one block (the exact_kl solver's evaluations).
 template <class E>
 struct BlockRowEval {
@@ -75,8 +87,13 @@ template <class E>
 __global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.x);
   math::RowStats st = math::row_stats_empty();
-  for (int64_t s = threadIdx.x; s < a.slices; s += host::kRowThreads)
-    st = math::row_stats_merge(st, a.stats[r * a.slices + s]);
+  if (a.shard_in != nullptr) {  // align_shard: the all-gathered shards, same tree everywhere
+    for (int64_t g = threadIdx.x; g < a.num_shards; g += host::kRowThreads)
+      st = math::row_stats_merge(st, a.shard_in[g * a.rows + r]);
+  } else {
+    for (int64_t s = threadIdx.x; s < a.slices; s += host::kRowThreads)
+      st = math::row_stats_merge(st, a.stats[r * a.slices + s]);
+  }
   st = block_reduce<host::kRowThreads>(st, MergeStats{}, math::row_stats_empty());
   st.flags |= row_param_flags(a, r);  // a bad per-row parameter invalidates the row
 

@@ -184,11 +184,13 @@ typedef enum linalign_backend_t {
   LINALIGN_BACKEND_AUTO = 2 /* CUDA when compiled in and a device is present, else CPU */
 } linalign_backend_t;
 
-/* The three operations, for linalign_workspace_size(). */
+/* The operations, for linalign_workspace_size(). */
 typedef enum linalign_op_t {
   LINALIGN_OP_ALIGN = 0,
   LINALIGN_OP_SAMPLE = 1,
-  LINALIGN_OP_SCORE = 2
+  LINALIGN_OP_SCORE = 2,
+  LINALIGN_OP_SHARD_STATS = 3, /* linalign_shard_stats */
+  LINALIGN_OP_ALIGN_SHARD = 4  /* linalign_align_shard */
 } linalign_op_t;
 
 /* Row status flags (linalign_row_diagnostics_t.status; SPEC §5). 0 means the
@@ -484,6 +486,35 @@ LINALIGN_API linalign_status_t linalign_align_typed(
     linalign_handle_t handle, const linalign_logits_t* logits, const linalign_params_t* params,
     void* out, int32_t out_dtype, int64_t out_stride, linalign_row_diagnostics_t* diagnostics,
     void* workspace, size_t workspace_bytes, void* stream) LINALIGN_NOEXCEPT;
+
+/* Vocabulary-parallel use (SPEC section 7). An engine that shards the LM head
+ * over G devices calls linalign_shard_stats on each device (`logits` = that
+ * device's columns), all-gathers the B records of each device into G*B
+ * records laid out shard-major (record g*B + r), and calls linalign_align_shard
+ * on each device with all of them: each writes l* of its own columns, equal
+ * to the single-device result within SPEC section 6. Supported for the fixed
+ * rule with the tilt update (LINALIGN_NOT_SUPPORTED otherwise: the other
+ * rules need a second exchange). A record is 64 opaque, trivially copyable
+ * bytes. */
+typedef struct linalign_shard_stats_t {
+  uint32_t words[16];
+} linalign_shard_stats_t;
+
+/* out: [B] records of this shard (device memory on CUDA). */
+LINALIGN_API linalign_status_t linalign_shard_stats(linalign_handle_t handle,
+                                                    const linalign_logits_t* logits,
+                                                    const linalign_params_t* params,
+                                                    linalign_shard_stats_t* out, void* workspace,
+                                                    size_t workspace_bytes,
+                                                    void* stream) LINALIGN_NOEXCEPT;
+
+/* shards: [num_shards * B] records, shard-major; out: [B, out_stride] fp32 for
+ * this shard's columns; diagnostics (optional) are those of the whole row. */
+LINALIGN_API linalign_status_t linalign_align_shard(
+    linalign_handle_t handle, const linalign_logits_t* logits, const linalign_params_t* params,
+    const linalign_shard_stats_t* shards, int64_t num_shards, float* out, int64_t out_stride,
+    linalign_row_diagnostics_t* diagnostics, void* workspace, size_t workspace_bytes,
+    void* stream) LINALIGN_NOEXCEPT;
 
 /* Next token per row: greedy (params->greedy or temperature 0) or Gumbel-max
  * sampling with Philox4x32-10 (same token on CPU and CUDA for the same seed),

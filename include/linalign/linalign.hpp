@@ -236,8 +236,26 @@ struct ContextOptions {
   int device = -1;      // CUDA device ordinal; -1 = the current device
 };
 
-// The three operations, for workspace queries.
-enum class Op : int32_t { kAlign = 0, kSample = 1, kScore = 2 };
+// The operations, for workspace queries.
+enum class Op : int32_t {
+  kAlign = 0,
+  kSample = 1,
+  kScore = 2,
+  kShardStats = 3,  // Context::shard_stats
+  kAlignShard = 4,  // Context::align_shard
+};
+
+// Vocabulary-parallel use (SPEC §7): the partial statistics of one row over
+// one vocabulary shard — the online log-sum-exp and weighted moments of the
+// shard, 64 bytes, trivially copyable. An engine that shards the LM head over
+// G GPUs calls shard_stats on each GPU, all-gathers the B·64 bytes (e.g.
+// ncclAllGather, G×B records laid out shard-major: record [g·B + r]), and
+// calls align_shard on each GPU with all G×B records: every GPU merges them
+// in the same order and writes the ℓ* of its own columns, equal to the
+// single-device result within SPEC §6.
+struct ShardStats {
+  uint32_t words[16];
+};
 
 class Context {
  public:
@@ -287,6 +305,25 @@ class Context {
   Status score(const LogitsView& logits, const Params& params, const int32_t* targets,
                const ScoreOutputs& out, RowDiagnostics* diagnostics, void* workspace = nullptr,
                size_t workspace_bytes = 0, void* stream = nullptr);
+
+  // ---- vocabulary-parallel use (SPEC §7); see ShardStats. Supported for the
+  // fixed rule with the tilt update, where η is known before the statistics
+  // are merged, so one all-gather suffices (trust_region, exact_kl and the
+  // linear update would need a second exchange: kNotSupported).
+  //
+  // shard_stats: out[r] = the partial statistics of row r over this shard's
+  // columns (`shard.vocab` of them). Per-row parameters as in align().
+  Status shard_stats(const LogitsView& shard, const Params& params, ShardStats* out,
+                     void* workspace = nullptr, size_t workspace_bytes = 0, void* stream = nullptr);
+  // align_shard: merges shards[g·B + r] for g = 0..num_shards−1 (the same
+  // order on every device), then writes ℓ* of this shard's columns into
+  // out[r·out_stride + i], i < shard.vocab, and optional diagnostics (of the
+  // whole row: identical on every shard). Row-level errors in any shard
+  // invalidate the row everywhere.
+  Status align_shard(const LogitsView& shard, const Params& params, const ShardStats* shards,
+                     int64_t num_shards, float* out, int64_t out_stride,
+                     RowDiagnostics* diagnostics, void* workspace = nullptr,
+                     size_t workspace_bytes = 0, void* stream = nullptr);
 
   struct Impl;
 

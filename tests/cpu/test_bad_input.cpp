@@ -157,6 +157,9 @@ struct CallSetup {
       case Op::kScore:
         return ctx.score(view, params, targets_ptr, score_out, diag.data(), workspace,
                          workspace_bytes);
+      case Op::kShardStats:  // tested in test_shards.cpp
+      case Op::kAlignShard:
+        break;
     }
     return Status::kInternal;
   }
@@ -191,6 +194,10 @@ const char* op_name(Op op) {
       return "sample";
     case Op::kScore:
       return "score";
+    case Op::kShardStats:
+      return "shard_stats";
+    case Op::kAlignShard:
+      return "align_shard";
   }
   return "?";
 }

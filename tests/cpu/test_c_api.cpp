@@ -412,6 +412,45 @@ TEST_F(c_api_round_trip, AlignTypedBf16) {
   EXPECT_NE(std::string(linalign_last_error(h_)).find("out_dtype"), std::string::npos);
 }
 
+// The vocabulary-parallel pair through the C API: two shards, equal to the
+// C++ calls bit for bit.
+TEST_F(c_api_round_trip, ShardsMatchCxx) {
+  const int64_t cut = kVocab / 3;
+  linalign_logits_t left = c_view(), right = c_view();
+  left.vocab = cut;
+  right.vocab = kVocab - cut;
+  right.base = base_.data() + cut;
+  right.principle = principle_.data() + cut;
+  std::vector<linalign_shard_stats_t> all(2 * kRows);
+  ASSERT_EQ(linalign_shard_stats(h_, &left, nullptr, all.data(), nullptr, 0, nullptr),
+            LINALIGN_SUCCESS)
+      << linalign_last_error(h_);
+  ASSERT_EQ(linalign_shard_stats(h_, &right, nullptr, all.data() + kRows, nullptr, 0, nullptr),
+            LINALIGN_SUCCESS);
+  std::vector<float> c_out(kRows * kStride, -1.f), x_out(kRows * kStride, -1.f);
+  ASSERT_EQ(linalign_align_shard(h_, &right, nullptr, all.data(), 2, c_out.data() + cut, kStride,
+                                 nullptr, nullptr, 0, nullptr),
+            LINALIGN_SUCCESS)
+      << linalign_last_error(h_);
+  std::vector<linalign::ShardStats> xall(2 * kRows);
+  const auto xl = linalign::LogitsView::strided(linalign::DType::kF32, kRows, cut, base_.data(),
+                                                principle_.data(), kStride, kStride);
+  const auto xr =
+      linalign::LogitsView::strided(linalign::DType::kF32, kRows, kVocab - cut, base_.data() + cut,
+                                    principle_.data() + cut, kStride, kStride);
+  ASSERT_EQ(ctx_->shard_stats(xl, linalign::Params{}, xall.data()), linalign::Status::kSuccess);
+  ASSERT_EQ(ctx_->shard_stats(xr, linalign::Params{}, xall.data() + kRows),
+            linalign::Status::kSuccess);
+  EXPECT_EQ(std::memcmp(xall.data(), all.data(), all.size() * sizeof(all[0])), 0);
+  ASSERT_EQ(ctx_->align_shard(xr, linalign::Params{}, xall.data(), 2, x_out.data() + cut, kStride,
+                              nullptr),
+            linalign::Status::kSuccess);
+  EXPECT_TRUE(same_bits(c_out, x_out));
+  size_t ws = 0;
+  EXPECT_EQ(linalign_workspace_size(h_, LINALIGN_OP_ALIGN_SHARD, &right, nullptr, &ws),
+            LINALIGN_SUCCESS);
+}
+
 TEST_F(c_api_round_trip, AlignEveryRuleAndUpdate) {
   const int32_t rules[] = {LINALIGN_STEP_FIXED, LINALIGN_STEP_TRUST_REGION, LINALIGN_STEP_EXACT_KL};
   const int32_t updates[] = {LINALIGN_UPDATE_TILT, LINALIGN_UPDATE_LINEAR};
@@ -744,7 +783,7 @@ TEST_F(c_api_round_trip, StructErrorsNameTheStruct) {
   EXPECT_TRUE(untouched());
 
   size_t bytes = 77;
-  EXPECT_EQ(linalign_workspace_size(h_, static_cast<linalign_op_t>(3), &cv, &cp, &bytes),
+  EXPECT_EQ(linalign_workspace_size(h_, static_cast<linalign_op_t>(5), &cv, &cp, &bytes),
             LINALIGN_INVALID_ARGUMENT);
   EXPECT_TRUE(contains(linalign_last_error(h_), "op")) << linalign_last_error(h_);
   EXPECT_EQ(linalign_workspace_size(h_, LINALIGN_OP_ALIGN, &cv, &cp, nullptr),

@@ -685,6 +685,40 @@ TEST_F(CudaVsCpu, AlignBf16Output) {
   }
 }
 
+// Vocabulary-parallel use (SPEC §7) on the device: shard_stats per shard,
+// the records "all-gathered" (they already sit in one device array), then
+// align_shard per shard — against the CPU backend's whole-row align.
+TEST_F(CudaVsCpu, VocabularyShards) {
+  for (DType t : {DType::kF32, DType::kBF16}) {
+    const int64_t B = 3, V = 50257;
+    const Inputs in = make_inputs(t, B, V, V, 23u);
+    const DeviceInputs din(in);
+    const Params p = params_for(kRules[0]);
+    const AlignResult ca = cpu_align(*cpu_, in, p);
+    const std::vector<int64_t> cuts = {0, 10000, 10017, 40000, V};
+    const int64_t G = int64_t(cuts.size()) - 1, eb = elem_bytes(t);
+    DeviceArray<linalign::ShardStats> all(sz(G * B));
+    auto shard_view = [&](int64_t g) {
+      return LogitsView::strided(t, B, cuts[sz(g + 1)] - cuts[sz(g)],
+                                 din.z.get() + cuts[sz(g)] * eb, din.y.get() + cuts[sz(g)] * eb, V,
+                                 V);
+    };
+    for (int64_t g = 0; g < G; ++g)
+      ASSERT_EQ(gpu_->shard_stats(shard_view(g), p, all.get() + g * B), Status::kSuccess)
+          << gpu_->last_error();
+    DeviceArray<float> out(std::vector<float>(sz(B * V), -123.f));
+    DeviceArray<RowDiagnostics> diag(sz(B));
+    for (int64_t g = 0; g < G; ++g)
+      ASSERT_EQ(
+          gpu_->align_shard(shard_view(g), p, all.get(), G, out.get() + cuts[sz(g)], V, diag.get()),
+          Status::kSuccess)
+          << gpu_->last_error();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    expect_diagnostics(diag.download(), ca.diag, "shards");
+    expect_logprobs(out.download(), ca.out, B, V, V, ca.diag, "shards");
+  }
+}
+
 TEST_F(CudaVsCpu, PointerAndPairedLayouts) {
   for (DType t : {DType::kF32, DType::kF16}) {
     const int64_t B = 6, V = 50257, eb = elem_bytes(t);
