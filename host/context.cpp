@@ -99,6 +99,18 @@ struct Context::Impl {
   }
 };
 
+namespace {
+// The common part of every call's description.
+host::Call make_call(Op op, const char* name, const LogitsView& logits, const Params& params) {
+  host::Call call;
+  call.op = op;
+  call.name = name;
+  call.logits = logits;
+  call.params = &params;
+  return call;
+}
+}  // namespace
+
 Context::Context(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Context::~Context() = default;
 
@@ -152,10 +164,7 @@ const char* Context::last_error() const {
 }
 
 size_t Context::workspace_size(Op op, const LogitsView& logits, const Params& params) const {
-  host::Call call;
-  call.op = op;
-  call.logits = logits;
-  call.params = &params;
+  host::Call call = make_call(op, "workspace_size", logits, params);
   if (call.logits.base_stride == 0) call.logits.base_stride = logits.vocab;
   if (call.logits.principle_stride == 0) call.logits.principle_stride = logits.vocab;
   if (call.logits.paired_stride == 0) call.logits.paired_stride = logits.vocab;
@@ -177,11 +186,7 @@ Status Context::align(const LogitsView& logits, const Params& params, float* out
 Status Context::align(const LogitsView& logits, const Params& params, void* out, DType out_dtype,
                       int64_t out_stride, RowDiagnostics* diagnostics, void* workspace,
                       size_t workspace_bytes, void* stream) {
-  host::Call call;
-  call.op = Op::kAlign;
-  call.name = "align";
-  call.logits = logits;
-  call.params = &params;
+  host::Call call = make_call(Op::kAlign, "align", logits, params);
   call.out = out;
   call.out_dtype = out_dtype;
   call.out_stride = out_stride;
@@ -192,11 +197,7 @@ Status Context::align(const LogitsView& logits, const Params& params, void* out,
 Status Context::sample(const LogitsView& logits, const Params& params, int32_t* tokens,
                        float* token_logprob, RowDiagnostics* diagnostics, void* workspace,
                        size_t workspace_bytes, void* stream) {
-  host::Call call;
-  call.op = Op::kSample;
-  call.name = "sample";
-  call.logits = logits;
-  call.params = &params;
+  host::Call call = make_call(Op::kSample, "sample", logits, params);
   call.tokens = tokens;
   call.token_logprob = token_logprob;
   call.diagnostics = diagnostics;
@@ -206,11 +207,7 @@ Status Context::sample(const LogitsView& logits, const Params& params, int32_t* 
 Status Context::score(const LogitsView& logits, const Params& params, const int32_t* targets,
                       const ScoreOutputs& out, RowDiagnostics* diagnostics, void* workspace,
                       size_t workspace_bytes, void* stream) {
-  host::Call call;
-  call.op = Op::kScore;
-  call.name = "score";
-  call.logits = logits;
-  call.params = &params;
+  host::Call call = make_call(Op::kScore, "score", logits, params);
   call.targets = targets;
   call.score = &out;
   call.diagnostics = diagnostics;
@@ -219,11 +216,7 @@ Status Context::score(const LogitsView& logits, const Params& params, const int3
 
 Status Context::shard_stats(const LogitsView& shard, const Params& params, ShardStats* out,
                             void* workspace, size_t workspace_bytes, void* stream) {
-  host::Call call;
-  call.op = Op::kShardStats;
-  call.name = "shard_stats";
-  call.logits = shard;
-  call.params = &params;
+  host::Call call = make_call(Op::kShardStats, "shard_stats", shard, params);
   call.shard_out = out;
   return impl_->execute(call, workspace, workspace_bytes, stream);
 }
@@ -232,11 +225,7 @@ Status Context::align_shard(const LogitsView& shard, const Params& params, const
                             int64_t num_shards, float* out, int64_t out_stride,
                             RowDiagnostics* diagnostics, void* workspace, size_t workspace_bytes,
                             void* stream) {
-  host::Call call;
-  call.op = Op::kAlignShard;
-  call.name = "align_shard";
-  call.logits = shard;
-  call.params = &params;
+  host::Call call = make_call(Op::kAlignShard, "align_shard", shard, params);
   call.shard_in = shards;
   call.num_shards = num_shards;
   call.out = out;
