@@ -87,7 +87,7 @@ CpuLayout CpuBackend::layout(const Call& call) const {
     L.select_bytes = align64(size_t(V) * sizeof(SelectEntry));
     off += L.select_bytes * size_t(T);
   }
-  L.total = std::max<size_t>(off, 64);
+  L.total = off + 64;  // + slack: a caller's workspace need not be 64-byte aligned
   return L;
 }
 
@@ -111,7 +111,9 @@ Status CpuBackend::run(const Call& call, void* workspace, size_t workspace_bytes
     }
     return Status::kSuccess;
   }
-  char* ws = static_cast<char*>(workspace);
+  // the layout's offsets are relative to the first 64-byte boundary
+  char* ws =
+      reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(workspace) + 63) & ~uintptr_t(63));
   switch (call.logits.dtype) {
     case DType::kF32:
       run_typed<float>(call, L, ws);

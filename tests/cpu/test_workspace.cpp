@@ -1,0 +1,64 @@
+// The two-phase workspace (SPEC §7, STYLE "Host API"): a caller's buffer of
+// exactly the queried size works wherever it starts (no alignment demanded),
+// gives the same bits as the context's own buffer, and one byte less is
+// refused without writing anything.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "linalign/linalign.hpp"
+
+namespace {
+
+using linalign::Context;
+using linalign::DType;
+using linalign::LogitsView;
+using linalign::Op;
+using linalign::Params;
+using linalign::Status;
+
+TEST(Workspace, AnyStartAddressExactSizeSameBits) {
+  std::unique_ptr<Context> ctx;
+  ASSERT_EQ(Context::create({}, &ctx), Status::kSuccess);
+  const int64_t B = 3, V = 40000;
+  std::mt19937 g(3);
+  std::normal_distribution<float> n(0.f, 2.f);
+  std::vector<float> z(size_t(B * V)), y(size_t(B * V));
+  for (auto& x : z) x = n(g);
+  for (auto& x : y) x = n(g);
+  const auto v = LogitsView::strided(DType::kF32, B, V, z.data(), y.data());
+  Params p;
+  p.top_p = 0.9f;
+  p.seed = 77;
+  for (Op op : {Op::kAlign, Op::kSample}) {
+    const size_t need = ctx->workspace_size(op, v, p);
+    std::vector<float> ref(size_t(B * V)), out(size_t(B * V));
+    std::vector<int32_t> ref_tok(B), tok(B);
+    auto call = [&](float* o, int32_t* t, void* ws, size_t bytes) {
+      return op == Op::kAlign ? ctx->align(v, p, o, 0, nullptr, ws, bytes)
+                              : ctx->sample(v, p, t, nullptr, nullptr, ws, bytes);
+    };
+    ASSERT_EQ(call(ref.data(), ref_tok.data(), nullptr, 0), Status::kSuccess);  // own buffer
+    std::vector<unsigned char> buf(need + 8);
+    for (size_t shift : {size_t(0), size_t(1), size_t(3), size_t(7)}) {
+      ASSERT_EQ(call(out.data(), tok.data(), buf.data() + shift, need), Status::kSuccess)
+          << ctx->last_error();
+      if (op == Op::kAlign) {
+        EXPECT_EQ(std::memcmp(out.data(), ref.data(), out.size() * sizeof(float)), 0) << shift;
+      } else {
+        EXPECT_EQ(tok, ref_tok) << shift;
+      }
+    }
+    std::fill(out.begin(), out.end(), 5.f);
+    std::fill(tok.begin(), tok.end(), 5);
+    EXPECT_EQ(call(out.data(), tok.data(), buf.data() + 1, need - 1),
+              Status::kInsufficientWorkspace);
+    for (float x : out) ASSERT_EQ(x, 5.f);
+    for (int32_t t : tok) ASSERT_EQ(t, 5);
+  }
+}
+
+}  // namespace
