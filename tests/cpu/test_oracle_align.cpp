@@ -222,6 +222,7 @@ TEST(oracleAlign, PerRowParameterArrays) {
                                   0.1f, 0.7f,  4.0f, 0.02f, 0.2f,  0.5f};
   const std::vector<float> eta_max = {8.0f, 1.0f, 4.0f, 8.0f, 0.5f, 16.0f,
                                       3.0f, 8.0f, 0.0f, 2.0f, 8.0f, 6.0f};
+  const RowArrays arrays{temps, ratios, eps, eta_max};
   const Rule rules[] = {Rule::kFixed, Rule::kTrustRegion, Rule::kExactKl};
   int li = 0;
   for (Rule rule : rules)
@@ -232,20 +233,8 @@ TEST(oracleAlign, PerRowParameterArrays) {
       la::Params p;
       p.rule = to_la(rule);
       p.update = to_la(up);
-      p.temperature = la::PerRow<float>::array(temps.data());
-      p.ratio = la::PerRow<float>::array(ratios.data());
-      p.epsilon = la::PerRow<float>::array(eps.data());
-      p.eta_max = la::PerRow<float>::array(eta_max.data());
-      auto rp = [&](int64_t r) {
-        oracle::RowParams o;
-        o.T = temps[r];
-        o.rule = rule;
-        o.ratio = ratios[r];
-        o.eps = eps[r];
-        o.eta_max = eta_max[r];
-        o.update = up;
-        return o;
-      };
+      arrays.apply(&p);
+      auto rp = [&](int64_t r) { return arrays.row(r, rule, up); };
       const std::string name =
           oracle::fmt("per-row arrays rule=%s update=%s dtype=%s layout=%s seed=0x5eed0002",
                       oracle::rule_name(rule), oracle::update_name(up), oracle::dtype_name(dt),

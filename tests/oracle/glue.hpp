@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "linalign/linalign.hpp"
 #include "oracle/oracle.hpp"
@@ -79,5 +80,30 @@ inline la::RowDiagnostics sentinel_diag() {
   d.status = 0xdeadu;
   return d;
 }
+
+// The same per-row arrays of temperature, ratio, epsilon and eta_max, handed
+// to the library (as PerRow arrays) and to the oracle (row by row).
+struct RowArrays {
+  const std::vector<float>& temperature;
+  const std::vector<float>& ratio;
+  const std::vector<float>& epsilon;
+  const std::vector<float>& eta_max;
+  void apply(la::Params* p) const {
+    p->temperature = la::PerRow<float>::array(temperature.data());
+    p->ratio = la::PerRow<float>::array(ratio.data());
+    p->epsilon = la::PerRow<float>::array(epsilon.data());
+    p->eta_max = la::PerRow<float>::array(eta_max.data());
+  }
+  oracle::RowParams row(int64_t r, Rule rule, Update up) const {
+    oracle::RowParams o;
+    o.T = temperature[size_t(r)];
+    o.rule = rule;
+    o.ratio = ratio[size_t(r)];
+    o.eps = epsilon[size_t(r)];
+    o.eta_max = eta_max[size_t(r)];
+    o.update = up;
+    return o;
+  }
+};
 
 }  // namespace oracle_glue
