@@ -8,20 +8,23 @@
 #include <string>
 
 #include "call.hpp"
+#include "cpu_lanes.hpp"
 #include "linalign/math/update.hpp"
 #include "thread_pool.hpp"
 
 namespace linalign {
 namespace host {
 
-// Tokens per chunk: the unit of the online statistics; chunks (and the
-// vocabulary slices they form) merge by the row-statistics merge, as GPU
+// Tokens per chunk, in both sweeps: the vectorised first sweep
+// (cpu_lanes.hpp, exact two-pass moments inside a chunk) and the online
+// second sweeps (math::chunk_tilt_moments / chunk_linear_sums). Chunks (and
+// the vocabulary slices they form) merge by the row-statistics merge, as GPU
 // threads and blocks do. Short chunks keep each sequential fp32 update short.
 // Measured against float64 (tilted variance, 40 random rows of up to 5000
 // tokens, some +100-shifted): one online pass over the row is off by up to
 // 5e-4 relative, 256-token chunks by 8e-5, 128 by 3e-5, 64 by 1.2e-5 —
 // about a GPU thread's share of a row.
-constexpr int64_t kCpuChunk = 64;
+constexpr int64_t kCpuChunk = kLaneChunk;
 // A vocabulary slice — the unit of work of one thread — is this many tokens
 // (the last one shorter). The split depends on V alone, never on the batch
 // size or the thread count, so the merge order, and hence every bit of a

@@ -16,7 +16,7 @@
 namespace linalign {
 namespace host {
 
-// Tokens per vectorised chunk.
+// Tokens per vectorised chunk (the CPU backend's kCpuChunk; see there).
 constexpr int kLaneChunk = 64;
 
 // exp(x) for finite x, branch-free: Cody–Waite reduction x = n·ln2 + r,
