@@ -12,6 +12,15 @@
 namespace linalign {
 namespace kernels {
 
+// kernel<<<grid, block, 0, stream>>>, or the SIMT emulator's launch when
+// the kernels are built for it (tests/emu: CI runs them on the CPU).
+#if defined(LINALIGN_SIMT_LAUNCH)
+#define LINALIGN_LAUNCH(kernel, grid, block, stream) \
+  LINALIGN_SIMT_LAUNCH(kernel, grid, block, stream)
+#else
+#define LINALIGN_LAUNCH(kernel, grid, block, stream) kernel<<<grid, block, 0, stream>>>
+#endif
+
 // Blocks of the grid-stride per-row / per-sequence kernels.
 constexpr int kPerRowThreads = 128;
 constexpr int64_t kMaxGridX = int64_t(1) << 20;
@@ -42,45 +51,45 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
     const dim3 row_grid{unsigned(n), 1u, 1u};
 
     if (op != Op::kAlignShard) {  // align_shard brings the merged statistics
-      StatsKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCH(StatsKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("StatsKernel");
     }
     if (op == Op::kShardStats) {
-      ShardStatsKernel<E><<<row_grid, host::kRowThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCH(ShardStatsKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("ShardStatsKernel");
       continue;
     }
-    PlanKernel<E><<<row_grid, host::kRowThreads, 0, stream>>>(a, row0);
+    LINALIGN_LAUNCH(PlanKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
     LINALIGN_LAUNCHED("PlanKernel");
     if (!a.tilt_in_first) {
-      MomentsKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCH(MomentsKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("MomentsKernel");
-      FinishKernel<E><<<row_grid, host::kFinishThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCH(FinishKernel<E>, row_grid, host::kFinishThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("FinishKernel");
     }
     if (op == Op::kAlign || op == Op::kAlignShard) {
-      AlignKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCH(AlignKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("AlignKernel");
     } else if (op == Op::kSample) {
       if (a.masks_possible) {
-        SelectKernel<E><<<row_grid, host::kRowThreads, 0, stream>>>(a, row0);
+        LINALIGN_LAUNCH(SelectKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
         LINALIGN_LAUNCHED("SelectKernel");
       }
-      SampleKernel<E><<<sweep_grid, host::kSweepThreads, 0, stream>>>(a, row0);
+      LINALIGN_LAUNCH(SampleKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("SampleKernel");
     }
   }
   if (op == Op::kSample) {
-    SampleFinishKernel<E><<<grid_for(B, kPerRowThreads), kPerRowThreads, 0, stream>>>(a);
+    LINALIGN_LAUNCH(SampleFinishKernel<E>, grid_for(B, kPerRowThreads), kPerRowThreads, stream)(a);
     LINALIGN_LAUNCHED("SampleFinishKernel");
   } else if (op == Op::kScore) {
     if (B > 0) {
-      ScoreKernel<E><<<grid_for(B, kPerRowThreads), kPerRowThreads, 0, stream>>>(a);
+      LINALIGN_LAUNCH(ScoreKernel<E>, grid_for(B, kPerRowThreads), kPerRowThreads, stream)(a);
       LINALIGN_LAUNCHED("ScoreKernel");
     }
     if (a.num_sequences > 0) {
       const unsigned grid = unsigned(std::min(kMaxGridX, a.num_sequences));
-      SeqSumKernel<E><<<grid, host::kFinishThreads, 0, stream>>>(a);
+      LINALIGN_LAUNCH(SeqSumKernel<E>, grid, host::kFinishThreads, stream)(a);
       LINALIGN_LAUNCHED("SeqSumKernel");
     }
   }

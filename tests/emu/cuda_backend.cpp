@@ -1,0 +1,3 @@
+// The host side of the CUDA backend (kernels/cuda_backend.cu), built against
+// the SIMT emulator's runtime.
+#include "cuda_backend.cu"

@@ -1,0 +1,195 @@
+// The SIMT emulator itself (include/simt.hpp): warp collectives give what the
+// CUDA programming guide says they give, __syncthreads orders shared-memory
+// traffic, launch configurations are checked, stream capture records and
+// replays, and the misuse the emulator exists to catch — a barrier in
+// divergent code, a collective after a lane exited, a misaligned or stray
+// vector load, a deadlock — aborts with a message instead of passing.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+namespace {
+
+__global__ void shuffles(int* out) {
+  const int t = int(threadIdx.x), lane = t & 31;
+  const int base = t * 5;
+  out[base + 0] = __shfl_sync(0xffffffffu, t * 10, 3);             // lane 3 of my warp
+  out[base + 1] = __shfl_down_sync(0xffffffffu, t, 4u);            // lane + 4 (or mine)
+  out[base + 2] = __shfl_xor_sync(0xffffffffu, t, 1);              // neighbour
+  out[base + 3] = int(__ballot_sync(0xffffffffu, lane % 3 == 0));  // lanes 0, 3, ..., 30
+  unsigned long long wide = (1ull << 40) + unsigned(t);
+  wide = __shfl_xor_sync(0xffffffffu, wide, 16);
+  out[base + 4] = int(wide - (1ull << 40));
+}
+
+TEST(Simt, WarpCollectives) {
+  constexpr int kThreads = 64;
+  int* d = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), kThreads * 5 * sizeof(int)), cudaSuccess);
+  LINALIGN_SIMT_LAUNCH(shuffles, 1, kThreads, nullptr)(d);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  std::vector<int> h(kThreads * 5);
+  ASSERT_EQ(cudaMemcpy(h.data(), d, h.size() * sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+  unsigned ballot = 0;
+  for (int l = 0; l < 32; l += 3) ballot |= 1u << l;
+  for (int t = 0; t < kThreads; ++t) {
+    const int warp0 = t & ~31, lane = t & 31;
+    EXPECT_EQ(h[size_t(t * 5 + 0)], (warp0 + 3) * 10) << t;
+    EXPECT_EQ(h[size_t(t * 5 + 1)], lane + 4 < 32 ? t + 4 : t) << t;
+    EXPECT_EQ(h[size_t(t * 5 + 2)], t ^ 1) << t;
+    EXPECT_EQ(unsigned(h[size_t(t * 5 + 3)]), ballot) << t;
+    EXPECT_EQ(h[size_t(t * 5 + 4)], t ^ 16) << t;
+  }
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+// A block-wide sum through shared memory: correct only if __syncthreads
+// really holds every thread until all have written.
+__global__ void block_sum(const int* in, int* out, int n) {
+  __shared__ int part[256];
+  const int t = int(threadIdx.x);
+  int v = 0;
+  for (int i = int(blockIdx.x) * 256 + t; i < n; i += 256 * int(gridDim.x)) v += in[i];
+  part[t] = v;
+  __syncthreads();
+  for (int s = 128; s > 0; s >>= 1) {
+    if (t < s) part[t] += part[t + s];
+    __syncthreads();
+  }
+  if (t == 0) atomicAdd(out, part[0]);
+}
+
+TEST(Simt, SharedMemoryAndBarriers) {
+  const int n = 5000;
+  std::vector<int> h(n);
+  std::iota(h.begin(), h.end(), 1);
+  int *din = nullptr, *dout = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&din), n * sizeof(int)), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&dout), sizeof(int)), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(din, h.data(), n * sizeof(int), cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemsetAsync(dout, 0, sizeof(int), nullptr), cudaSuccess);
+  LINALIGN_SIMT_LAUNCH(block_sum, 3, 256, nullptr)(din, dout, n);
+  int sum = 0;
+  ASSERT_EQ(cudaMemcpy(&sum, dout, sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(sum, n * (n + 1) / 2);
+  EXPECT_EQ(cudaFree(din), cudaSuccess);
+  EXPECT_EQ(cudaFree(dout), cudaSuccess);
+}
+
+__global__ void write_index(int* out) {
+  out[blockIdx.y * gridDim.x * blockDim.x + blockIdx.x * blockDim.x + threadIdx.x] =
+      int(blockIdx.y * 1000 + blockIdx.x * 100 + threadIdx.x);
+}
+
+TEST(Simt, GridsAndLaunchConfiguration) {
+  int* d = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), 2 * 3 * 32 * sizeof(int)), cudaSuccess);
+  LINALIGN_SIMT_LAUNCH(write_index, dim3(3, 2), 32, nullptr)(d);
+  ASSERT_EQ(cudaPeekAtLastError(), cudaSuccess);
+  std::vector<int> h(2 * 3 * 32);
+  ASSERT_EQ(cudaMemcpy(h.data(), d, h.size() * sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (int y = 0; y < 2; ++y)
+    for (int x = 0; x < 3; ++x)
+      for (int t = 0; t < 32; ++t)
+        EXPECT_EQ(h[size_t((y * 3 + x) * 32 + t)], y * 1000 + x * 100 + t);
+  // Too many threads, an empty grid, gridDim.y over 65535: a launch error.
+  LINALIGN_SIMT_LAUNCH(write_index, 1, 2048, nullptr)(d);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // not sticky
+  LINALIGN_SIMT_LAUNCH(write_index, 0, 32, nullptr)(d);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  LINALIGN_SIMT_LAUNCH(write_index, dim3(1, 70000), 32, nullptr)(d);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+__global__ void add_one(int* p) {
+  p[threadIdx.x] += 1;
+}
+
+TEST(Simt, StreamCaptureRecordsAndReplays) {
+  int* d = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), 32 * sizeof(int)), cudaSuccess);
+  cudaStream_t s = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  ASSERT_EQ(cudaMemsetAsync(d, 0, 32 * sizeof(int), s), cudaSuccess);
+  LINALIGN_SIMT_LAUNCH(add_one, 1, 32, s)(d);
+  cudaGraph_t g = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(s, &g), cudaSuccess);
+  cudaGraphExec_t e = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&e, g, 0), cudaSuccess);
+  int h[32];
+  ASSERT_EQ(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(h[0], -1);  // nothing ran during capture: still the 0xff fill
+  ASSERT_EQ(cudaGraphLaunch(e, s), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(e, s), cudaSuccess);  // memset + add: 1 each time
+  ASSERT_EQ(cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost), cudaSuccess);
+  for (int v : h) EXPECT_EQ(v, 1);
+  // What a capture forbids invalidates it.
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, 64), cudaErrorStreamCaptureUnsupported);
+  cudaGraph_t g2 = nullptr;
+  EXPECT_EQ(cudaStreamEndCapture(s, &g2), cudaErrorStreamCaptureInvalidated);
+  EXPECT_EQ(g2, nullptr);
+  (void)cudaGetLastError();
+  EXPECT_EQ(cudaGraphExecDestroy(e), cudaSuccess);
+  EXPECT_EQ(cudaGraphDestroy(g), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+// ------------------------------------------------------ what it catches ---
+
+__global__ void divergent_barrier(int* p) {
+  if (threadIdx.x < 16) {
+    __syncthreads();
+  } else {
+    __syncthreads();
+  }
+  p[threadIdx.x] = 0;
+}
+__global__ void collective_after_exit(int* p) {
+  if (threadIdx.x == 5) return;
+  p[threadIdx.x] = __shfl_xor_sync(0xffffffffu, int(threadIdx.x), 1);
+}
+__global__ void partial_mask(int* p) {
+  p[threadIdx.x] = __shfl_xor_sync(0x0000ffffu, int(threadIdx.x), 1);
+}
+__global__ void waits_for_warp_while_block_waits(int* p) {
+  if (threadIdx.x < 16) {  // half a warp in a collective, the rest at a barrier
+    p[threadIdx.x] = __shfl_xor_sync(0xffffffffu, int(threadIdx.x), 1);
+  } else {
+    __syncthreads();
+  }
+}
+__global__ void vector_load(const float* p, float* out) {
+  const float4 v = __ldg(reinterpret_cast<const float4*>(p));
+  out[threadIdx.x] = v.x;
+}
+
+TEST(SimtDeathTest, ReportsMisuse) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int* d = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), 64 * sizeof(int)), cudaSuccess);
+  float* f = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&f), 64 * sizeof(float)), cudaSuccess);
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(divergent_barrier, 1, 32, nullptr)(d),
+               "divergent __syncthreads");
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(collective_after_exit, 1, 32, nullptr)(d), "has exited");
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(partial_mask, 1, 32, nullptr)(d), "full-warp collectives");
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(waits_for_warp_while_block_waits, 1, 64, nullptr)(d),
+               "deadlock");
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(vector_load, 1, 32, nullptr)(f + 1, f), "misaligned");
+  std::vector<float> host(16);
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(vector_load, 1, 32, nullptr)(host.data(), f),
+               "outside every cudaMalloc allocation");
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+  EXPECT_EQ(cudaFree(f), cudaSuccess);
+}
+
+}  // namespace
