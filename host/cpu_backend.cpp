@@ -52,9 +52,10 @@ RowData<E> row_data(const LogitsView& v, int64_t r) {
 }
 
 // Runs chunk(loader, n) over [span.begin, span.end) in kCpuChunk pieces and
-// merges the results in order.
+// merges the results pairwise in order (math::PairwiseMerge).
 template <class E, class T, class ChunkFn, class MergeFn>
-T sweep(const RowData<E>& row, Span span, T acc, const ChunkFn& chunk, const MergeFn& merge) {
+T sweep(const RowData<E>& row, Span span, T empty, const ChunkFn& chunk, const MergeFn& merge) {
+  auto acc = pairwise<T>(merge);
   for (int64_t b = span.begin; b < span.end; b += kCpuChunk) {
     const E* z = row.z + b;
     const E* y = row.y + b;
@@ -62,9 +63,9 @@ T sweep(const RowData<E>& row, Span span, T acc, const ChunkFn& chunk, const Mer
       *a = load_as_float(z, k);
       *c = load_as_float(y, k);
     };
-    acc = merge(acc, chunk(load, std::min(kCpuChunk, span.end - b)));
+    acc.push(chunk(load, std::min(kCpuChunk, span.end - b)));
   }
-  return acc;
+  return acc.result(empty);
 }
 
 }  // namespace
@@ -187,7 +188,7 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
       // decode each chunk to fp32, then the vectorised chunk statistics
       const RowData<E> row = row_data<E>(v, r);
       const Span sp = span_of(w % S);
-      RowStats acc = row_stats_empty();
+      auto acc = pairwise<RowStats>(row_stats_merge);
       float zc[kLaneChunk] = {}, yc[kLaneChunk] = {};  // past n: initialised, masked
       for (int64_t b = sp.begin; b < sp.end; b += kLaneChunk) {
         const int n = int(std::min<int64_t>(kLaneChunk, sp.end - b));
@@ -195,9 +196,9 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
           zc[k] = load_as_float(row.z, b + k);
           yc[k] = load_as_float(row.y, b + k);
         }
-        acc = row_stats_merge(acc, lane_chunk_stats(zc, yc, n, inv_t, tilt_in_first, eta));
+        acc.push(lane_chunk_stats(zc, yc, n, inv_t, tilt_in_first, eta));
       }
-      stats[w] = acc;
+      stats[w] = acc.result(row_stats_empty());
     });
 
   // ---- 2. merge, finalise, choose η
