@@ -30,7 +30,7 @@ struct DeviceFacts {
 
 // ---- named thresholds (tune here; tests name the regimes they exercise)
 // Threads of the (slice, row) sweep kernels: stats, moments, align, sample.
-constexpr int kSweepThreads = 256;
+constexpr int kSweepThreads = 128;
 // Threads of the per-row kernels: plan (the exact_kl solver sweeps the row
 // with the whole block) and select (mask thresholds by radix select).
 constexpr int kRowThreads = 512;
@@ -39,16 +39,19 @@ constexpr int kFinishThreads = 128;
 // Bytes of one vector load (LDG.128).
 constexpr int kVectorBytes = 16;
 // Elements each thread holds in registers per step of a sweep (a "chunk"):
-// 4 float4 loads per row for fp32, 2 uint4 loads for bf16/fp16.
-constexpr int kChunkItems = 16;
+// 2 float4 loads per row for fp32, 1 uint4 load for bf16/fp16.
+constexpr int kChunkItems = 8;
 // Register chunks per thread in one vocabulary slice: a slice is
-// kSweepThreads x kChunkItems x kSliceChunks = 4096 tokens, whatever the
+// kSweepThreads x kChunkItems x kSliceChunks = 1024 tokens, whatever the
 // dtype. The split depends on V alone — never on the batch size or the
 // device — so the merge order, and every bit of a row's result, is the same
 // whether the row is computed alone or in any batch (SPEC §5), as on the CPU
-// backend. At B = 1 it gives 8 (V = 32000) to 64 (V = 262144) blocks, each
-// issuing all its loads at once: one memory latency, which is what a B = 1
-// step costs on any number of SMs; at large B, thousands of 32 KiB blocks.
+// backend. Small slices are what lets B = 1 use the whole GPU: 31 blocks at
+// V = 32000 (the whole 256 KB pair is one memory latency away from any of
+// them), 125 at V = 128256, 148 at 151936 and 256 at 262144 — at least one
+// per SM of an H100/H200 (132) from V ≈ 135000 on. At large B the cost is one
+// 64-byte partial RowStats per 8 KB (fp32) of input and a 512-thread merge of
+// ≤ 256 partials per row in the plan kernel.
 constexpr int64_t kSliceChunks = 1;
 // Fraction of L2 the two input rows of a group may take (the output of align
 // and other traffic share the rest).

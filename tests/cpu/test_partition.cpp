@@ -225,8 +225,11 @@ TEST(LaunchPolicy, VectorWidthAndChunkFollowTheElementSize) {
 TEST(LaunchPolicy, BatchOneSplitsTheVocabulary) {
   const LaunchPolicy p = choose_launch_policy(Op::kAlign, 1, 128256, 4, kH200);
   EXPECT_STREQ(p.regime, "split-vocab") << p.str();
-  // slices of one register chunk per thread: 256 threads x 16 tokens
-  EXPECT_EQ(p.vocab_slices, 31) << p.str();  // 128256 / 4096 = 31.3
+  // slices of one register chunk per thread: 128 threads x 8 tokens
+  EXPECT_EQ(p.vocab_slices, 125) << p.str();  // 128256 / 1024 = 125.3
+  // from V ≈ 135000 on, at least one block per SM of an H200 (132)
+  EXPECT_GE(choose_launch_policy(Op::kAlign, 1, 151936, 2, kH200).vocab_slices, kH200.sm_count);
+  EXPECT_GE(choose_launch_policy(Op::kAlign, 1, 262144, 4, kH200).vocab_slices, kH200.sm_count);
   EXPECT_EQ(p.rows_per_group, 1);
   EXPECT_EQ(p.groups, 1);
 }
@@ -234,8 +237,9 @@ TEST(LaunchPolicy, BatchOneSplitsTheVocabulary) {
 // The split depends on V alone (batch invariance: a row's bits never depend
 // on the batch it is in), the same for every dtype and device.
 TEST(LaunchPolicy, SlicesDependOnTheVocabularyOnly) {
-  for (int64_t V : {1, 37, 2047, 2048, 6143, 6144, 32000, 50257, 128256, 151936, 262144}) {
-    const int64_t want = std::max<int64_t>(1, (V + 2048) / 4096);
+  for (int64_t V :
+       {1, 37, 1535, 1536, 2047, 2048, 6143, 6144, 32000, 50257, 128256, 151936, 262144}) {
+    const int64_t want = std::max<int64_t>(1, (V + 512) / 1024);
     for (int64_t eb : {2, 4})
       for (int64_t B : {1, 3, 64, 256, 5000})
         for (Op op : {Op::kAlign, Op::kSample, Op::kScore})
@@ -245,9 +249,9 @@ TEST(LaunchPolicy, SlicesDependOnTheVocabularyOnly) {
             ASSERT_STREQ(p.regime, want > 1 ? "split-vocab" : "row-per-block");
           }
   }
-  // regime boundary: 1.5 slices of 4096 tokens round up
-  EXPECT_EQ(choose_launch_policy(Op::kAlign, 1, 6143, 4, kH200).vocab_slices, 1);
-  EXPECT_EQ(choose_launch_policy(Op::kAlign, 1, 6144, 4, kH200).vocab_slices, 2);
+  // regime boundary: 1.5 slices of 1024 tokens round up
+  EXPECT_EQ(choose_launch_policy(Op::kAlign, 1, 1535, 4, kH200).vocab_slices, 1);
+  EXPECT_EQ(choose_launch_policy(Op::kAlign, 1, 1536, 4, kH200).vocab_slices, 2);
 }
 
 TEST(LaunchPolicy, RowGroupsFitHalfTheL2) {
