@@ -29,6 +29,7 @@
 #endif
 #endif
 #if defined(SIMT_ASAN)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -203,6 +204,11 @@ void fiber_entry() {
 }
 
 void start_fiber(Machine& m, Fiber& f, char* stack) {
+#if defined(SIMT_ASAN)
+  // A fiber never returns from its frames: their redzones are still poisoned
+  // when the stack is reused for the next block.
+  ASAN_UNPOISON_MEMORY_REGION(stack, kStackBytes);
+#endif
 #if defined(__x86_64__)
   // The stack as simt_switch leaves it: six saved registers, then the return
   // address fiber_entry, then a null return address for fiber_entry itself
@@ -429,6 +435,15 @@ bool forbidden_in_capture() {
   return true;
 }
 
+// Runs op now, or records it into the graph a capturing stream is building.
+void enqueue(cudaStream_t stream, std::function<void()> op) {
+  if (stream != nullptr && stream->capturing) {
+    stream->ops.push_back(std::move(op));
+  } else {
+    op();
+  }
+}
+
 cudaError_t set(cudaError_t e) {
   if (e != cudaSuccess) M().last_error = e;
   return e;
@@ -533,21 +548,13 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind)
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind,
                             cudaStream_t stream) {
-  if (stream != nullptr && stream->capturing) {
-    stream->ops.push_back([=]() {
-      if (bytes > 0) std::memmove(dst, src, bytes);
-    });
-  } else if (bytes > 0) {
-    std::memmove(dst, src, bytes);
-  }
+  enqueue(stream, [=]() {
+    if (bytes > 0) std::memmove(dst, src, bytes);
+  });
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
-  if (stream != nullptr && stream->capturing) {
-    stream->ops.push_back([=]() { std::memset(dst, value, bytes); });
-  } else {
-    std::memset(dst, value, bytes);
-  }
+  enqueue(stream, [=]() { std::memset(dst, value, bytes); });
   return cudaSuccess;
 }
 
@@ -612,13 +619,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   if (exec == nullptr) return set(cudaErrorInvalidValue);
-  for (const auto& op : exec->ops) {
-    if (stream != nullptr && stream->capturing) {
-      stream->ops.push_back(op);
-    } else {
-      op();
-    }
-  }
+  for (const auto& op : exec->ops) enqueue(stream, op);
   return cudaSuccess;
 }
 cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
