@@ -68,6 +68,14 @@ T sweep(const RowData<E>& row, Span span, T empty, const ChunkFn& chunk, const M
   return acc.result(empty);
 }
 
+// The merge of n consecutive partials (a row's slices), pairwise.
+template <class T, class MergeFn>
+T merge_parts(const T* parts, int64_t n, const T& empty, const MergeFn& merge) {
+  auto acc = pairwise<T>(merge);
+  for (int64_t i = 0; i < n; ++i) acc.push(parts[i]);
+  return acc.result(empty);
+}
+
 }  // namespace
 
 CpuLayout CpuBackend::layout(const Call& call) const {
@@ -211,7 +219,7 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
         st = row_stats_merge(st, part);
       }
     } else {
-      for (int64_t s = 0; s < S; ++s) st = row_stats_merge(st, stats[r * S + s]);
+      st = merge_parts(stats + r * S, S, row_stats_empty(), row_stats_merge);
     }
     if (call.op == Op::kShardStats) {  // the shard's statistics are the result
       std::memcpy(&call.shard_out[r], &st, sizeof st);
@@ -281,13 +289,9 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
       RowPlan& plan = plans[r];
       if (!plan_valid(plan)) return;
       if (update == Update::kTilt) {
-        TiltMoments t = tilt_empty();
-        for (int64_t s = 0; s < S; ++s) t = tilt_merge(t, tm[r * S + s]);
-        plan_finish_tilt(plan, t);
+        plan_finish_tilt(plan, merge_parts(tm + r * S, S, tilt_empty(), tilt_merge));
       } else {
-        LinearSums t = linear_empty();
-        for (int64_t s = 0; s < S; ++s) t = linear_merge(t, ls[r * S + s]);
-        plan_finish_linear(plan, t);
+        plan_finish_linear(plan, merge_parts(ls + r * S, S, linear_empty(), linear_merge));
       }
     });
   }
