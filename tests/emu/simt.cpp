@@ -384,19 +384,22 @@ void check_device_load(const void* p, size_t bytes, size_t align, const char* wh
        p, where(m).c_str(), m.cur != nullptr ? m.cur->linear : -1);
 }
 
-void launch(dim3 grid, dim3 block, cudaStream_t stream, Body body) {
+namespace {
+
+// Runs op now, or records it into the graph a capturing stream is building.
+void enqueue(cudaStream_t stream, std::function<void()> op) {
+  if (stream != nullptr && stream->capturing) {
+    stream->ops.push_back(std::move(op));
+  } else {
+    op();
+  }
+}
+
+// Every block of a (checked) grid, one after another.
+void run_grid(dim3 grid, dim3 block, const Body& body) {
   Machine& m = M();
   std::lock_guard<std::recursive_mutex> lock(m.mutex);
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
-  if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
-      grid.x > 0x7fffffffu || grid.y > 65535u || grid.z > 65535u) {
-    m.last_error = cudaErrorInvalidConfiguration;
-    return;
-  }
-  if (stream != nullptr && stream->capturing) {
-    stream->ops.push_back([grid, block, body]() { launch(grid, block, nullptr, body); });
-    return;
-  }
   const uint3 saved_bidx = m.bidx;
   m.bdim = block;
   m.gdim = grid;
@@ -413,6 +416,18 @@ void launch(dim3 grid, dim3 block, cudaStream_t stream, Body body) {
   m.bidx = saved_bidx;
   m.cur = nullptr;
   m.body = nullptr;
+}
+
+}  // namespace
+
+void launch(dim3 grid, dim3 block, cudaStream_t stream, Body body) {
+  const uint64_t threads = uint64_t(block.x) * block.y * block.z;
+  if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+      grid.x > 0x7fffffffu || grid.y > 65535u || grid.z > 65535u) {
+    M().last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
+  enqueue(stream, [grid, block, body]() { run_grid(grid, block, body); });
 }
 
 }  // namespace simt
@@ -433,15 +448,6 @@ bool forbidden_in_capture() {
   if (m.capturing == 0) return false;
   for (CUstream_st* s : m.capture_streams) s->invalidated = true;
   return true;
-}
-
-// Runs op now, or records it into the graph a capturing stream is building.
-void enqueue(cudaStream_t stream, std::function<void()> op) {
-  if (stream != nullptr && stream->capturing) {
-    stream->ops.push_back(std::move(op));
-  } else {
-    op();
-  }
 }
 
 cudaError_t set(cudaError_t e) {
@@ -548,13 +554,13 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind)
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind,
                             cudaStream_t stream) {
-  enqueue(stream, [=]() {
+  simt::enqueue(stream, [=]() {
     if (bytes > 0) std::memmove(dst, src, bytes);
   });
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
-  enqueue(stream, [=]() { std::memset(dst, value, bytes); });
+  simt::enqueue(stream, [=]() { std::memset(dst, value, bytes); });
   return cudaSuccess;
 }
 
@@ -619,7 +625,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   if (exec == nullptr) return set(cudaErrorInvalidValue);
-  for (const auto& op : exec->ops) enqueue(stream, op);
+  for (const auto& op : exec->ops) simt::enqueue(stream, op);
   return cudaSuccess;
 }
 cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
