@@ -8,6 +8,7 @@
 #include "linalign/math/partition.hpp"
 #include "linalign/math/row_stats.hpp"
 #include "linalign/math/update.hpp"
+#include "radix_select.hpp"
 
 namespace linalign {
 namespace host {
@@ -69,9 +70,17 @@ CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   off = align_up(off + B * S * std::max(sizeof(math::TiltMoments), sizeof(math::LinearSums)));
   L.plan_off = off;
   off = align_up(off + B * sizeof(math::RowPlan));
+  L.solve_off = off;
+  if (call.params != nullptr && call.params->rule == StepRule::kExactKl)
+    off = align_up(off + B * sizeof(SolveRow));
   L.mask_off = off;
-  if (sample && call.params != nullptr && masks_possible(*call.params))
-    off = align_up(off + B * sizeof(RowMask));
+  const bool masks = sample && call.params != nullptr && masks_possible(*call.params);
+  if (masks) off = align_up(off + B * sizeof(RowMask));
+  L.select_off = off;
+  if (masks) {
+    L.select_bytes = B * sizeof(SelectRow);
+    off = align_up(off + L.select_bytes);
+  }
   L.argmax_off = off;
   if (sample) off = align_up(off + B * S * 2 * sizeof(math::ArgMax));
   L.score_off = off;

@@ -7,7 +7,10 @@
 //   plan    (row)         merge the slices, η (exact_kl: block-wide sweeps)
 //   moments (slice, row)  second sweep at η (trust_region, exact_kl, linear)
 //   finish  (row)         merge, plan_finish_*, diagnostics
-//   align / select+sample (slice, row) / score (row) — the operation
+//   align (slice, row) / score (row) — the operation, or for sample:
+//   select  (slice, row)  × kMaxSelectPasses: radix-select passes for the
+//                         masks (rows that are done return at once)
+//   sample  (slice, row)  Gumbel-max / greedy arg-max per slice, then merged
 // Rows are processed in groups whose two input rows fit in a fraction of the
 // L2 cache, so the operation's re-read of the rows hits L2, not HBM.
 #pragma once
@@ -18,6 +21,7 @@
 
 #include "call.hpp"
 #include "linalign/math/nucleus.hpp"
+#include "linalign/math/step_rule.hpp"
 
 namespace linalign {
 namespace host {
@@ -32,10 +36,14 @@ struct DeviceFacts {
 // Threads of the (slice, row) sweep kernels: stats, moments, align, sample.
 constexpr int kSweepThreads = 128;
 // Threads of the per-row kernels: plan (the exact_kl solver sweeps the row
-// with the whole block) and select (mask thresholds by radix select).
+// with the whole block).
 constexpr int kRowThreads = 512;
 // Threads of the small per-row finishing kernels.
 constexpr int kFinishThreads = 128;
+// exact_kl: grid-wide sweeps launched for the η solve (one KL evaluation
+// each; the first is at η_max, the rest Newton steps). Rows still unsolved
+// after them — rare: typical rows need 4–6 — finish in one block per row.
+constexpr int kExactKlPasses = 8;
 // Bytes of one vector load (LDG.128).
 constexpr int kVectorBytes = 16;
 // Elements each thread holds in registers per step of a sweep (a "chunk"):
@@ -62,7 +70,7 @@ constexpr int64_t kMaxRowsPerGroup = 65535;
 
 struct LaunchPolicy {
   int threads = kSweepThreads;           // sweep kernels
-  int row_threads = kRowThreads;         // plan / select kernels
+  int row_threads = kRowThreads;         // plan kernel
   int vector_width = 4;                  // elements per 16-byte vector
   int vectors_per_chunk = 4;             // vectors a thread holds per step
   int64_t vocab_slices = 1;              // blocks per row in the sweeps (a function of V)
@@ -82,13 +90,22 @@ struct RowMask {
   int32_t masked;  // 0: the row keeps every candidate (masks off or min_keep ≥ |q|)
 };
 
+// A row's exact_kl solve in the workspace (plan kernel → KL passes).
+struct SolveRow {
+  math::ExactKlSolve solve;
+  uint32_t done;  // blocks of the row done with the current pass
+};
+
 // Byte offsets of one call's workspace (from a base aligned to kWorkspaceAlign).
 constexpr size_t kWorkspaceAlign = 256;
 struct CudaLayout {
   size_t stats_off = 0;   // rows*slices RowStats (first sweep partials)
   size_t sweep_off = 0;   // rows*slices TiltMoments | LinearSums (second sweep)
   size_t plan_off = 0;    // rows RowPlan
+  size_t solve_off = 0;   // rows SolveRow (exact_kl)
   size_t mask_off = 0;    // rows RowMask (sample with masks)
+  size_t select_off = 0;  // rows SelectRow (sample with masks; zeroed by each call)
+  size_t select_bytes = 0;
   size_t argmax_off = 0;  // rows*slices*2 ArgMax (sample: masked, unmasked)
   size_t score_off = 0;   // 3*rows float (score: ℓ*_t, ℓ_t, ℓᵖ_t)
   size_t used = 0;        // bytes from the aligned base

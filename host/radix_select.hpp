@@ -93,31 +93,53 @@ LINALIGN_HD bool mass_select_match(const MassSelect& s, uint32_t key, uint64_t m
   return s.level == 0 || ((key ^ s.prefix) >> (32 - 8 * s.level)) == 0u;
 }
 
+// The digit decision of one level, in a form a parallel scan can evaluate
+// bin by bin: with above_d = Σ_{d' > d} h[d'] (the mass of this level's bins
+// above d), bin d is chosen iff the mass strictly above it is < p and either
+// it brings the mass to ≥ p or it is the last bin. Exactly one bin
+// qualifies (the sums grow as d falls; `above` < p is an invariant).
+LINALIGN_HD bool mass_digit_chosen(const MassSelect& s, int d, uint64_t above_d, uint64_t h_d) {
+  const uint64_t run = s.above + above_d;
+  return run < s.p && (d == 0 || run + h_d >= s.p);
+}
+// Before the first digit: the whole mass (total = Σ h) is < p, so every
+// token is kept (τ = −inf) and the selection ends.
+LINALIGN_HD bool mass_select_keeps_all(const MassSelect& s, uint64_t total) {
+  return s.level == 0 && s.above + total < s.p;
+}
+LINALIGN_HD void mass_select_keep_all(MassSelect& s) {
+  s.tau = -math::kInf;
+  s.active = false;
+}
+// Takes digit d (with its above_d) as this level's.
+LINALIGN_HD void mass_select_apply(MassSelect& s, int d, uint64_t above_d) {
+  s.prefix |= uint32_t(d) << (24 - 8 * s.level);
+  s.above += above_d;
+  s.level += 1;
+  if (s.level == 4) {
+    s.tau = value_of_ascending_key(s.prefix);
+    s.active = false;
+  }
+}
+
 // One level from this pass's histogram (kRadixBins bins of mass; any 64-bit
-// unsigned bin type: the kernel's are unsigned long long for atomicAdd).
+// unsigned bin type), bin by bin from the top.
 template <class BinT>
 LINALIGN_HD void mass_select_step(MassSelect& s, const BinT* hist) {
   static_assert(sizeof(BinT) == 8, "64-bit fixed-point bins");
   uint64_t total = 0;
   for (int d = 0; d < kRadixBins; ++d) total += uint64_t(hist[d]);
-  if (s.level == 0 && s.above + total < s.p) {  // the whole mass is < p: all kept
-    s.tau = -math::kInf;
-    s.active = false;
+  if (mass_select_keeps_all(s, total)) {
+    mass_select_keep_all(s);
     return;
   }
-  // S_d = above + Σ_{d' > d} h[d'] grows as d falls; S_255 = above < p.
-  uint64_t run = s.above;
-  int d = kRadixBins - 1;
-  while (d > 0 && run + uint64_t(hist[d]) < s.p) {
-    run += uint64_t(hist[d]);
-    --d;
-  }
-  s.prefix |= uint32_t(d) << (24 - 8 * s.level);
-  s.above = run;
-  s.level += 1;
-  if (s.level == 4) {
-    s.tau = value_of_ascending_key(s.prefix);
-    s.active = false;
+  uint64_t above_d = 0;
+  for (int d = kRadixBins - 1; d >= 0; --d) {
+    if (mass_digit_chosen(s, d, above_d, uint64_t(hist[d]))) {
+      mass_select_apply(s, d, above_d);
+      return;
+    }
+    above_d += uint64_t(hist[d]);
   }
 }
 
@@ -155,21 +177,30 @@ LINALIGN_HD bool rank_select_match(const RankSelect& s, uint64_t key, uint32_t* 
   *digit = s.level < 8 ? uint32_t(key >> (56 - 8 * s.level)) & 0xffu : 0u;
   return s.level == 0 || ((key ^ s.prefix) >> (64 - 8 * s.level)) == 0ull;
 }
-// One digit from this pass's count histogram.
-LINALIGN_HD void rank_select_step(RankSelect& s, const uint32_t* hist) {
-  int64_t below = 0;
-  int d = 0;
-  while (d < kRadixBins - 1 && below + int64_t(hist[d]) <= s.rank) {
-    below += hist[d];
-    ++d;
-  }
+// The digit decision, bin by bin: with below_d = Σ_{d' < d} h[d'], bin d is
+// chosen iff the wanted rank falls inside it (or it is the last bin).
+LINALIGN_HD bool rank_digit_chosen(const RankSelect& s, int d, int64_t below_d, uint32_t h_d) {
+  return below_d <= s.rank && (d == kRadixBins - 1 || below_d + int64_t(h_d) > s.rank);
+}
+LINALIGN_HD void rank_select_apply(RankSelect& s, int d, int64_t below_d) {
   s.prefix |= uint64_t(d) << (56 - 8 * s.level);
-  s.rank -= below;
+  s.rank -= below_d;
   s.level += 1;
   if (s.level == 8) {
     s.stage = kRankDone;
   } else if (s.rank == 0) {
     s.stage = kRankMin;  // the first of its group: one minimum pass
+  }
+}
+// One digit from this pass's count histogram.
+LINALIGN_HD void rank_select_step(RankSelect& s, const uint32_t* hist) {
+  int64_t below_d = 0;
+  for (int d = 0; d < kRadixBins; ++d) {
+    if (rank_digit_chosen(s, d, below_d, hist[d])) {
+      rank_select_apply(s, d, below_d);
+      return;
+    }
+    below_d += hist[d];
   }
 }
 // The end of a minimum pass: the group's minimum composite key.
@@ -195,6 +226,119 @@ LINALIGN_HD math::MaskThresholds mask_thresholds(const MassSelect& p, const Rank
   return t;
 }
 
+// ------------------------------------------------------ one row's passes ---
+
+// Passes any row needs: top-p fixes 4 digits, one per pass; a rank selection
+// fixes ≤ 8 digits, or j < 8 digits and then one minimum pass (≤ 8 in all);
+// all selections of a row run in the same passes. The kernels launch this
+// many passes and rows that are done skip the rest.
+constexpr int kMaxSelectPasses = 8;
+
+// Every selection of one row between passes.
+struct SelectState {
+  MassSelect top_p;
+  RankSelect rank[2];  // 0: top-k (rank k − 1), 1: min_tokens_to_keep (rank m − 1)
+  int64_t n;           // |q|, once the first pass is done
+  float lq_max;        // max lq, once the first pass is done
+};
+
+LINALIGN_HD SelectState select_begin(float top_p, int32_t top_k, int32_t min_keep) {
+  SelectState s;
+  s.top_p = mass_select_begin(top_p);
+  s.rank[0] = rank_select_begin(top_k);
+  s.rank[1] = rank_select_begin(min_keep);
+  s.n = 0;
+  s.lq_max = -math::kInf;
+  return s;
+}
+LINALIGN_HD bool select_busy(const SelectState& s) {
+  return s.top_p.active || rank_select_busy(s.rank[0]) || rank_select_busy(s.rank[1]);
+}
+
+// What one token (lq > −inf for a candidate, any lq otherwise; index i)
+// contributes to a pass's histograms.
+struct SelectVote {
+  bool mass_on;  // top-p bin mass_digit gets `mass`
+  uint32_t mass_digit;
+  uint64_t mass;
+  bool rank_on[2];  // rank selection q: a count in rank_digit[q] (digit stage)
+  uint32_t rank_digit[2];
+  bool min_on[2];  // ... or a candidate for the minimum `key` (minimum stage)
+  uint64_t key;    // composite key (lq desc, index asc)
+};
+LINALIGN_HD SelectVote select_vote(const SelectState& s, float lq, int64_t i) {
+  SelectVote v;
+  const bool valid = lq > -math::kInf;
+  v.mass = valid && s.top_p.active ? fixed_mass(lq) : 0;
+  v.mass_digit = 0;
+  v.mass_on = valid && s.top_p.active &&
+              mass_select_match(s.top_p, ascending_key(lq), v.mass, &v.mass_digit);
+  v.key = composite_key(lq, i);
+  for (int q = 0; q < 2; ++q) {
+    v.rank_digit[q] = 0;
+    const bool match = valid && rank_select_busy(s.rank[q]) &&
+                       rank_select_match(s.rank[q], v.key, &v.rank_digit[q]);
+    v.rank_on[q] = match && s.rank[q].stage == kRankDigits;
+    v.min_on[q] = match && s.rank[q].stage == kRankMin;
+  }
+  return v;
+}
+
+// One pass's histograms of one row, summed over the whole row. The kernels
+// keep one per row in the workspace (zeroed before the first pass) and add
+// every block's partial histograms with integer atomics, so the sums do not
+// depend on the order of the blocks; the minima are kept complemented
+// (max of ~key) so that zero means "none".
+struct SelectBins {
+  uint64_t mass[kRadixBins];
+  uint32_t count[2][kRadixBins];
+  uint64_t inv_min_key[2];  // ~(minimum composite key); 0: none
+  uint64_t n;               // first pass: tokens with lq > −inf
+  uint32_t max_key;         // first pass: max ascending_key(lq) over them; 0: none
+  uint32_t done;            // kernels: blocks of the row done with this pass
+};
+// A row's selection in the CUDA workspace.
+struct SelectRow {
+  SelectState state;
+  SelectBins bins;
+};
+
+LINALIGN_HD void select_add(SelectBins& b, const SelectVote& v) {
+  if (v.mass_on) b.mass[v.mass_digit] += v.mass;
+  for (int q = 0; q < 2; ++q) {
+    if (v.rank_on[q]) b.count[q][v.rank_digit[q]] += 1;
+    if (v.min_on[q] && ~v.key > b.inv_min_key[q]) b.inv_min_key[q] = ~v.key;
+  }
+}
+
+// The end of the first pass: |q| and lq_max; a rank ≥ |q| does not exist.
+LINALIGN_HD void select_first_pass_done(SelectState& s, uint64_t n, uint32_t max_key) {
+  s.n = int64_t(n);
+  s.lq_max = n > 0 ? value_of_ascending_key(max_key) : -math::kInf;
+  rank_select_limit(s.rank[0], s.n);
+  rank_select_limit(s.rank[1], s.n);
+}
+
+// The end of a pass over the whole row's histograms (sequentially; the
+// kernels evaluate the same digit decisions bin by bin in parallel).
+LINALIGN_HD void select_pass_done(SelectState& s, const SelectBins& b, bool first) {
+  if (first) select_first_pass_done(s, b.n, b.max_key);
+  if (s.top_p.active) mass_select_step(s.top_p, b.mass);
+  for (int q = 0; q < 2; ++q) {
+    if (!rank_select_busy(s.rank[q])) continue;
+    if (s.rank[q].stage == kRankDigits) {
+      rank_select_step(s.rank[q], b.count[q]);
+    } else {
+      rank_select_take_min(s.rank[q], ~b.inv_min_key[q]);
+    }
+  }
+}
+
+LINALIGN_HD math::MaskThresholds select_thresholds(const SelectState& s, int32_t top_k, float min_p,
+                                                   int32_t min_keep) {
+  return mask_thresholds(s.top_p, s.rank[0], s.rank[1], s.n, s.lq_max, top_k, min_p, min_keep);
+}
+
 // ------------------------------------------------------- the CPU backend ---
 
 // One candidate of a CPU row: fp32 log-probability under the nucleus source,
@@ -216,12 +360,13 @@ inline SelectEntry select_entry(float lq, int64_t index) {
 // order-dependent float sums).
 inline math::MaskThresholds radix_thresholds(SelectEntry* e, int64_t n, float top_p, int32_t top_k,
                                              float min_p, int32_t min_keep) {
-  MassSelect ps = mass_select_begin(top_p);
-  RankSelect rs[2] = {rank_select_begin(top_k), rank_select_begin(min_keep)};
-  rank_select_limit(rs[0], n);
-  rank_select_limit(rs[1], n);
-  float lq_max = -math::kInf;
-  for (int64_t i = 0; i < n; ++i) lq_max = math::fmaxf_(lq_max, e[i].lq);
+  SelectState s = select_begin(top_p, top_k, min_keep);
+  uint32_t max_key = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t k = ascending_key(e[i].lq);
+    max_key = k > max_key ? k : max_key;
+  }
+  select_first_pass_done(s, uint64_t(n), max_key);
   uint64_t mass[kRadixBins];
   uint32_t count[2][kRadixBins];
   // The top-p selection only ever looks inside its current prefix group, so
@@ -229,14 +374,13 @@ inline math::MaskThresholds radix_thresholds(SelectEntry* e, int64_t n, float to
   // later mass passes touch a shrinking group (the rank selections scan all n
   // candidates in any order, so the permutation does not matter to them).
   int64_t m = n;
-  for (int pass = 0; pass < 24; ++pass) {  // ≤ 4 mass levels, ≤ 8 digits + 1 min per rank
-    const bool busy[2] = {rank_select_busy(rs[0]), rank_select_busy(rs[1])};
-    if (!ps.active && !busy[0] && !busy[1]) break;
+  for (int pass = 0; pass < kMaxSelectPasses && select_busy(s); ++pass) {
+    const bool busy[2] = {rank_select_busy(s.rank[0]), rank_select_busy(s.rank[1])};
     uint32_t d;
-    if (ps.active) {
+    if (s.top_p.active) {
       for (int b = 0; b < kRadixBins; ++b) mass[b] = 0;
       for (int64_t i = 0; i < m; ++i)
-        if (mass_select_match(ps, ascending_key(e[i].lq), e[i].mass, &d)) mass[d] += e[i].mass;
+        if (mass_select_match(s.top_p, ascending_key(e[i].lq), e[i].mass, &d)) mass[d] += e[i].mass;
     }
     uint64_t min_key[2] = {~0ull, ~0ull};
     if (busy[0] || busy[1]) {
@@ -244,8 +388,8 @@ inline math::MaskThresholds radix_thresholds(SelectEntry* e, int64_t n, float to
       for (int64_t i = 0; i < n; ++i) {
         const uint64_t ck = composite_key(e[i].lq, e[i].index);
         for (int q = 0; q < 2; ++q) {
-          if (!busy[q] || !rank_select_match(rs[q], ck, &d)) continue;
-          if (rs[q].stage == kRankDigits) {
+          if (!busy[q] || !rank_select_match(s.rank[q], ck, &d)) continue;
+          if (s.rank[q].stage == kRankDigits) {
             ++count[q][d];
           } else if (ck < min_key[q]) {
             min_key[q] = ck;
@@ -253,12 +397,12 @@ inline math::MaskThresholds radix_thresholds(SelectEntry* e, int64_t n, float to
         }
       }
     }
-    if (ps.active) {
-      mass_select_step(ps, mass);
-      if (ps.active) {
+    if (s.top_p.active) {
+      mass_select_step(s.top_p, mass);
+      if (s.top_p.active) {
         int64_t k = 0;
         for (int64_t i = 0; i < m; ++i) {
-          if (mass_select_match(ps, ascending_key(e[i].lq), e[i].mass, &d)) {
+          if (mass_select_match(s.top_p, ascending_key(e[i].lq), e[i].mass, &d)) {
             const SelectEntry t = e[k];
             e[k++] = e[i];
             e[i] = t;
@@ -269,14 +413,14 @@ inline math::MaskThresholds radix_thresholds(SelectEntry* e, int64_t n, float to
     }
     for (int q = 0; q < 2; ++q) {
       if (!busy[q]) continue;
-      if (rs[q].stage == kRankDigits) {
-        rank_select_step(rs[q], count[q]);
+      if (s.rank[q].stage == kRankDigits) {
+        rank_select_step(s.rank[q], count[q]);
       } else {
-        rank_select_take_min(rs[q], min_key[q]);
+        rank_select_take_min(s.rank[q], min_key[q]);
       }
     }
   }
-  return mask_thresholds(ps, rs[0], rs[1], n, lq_max, top_k, min_p, min_keep);
+  return select_thresholds(s, top_k, min_p, min_keep);
 }
 
 }  // namespace host

@@ -291,7 +291,10 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   a.tilt_partials = reinterpret_cast<math::TiltMoments*>(ws + L.sweep_off);
   a.linear_partials = reinterpret_cast<math::LinearSums*>(ws + L.sweep_off);
   a.plans = reinterpret_cast<math::RowPlan*>(ws + L.plan_off);
+  a.solve = reinterpret_cast<SolveRow*>(ws + L.solve_off);
   a.masks = reinterpret_cast<RowMask*>(ws + L.mask_off);
+  a.select = reinterpret_cast<SelectRow*>(ws + L.select_off);
+  a.select_bytes = L.select_bytes;
   a.argmax = reinterpret_cast<math::ArgMax*>(ws + L.argmax_off);
   a.row_scores = reinterpret_cast<float*>(ws + L.score_off);
 

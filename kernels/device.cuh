@@ -150,23 +150,26 @@ struct Chunk {
 // Walks the vectors `span` of a row with `threads` threads (this is thread
 // t), plus the row's scalar head/tail elements when `with_scalars` (one per
 // thread, t < head + tail ≤ 14). fn(chunk) is called once per step. With
-// kLoad = false only the indices are filled (writers of invalid rows).
-template <class E, bool kLoad, class Fn>
+// kLoad = false only the indices are filled (writers of invalid rows). With
+// kUniform every thread makes the same steps as thread 0 (the most steps),
+// empty ones where it has nothing, so fn may use warp collectives.
+template <class E, bool kLoad, bool kUniform = false, class Fn>
 __device__ __forceinline__ void walk_row(const RowIn<E>& row, int64_t n, math::Span span,
                                          bool with_scalars, int t, int threads, Fn&& fn) {
   using C = Chunk<E>;
   C ch;
-  const bool has_scalar = with_scalars && t < math::split_scalars(row.split);
-  const int64_t chunks = math::walk_chunks(span, threads, t, C::kU);
-  for (int64_t c = has_scalar ? -1 : 0; c < chunks; ++c) {
+  const int64_t scalars = with_scalars ? math::split_scalars(row.split) : 0;
+  const bool has_scalar = t < scalars;
+  const int64_t chunks = math::walk_chunks(span, threads, kUniform ? 0 : t, C::kU);
+  for (int64_t c = (kUniform ? scalars > 0 : has_scalar) ? -1 : 0; c < chunks; ++c) {
     if (c < 0) {
       ch.scalar = true;
-      ch.first[0] = math::scalar_element(row.split, n, t);
+      ch.first[0] = has_scalar ? math::scalar_element(row.split, n, t) : -1;
 #pragma unroll
       for (int u = 1; u < C::kU; ++u) ch.first[u] = -1;
 #pragma unroll
       for (int k = 0; k < C::kItems; ++k) ch.z[k] = ch.y[k] = -math::kInf;
-      if (kLoad) {
+      if (kLoad && has_scalar) {
         ch.z[0] = load_scalar(row.z, ch.first[0]);
         ch.y[0] = load_scalar(row.y, ch.first[0]);
       }
@@ -225,6 +228,19 @@ __device__ __forceinline__ T shfl_down(const T& v, int delta) {
   return r;
 }
 
+template <class T>
+__device__ __forceinline__ T shfl_up(const T& v, int delta) {
+  static_assert(sizeof(T) % 4 == 0, "shuffled types are whole 32-bit words");
+  constexpr int kWords = int(sizeof(T) / 4);
+  uint32_t w[kWords];
+  memcpy(w, &v, sizeof(T));
+#pragma unroll
+  for (int i = 0; i < kWords; ++i) w[i] = __shfl_up_sync(kFullMask, w[i], delta);
+  T r;
+  memcpy(&r, w, sizeof(T));
+  return r;
+}
+
 // Tree reduction of a warp; the result is valid in lane 0. The merge order
 // is fixed (lane l takes lane l + delta), so results are reproducible.
 template <class T, class Op>
@@ -258,6 +274,48 @@ __device__ __forceinline__ T block_reduce(T v, const Op& op, const T& empty) {
   const T r = part[0];
   __syncthreads();  // `part` is reused by the next reduction
   return r;
+}
+
+// Exclusive prefix sum over the block in thread order (integers: exact in
+// any order); *total gets the sum of all. Must be called by all kThreads.
+template <int kThreads, class T>
+__device__ __forceinline__ T block_exclusive_sum(T v, T* total) {
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps");
+  constexpr int kWarps = kThreads / 32;
+  __shared__ T warp_sum[kWarps];
+  const int lane = int(threadIdx.x & 31u), warp = int(threadIdx.x >> 5);
+  T inc = v;
+#pragma unroll
+  for (int delta = 1; delta < 32; delta <<= 1) {
+    const T o = shfl_up(inc, delta);
+    if (lane >= delta) inc += o;
+  }
+  if (lane == 31) warp_sum[warp] = inc;
+  __syncthreads();
+  T before = 0, all = 0;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) {
+    if (w < warp) before += warp_sum[w];
+    all += warp_sum[w];
+  }
+  __syncthreads();  // `warp_sum` is reused by the next scan
+  *total = all;
+  return before + inc - v;
+}
+
+// A load that bypasses the non-coherent L1: data other blocks of the running
+// grid wrote (after their __threadfence).
+template <class T>
+__device__ __forceinline__ T load_coherent(const T* p) {
+  static_assert(sizeof(T) % 4 == 0, "whole 32-bit words");
+  constexpr int kWords = int(sizeof(T) / 4);
+  uint32_t w[kWords];
+  const volatile uint32_t* src = reinterpret_cast<const volatile uint32_t*>(p);
+#pragma unroll
+  for (int i = 0; i < kWords; ++i) w[i] = src[i];
+  T v;
+  memcpy(&v, w, sizeof(T));
+  return v;
 }
 
 struct MergeStats {

@@ -14,6 +14,7 @@
 #include "linalign/math/nucleus.hpp"
 #include "linalign/math/row_stats.hpp"
 #include "linalign/math/update.hpp"
+#include "radix_select.hpp"
 
 namespace linalign {
 namespace kernels {
@@ -90,7 +91,10 @@ struct Args {
   math::TiltMoments* tilt_partials;   // second sweep, tilt update
   math::LinearSums* linear_partials;  // second sweep, linear update (same memory)
   math::RowPlan* plans;
+  host::SolveRow* solve;  // exact_kl: [B] solver state between the KL passes
   host::RowMask* masks;
+  host::SelectRow* select;  // sample with masks: [B] selection state + histograms
+  size_t select_bytes;      // what launch_call zeroes before the first pass
   math::ArgMax* argmax;
   float* row_scores;  // [3][B]
 };

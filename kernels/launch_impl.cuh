@@ -45,6 +45,12 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
 
   const int64_t B = a.rows;
   const Op op = Op(a.op);
+  if (op == Op::kSample && a.masks_possible && a.select_bytes > 0) {
+    // The selection histograms start at zero (the last block of each pass
+    // clears them for the next one).
+    const cudaError_t e = cudaMemsetAsync(a.select, 0, a.select_bytes, stream);
+    if (e != cudaSuccess) return LaunchResult{e, "cudaMemsetAsync (selection histograms)"};
+  }
   for (int64_t row0 = 0; row0 < B; row0 += policy.rows_per_group) {
     const int64_t n = std::min(policy.rows_per_group, B - row0);
     const dim3 sweep_grid(unsigned(a.slices), unsigned(n));
@@ -61,6 +67,14 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
     }
     LINALIGN_LAUNCH(PlanKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
     LINALIGN_LAUNCHED("PlanKernel");
+    if (a.rule == int32_t(math::Rule::kExactKl)) {
+      for (int pass = 0; pass < host::kExactKlPasses; ++pass) {
+        LINALIGN_LAUNCH(KlPassKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
+        LINALIGN_LAUNCHED("KlPassKernel");
+      }
+      LINALIGN_LAUNCH(KlSolveKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
+      LINALIGN_LAUNCHED("KlSolveKernel");
+    }
     if (!a.tilt_in_first) {
       LINALIGN_LAUNCH(MomentsKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("MomentsKernel");
@@ -72,8 +86,11 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
       LINALIGN_LAUNCHED("AlignKernel");
     } else if (op == Op::kSample) {
       if (a.masks_possible) {
-        LINALIGN_LAUNCH(SelectKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
-        LINALIGN_LAUNCHED("SelectKernel");
+        for (int pass = 0; pass < host::kMaxSelectPasses; ++pass) {
+          LINALIGN_LAUNCH(SelectPassKernel<E>, sweep_grid, host::kSweepThreads, stream)
+          (a, row0, pass);
+          LINALIGN_LAUNCHED("SelectPassKernel");
+        }
       }
       LINALIGN_LAUNCH(SampleKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("SampleKernel");

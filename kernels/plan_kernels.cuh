@@ -5,8 +5,11 @@
 //                 them; the block merges the threads (fixed + tilt: the tilted
 //                 moments in the same sweep, as the CPU backend does).
 //   PlanKernel    (row)         merges the slices, checks the per-row device
-//                 parameters, plan_begin, η; exact_kl runs math::eta_exact_kl
-//                 with an eval that sweeps the row with the whole block.
+//                 parameters, plan_begin, η (exact_kl: starts the solve).
+//   KlPassKernel  (slice, row)  exact_kl, × kExactKlPasses: one KL evaluation
+//                 over the whole grid, the solver stepped by the row's last block.
+//   KlSolveKernel (row)         exact_kl rows still unsolved: one block sweeps
+//                 the row per evaluation (math::eta_exact_kl's loop).
 //   MomentsKernel (slice, row)  second sweep at η: tilted moments or linear sums.
 //   FinishKernel  (row)         merges them, plan_finish_*, diagnostics.
 //   AlignKernel   (slice, row)  ℓ* = aligned_logprob(plan, z, y); NaN rows for
@@ -110,11 +113,15 @@ __global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, in
         plan.eta = math::eta_trust_region(plan.sigma, a.epsilon.at(r), a.eta_max.at(r));
         break;
       case math::Rule::kExactKl: {
-        const RowIn<E> row = row_in<E>(a.src, r);  // valid plan: the row is readable
-        // Every thread runs the solver on identical, broadcast numbers, so the
-        // control flow (and every block-wide sweep inside eval) is uniform.
-        plan.eta = math::eta_exact_kl(BlockRowEval<E>{a, row, plan}, plan.sigma, a.epsilon.at(r),
-                                      a.eta_max.at(r));
+        // The solve starts here and runs in the KL passes (KlPassKernel);
+        // η is final now only when no sweep is needed (σ = 0, η_max = 0).
+        const math::ExactKlSolve solve =
+            math::exact_kl_begin(plan.sigma, a.epsilon.at(r), a.eta_max.at(r));
+        plan.eta = solve.result;
+        if (threadIdx.x == 0) {
+          a.solve[r].solve = solve;
+          a.solve[r].done = 0;
+        }
         break;
       }
     }
@@ -128,12 +135,11 @@ __global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, in
   }
 }
 
+// The second-sweep partial of slice s of row r at η (tilted moments or
+// linear sums), written to the workspace by thread 0.
 template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads) MomentsKernel(const Args a, int64_t row0) {
-  const int64_t r = row0 + int64_t(blockIdx.y);
-  const int64_t s = int64_t(blockIdx.x);
-  const math::RowPlan plan = a.plans[r];
-  if (!math::plan_valid(plan)) return;  // uniform: FinishKernel skips the row too
+__device__ __forceinline__ void slice_moments(const Args& a, int64_t r, int64_t s,
+                                              const math::RowPlan& plan, float eta) {
   const RowIn<E> row = row_in<E>(a.src, r);
   const math::Span span = math::slice_span(row.split.vectors, a.slices, s, host::kSweepThreads);
   const int t = int(threadIdx.x);
@@ -142,7 +148,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) MomentsKernel(const Args 
     walk_row<E, true>(
         row, a.src.vocab, span, s == 0, t, host::kSweepThreads, [&](const Chunk<E>& ch) {
           m = math::tilt_merge(
-              m, math::chunk_tilt_moments(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, plan.eta));
+              m, math::chunk_tilt_moments(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
         });
     m = block_reduce<host::kSweepThreads>(m, MergeTilt{}, math::tilt_empty());
     if (t == 0) a.tilt_partials[r * a.slices + s] = m;
@@ -151,10 +157,90 @@ __global__ void __launch_bounds__(host::kSweepThreads) MomentsKernel(const Args 
     walk_row<E, true>(
         row, a.src.vocab, span, s == 0, t, host::kSweepThreads, [&](const Chunk<E>& ch) {
           l = math::linear_merge(
-              l, math::chunk_linear_sums(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, plan.eta));
+              l, math::chunk_linear_sums(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
         });
     l = block_reduce<host::kSweepThreads>(l, MergeLinear{}, math::linear_empty());
     if (t == 0) a.linear_partials[r * a.slices + s] = l;
+  }
+}
+
+// Row r's slice partials merged in a fixed tree (every thread gets it).
+// `coherent`: the partials were written by other blocks of the running grid.
+template <int kThreads, class T, class Merge>
+__device__ __forceinline__ T merge_slices(const T* partials, int64_t slices, bool coherent,
+                                          const Merge& merge, const T& empty) {
+  T acc = empty;
+  for (int64_t s = threadIdx.x; s < slices; s += kThreads)
+    acc = merge(acc, coherent ? load_coherent(partials + s) : partials[s]);
+  return block_reduce<kThreads>(acc, merge, empty);
+}
+
+template <class E>
+__global__ void __launch_bounds__(host::kSweepThreads) MomentsKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.y);
+  const math::RowPlan plan = a.plans[r];
+  if (!math::plan_valid(plan)) return;  // uniform: FinishKernel skips the row too
+  slice_moments<E>(a, r, int64_t(blockIdx.x), plan, plan.eta);
+}
+
+// One evaluation of the exact_kl solve (math::exact_kl_step): every block
+// sweeps its slice at the solver's η; the last block of the row to finish
+// (a counter per row after a __threadfence: the threadfence-reduction
+// pattern) merges the partials in the fixed tree, steps the solver and, once
+// it is done, stores η in the plan. Rows already solved return at once.
+template <class E>
+__global__ void __launch_bounds__(host::kSweepThreads) KlPassKernel(const Args a, int64_t row0) {
+  constexpr int kT = host::kSweepThreads;
+  const int64_t r = row0 + int64_t(blockIdx.y);
+  const math::RowPlan plan = a.plans[r];
+  if (!math::plan_valid(plan)) return;  // uniform
+  host::SolveRow* const sr = a.solve + r;
+  math::ExactKlSolve st = sr->solve;
+  if (math::exact_kl_done(st)) return;  // uniform
+  const float eta = st.at;
+  slice_moments<E>(a, r, int64_t(blockIdx.x), plan, eta);
+  __shared__ bool last;
+  if (threadIdx.x == 0) {
+    __threadfence();  // the partial is visible device-wide before the count
+    last = atomicAdd(&sr->done, 1u) == gridDim.x - 1u;
+  }
+  __syncthreads();
+  if (!last) return;  // uniform
+  __threadfence();
+  math::KlPoint p;
+  if (a.update == int32_t(math::Update::kTilt)) {
+    const math::TiltMoments m = merge_slices<kT>(a.tilt_partials + r * a.slices, a.slices, true,
+                                                 MergeTilt{}, math::tilt_empty());
+    p = math::tilt_kl_point(m, plan, eta);
+  } else {
+    const math::LinearSums l = merge_slices<kT>(a.linear_partials + r * a.slices, a.slices, true,
+                                                MergeLinear{}, math::linear_empty());
+    p = math::linear_kl_point(l);
+  }
+  math::exact_kl_step(st, p);
+  if (threadIdx.x == 0) {
+    sr->solve = st;
+    sr->done = 0;
+    if (math::exact_kl_done(st)) a.plans[r].eta = st.result;
+  }
+}
+
+// The rows the KL passes left unsolved finish here, one block per row
+// sweeping the whole row per evaluation (every thread runs the solver on
+// identical, broadcast numbers, so the control flow is uniform).
+template <class E>
+__global__ void __launch_bounds__(host::kRowThreads) KlSolveKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.x);
+  const math::RowPlan plan = a.plans[r];
+  if (!math::plan_valid(plan)) return;
+  math::ExactKlSolve st = a.solve[r].solve;
+  if (math::exact_kl_done(st)) return;
+  const RowIn<E> row = row_in<E>(a.src, r);  // valid plan: the row is readable
+  const BlockRowEval<E> eval{a, row, plan};
+  while (!math::exact_kl_done(st)) math::exact_kl_step(st, eval(st.at));
+  if (threadIdx.x == 0) {
+    a.solve[r].solve = st;
+    a.plans[r].eta = st.result;
   }
 }
 
@@ -166,17 +252,13 @@ __global__ void __launch_bounds__(host::kFinishThreads) FinishKernel(const Args 
   math::RowPlan plan = a.plans[r];
   if (math::plan_valid(plan)) {
     if (a.update == int32_t(math::Update::kTilt)) {
-      math::TiltMoments m = math::tilt_empty();
-      for (int64_t s = threadIdx.x; s < a.slices; s += host::kFinishThreads)
-        m = math::tilt_merge(m, a.tilt_partials[r * a.slices + s]);
-      m = block_reduce<host::kFinishThreads>(m, MergeTilt{}, math::tilt_empty());
-      math::plan_finish_tilt(plan, m);
+      math::plan_finish_tilt(
+          plan, merge_slices<host::kFinishThreads>(a.tilt_partials + r * a.slices, a.slices, false,
+                                                   MergeTilt{}, math::tilt_empty()));
     } else {
-      math::LinearSums l = math::linear_empty();
-      for (int64_t s = threadIdx.x; s < a.slices; s += host::kFinishThreads)
-        l = math::linear_merge(l, a.linear_partials[r * a.slices + s]);
-      l = block_reduce<host::kFinishThreads>(l, MergeLinear{}, math::linear_empty());
-      math::plan_finish_linear(plan, l);
+      math::plan_finish_linear(
+          plan, merge_slices<host::kFinishThreads>(a.linear_partials + r * a.slices, a.slices,
+                                                   false, MergeLinear{}, math::linear_empty()));
     }
   }
   if (threadIdx.x == 0) {

@@ -1,16 +1,26 @@
-// Mask thresholds of SPEC §3 / docs/SEMANTICS.md 2 without a sort: one block
-// per row runs the radix selections of host/radix_select.hpp (top-p τ, the
-// top-k key, the min_tokens_to_keep key) over the fp32 bit patterns of lq,
-// the log-probabilities of the nucleus source q. Every pass re-reads the row
-// (from L2) and feeds all selections still running; the first pass also
-// gives |q| and lq_max. Typical rows need 4–5 passes.
+// Mask thresholds of SPEC §3 / docs/SEMANTICS.md 2 without a sort: the radix
+// selections of host/radix_select.hpp (top-p τ, the top-k key, the
+// min_tokens_to_keep key) over the fp32 bit patterns of lq, the
+// log-probabilities of the nucleus source q, run as passes over the row.
 //
-// Histograms live in shared memory. Warp-aggregated atomics (one atomic per
-// distinct digit per warp) keep the first passes — where most tokens share a
-// few exponents — fast, and the mass histogram is integer (fixed point), so
-// the thresholds do not depend on the order of the atomics. The digit
-// decisions are the host-tested functions of radix_select.hpp, each run by
-// one thread of its own warp.
+// SelectPassKernel (slice, row) is one pass: every block of the same
+// vocabulary slices as the other sweeps reads its slice (from L2: the group
+// of rows was just read by the stats sweep), builds the pass's histograms in
+// shared memory, and adds them to the row's histograms in the workspace with
+// integer atomics (fixed-point mass, counts, complemented minima), so the
+// sums do not depend on the order of the blocks. The last block of a row to
+// finish (a counter per row; the threadfence-reduction pattern) takes the
+// digit decisions, stores the row's new state and clears the histograms for
+// the next pass; the row's RowMask is written when its selections are done.
+// launch_call launches kMaxSelectPasses passes; rows that are done return
+// at once. Every SM works on every pass whatever the batch size (B = 1 with
+// 125 slices at V = 128256), and the decisions take one block-wide scan, not
+// a serial walk over the bins.
+//
+// Histograms: warp-aggregated shared-memory atomics (one atomic per distinct
+// digit per warp) keep the first passes — where most tokens share a few
+// exponents — fast. The walk is uniform (every thread runs every step, with
+// empty slots), so the warp collectives are made by whole warps.
 #pragma once
 
 #include "device.cuh"
@@ -18,9 +28,6 @@
 
 namespace linalign {
 namespace kernels {
-
-// Elements each thread loads before processing them (loads in flight).
-constexpr int kSelectUnroll = 4;
 
 __device__ __forceinline__ void warp_add_count(unsigned* hist, bool on, unsigned digit) {
   const int lane = int(threadIdx.x & 31u);
@@ -51,151 +58,213 @@ __device__ __forceinline__ void warp_add_mass(unsigned long long* hist, bool on,
   }
 }
 
-__device__ __forceinline__ void warp_min_key(unsigned long long* dst, unsigned long long key) {
+// Keeps the complement of the minimum key (max of ~key; 0: none).
+__device__ __forceinline__ void warp_max_inv_key(unsigned long long* dst, bool on,
+                                                 unsigned long long key) {
+  unsigned long long inv = on ? ~key : 0ull;
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) {
-    const unsigned long long o = __shfl_xor_sync(kFullMask, key, off);
-    key = o < key ? o : key;
+    const unsigned long long o = __shfl_xor_sync(kFullMask, inv, off);
+    inv = o > inv ? o : inv;
   }
-  if ((threadIdx.x & 31u) == 0u && key != ~0ull) atomicMin(dst, key);
+  if ((threadIdx.x & 31u) == 0u && inv != 0ull) atomicMax(dst, inv);
 }
+
+// One bin's decision inputs, found by the block scan.
+struct SelectPick {
+  int digit;
+  unsigned long long sum;  // above_d (top-p) or below_d (rank)
+};
 
 struct SelectShared {
   unsigned long long mass[host::kRadixBins];
   unsigned count[2][host::kRadixBins];
-  unsigned long long min_key[2];
-  host::MassSelect top_p;
-  host::RankSelect rank[2];  // 0: top-k (rank k−1), 1: min_tokens_to_keep (rank m−1)
-  int64_t n;                 // |q|: tokens with lq > −inf
-  float lq_max;
+  unsigned long long inv_min_key[2];
+  unsigned long long n;
+  unsigned max_key;
+  SelectPick pick[3];  // 0: top-p, 1, 2: the rank selections
+  bool last;
 };
 
+// Bins 2t, 2t + 1 of a histogram in scan order (descending bins for top-p),
+// their exclusive prefix sum, and the whole sum — by the kT threads.
+template <int kT, class T>
+__device__ __forceinline__ void scan_pairs(const T* hist, bool descending, T h[2], T before[2],
+                                           T* total) {
+  static_assert(2 * kT == host::kRadixBins, "two bins per thread");
+  const int t = int(threadIdx.x);
+  const int b0 = descending ? host::kRadixBins - 1 - 2 * t : 2 * t;
+  const int b1 = descending ? b0 - 1 : b0 + 1;
+  h[0] = hist[b0];
+  h[1] = hist[b1];
+  const T first = block_exclusive_sum<kT>(T(h[0] + h[1]), total);
+  before[0] = first;
+  before[1] = first + h[0];
+}
+
+// The last block's digit decisions for row state `st`, from the row's
+// histograms in `sh` (every thread calls it; st is identical in all).
+template <int kT>
+__device__ __forceinline__ void select_decide(host::SelectState& st, SelectShared& sh) {
+  const int t = int(threadIdx.x);
+  if (st.top_p.active) {
+    unsigned long long h[2], above[2], total = 0;
+    scan_pairs<kT>(sh.mass, true, h, above, &total);
+    if (host::mass_select_keeps_all(st.top_p, uint64_t(total))) {
+      host::mass_select_keep_all(st.top_p);
+    } else {
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const int d = host::kRadixBins - 1 - 2 * t - k;
+        if (host::mass_digit_chosen(st.top_p, d, uint64_t(above[k]), uint64_t(h[k])))
+          sh.pick[0] = SelectPick{d, above[k]};
+      }
+      __syncthreads();
+      host::mass_select_apply(st.top_p, sh.pick[0].digit, uint64_t(sh.pick[0].sum));
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < 2; ++q) {
+    if (!host::rank_select_busy(st.rank[q])) continue;
+    if (st.rank[q].stage == host::kRankMin) {
+      host::rank_select_take_min(st.rank[q], ~uint64_t(sh.inv_min_key[q]));
+      continue;
+    }
+    unsigned h[2], below[2], total = 0;
+    scan_pairs<kT>(sh.count[q], false, h, below, &total);
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const int d = 2 * t + k;
+      if (host::rank_digit_chosen(st.rank[q], d, int64_t(below[k]), h[k]))
+        sh.pick[1 + q] = SelectPick{d, below[k]};
+    }
+    __syncthreads();
+    host::rank_select_apply(st.rank[q], sh.pick[1 + q].digit, int64_t(sh.pick[1 + q].sum));
+  }
+}
+
 template <class E>
-__global__ void __launch_bounds__(host::kRowThreads) SelectKernel(const Args a, int64_t row0) {
-  constexpr int kT = host::kRowThreads;
-  static_assert(kT >= 96, "the three selections step on threads 0, 32 and 64");
+__global__ void __launch_bounds__(host::kSweepThreads)
+    SelectPassKernel(const Args a, int64_t row0, int pass) {
+  constexpr int kT = host::kSweepThreads;
   __shared__ SelectShared sh;
-  const int64_t r = row0 + int64_t(blockIdx.x);
+  const int64_t r = row0 + int64_t(blockIdx.y);
+  const int64_t s = int64_t(blockIdx.x);
   const int t = int(threadIdx.x);
   const math::RowPlan plan = a.plans[r];
   const float top_p = a.top_p.at(r), min_p = a.min_p.at(r);
   const int32_t top_k = a.top_k.at(r);
   if (!math::plan_valid(plan) || math::masks_off(top_p, top_k, min_p)) {
-    if (t == 0) {
+    if (pass == 0 && s == 0 && t == 0) {
       host::RowMask m{};
       m.masked = 0;
       a.masks[r] = m;
     }
     return;  // uniform
   }
+  host::SelectRow* const row_sel = a.select + r;
+  host::SelectState st = pass == 0 ? host::select_begin(top_p, top_k, a.min_keep) : row_sel->state;
+  if (!host::select_busy(st)) return;  // uniform: done in an earlier pass
+
+  for (int i = t; i < host::kRadixBins; i += kT) {
+    sh.mass[i] = 0;
+    sh.count[0][i] = 0;
+    sh.count[1][i] = 0;
+  }
+  if (t < 2) sh.inv_min_key[t] = 0;
+  __syncthreads();
+
   const RowIn<E> row = row_in<E>(a.src, r);  // valid plan: the row is readable
-  const int64_t V = a.src.vocab;
   const bool from_principle = a.from_principle != 0;
-
-  if (t == 0) {
-    sh.top_p = host::mass_select_begin(top_p);
-    sh.rank[0] = host::rank_select_begin(top_k);
-    sh.rank[1] = host::rank_select_begin(a.min_keep);
-    sh.min_key[0] = sh.min_key[1] = ~0ull;
-  }
-
-  bool first_pass = true;
-  for (;;) {
-    for (int i = t; i < host::kRadixBins; i += kT) {
-      sh.mass[i] = 0;
-      sh.count[0][i] = 0;
-      sh.count[1][i] = 0;
-    }
-    __syncthreads();
-    // This pass's state, identical in every thread (so every warp-level call
-    // below is made by whole warps).
-    const host::MassSelect ps = sh.top_p;
-    const host::RankSelect rs[2] = {sh.rank[0], sh.rank[1]};
-    int64_t count = 0;
-    float mx = -math::kInf;
-
-    for (int64_t i0 = 0; i0 < V; i0 += int64_t(kT) * kSelectUnroll) {  // uniform trip count
-      float lq[kSelectUnroll];
+  const math::Span span = math::slice_span(row.split.vectors, a.slices, s, kT);
+  unsigned long long count = 0;
+  unsigned max_key = 0;
+  walk_row<E, true, true>(row, a.src.vocab, span, s == 0, t, kT, [&](const Chunk<E>& ch) {
 #pragma unroll
-      for (int u = 0; u < kSelectUnroll; ++u) {  // loads first: kSelectUnroll pairs in flight
-        const int64_t i = i0 + int64_t(u) * kT + t;
-        float z = -math::kInf, y = -math::kInf;
-        if (i < V) {
-          z = load_scalar(row.z, i);
-          y = load_scalar(row.y, i);
-        }
-        lq[u] = from_principle ? math::principle_logprob(plan, z, y)
-                               : math::aligned_logprob(plan, z, y);
+    for (int k = 0; k < Chunk<E>::kItems; ++k) {
+      const int64_t i = ch.index(k);
+      const float lq = i < 0 ? -math::kInf
+                             : (from_principle ? math::principle_logprob(plan, ch.z[k], ch.y[k])
+                                               : math::aligned_logprob(plan, ch.z[k], ch.y[k]));
+      const host::SelectVote v = host::select_vote(st, lq, i);
+      if (pass == 0 && lq > -math::kInf) {
+        ++count;
+        const unsigned key = host::ascending_key(lq);
+        max_key = key > max_key ? key : max_key;
       }
+      if (st.top_p.active) warp_add_mass(sh.mass, v.mass_on, v.mass_digit, v.mass);
 #pragma unroll
-      for (int u = 0; u < kSelectUnroll; ++u) {
-        const int64_t i = i0 + int64_t(u) * kT + t;
-        const bool valid = lq[u] > -math::kInf;  // i < V, i ∈ S, not clipped
-        if (first_pass && valid) {
-          ++count;
-          mx = math::fmaxf_(mx, lq[u]);
-        }
-        if (ps.active) {
-          const unsigned long long m = valid ? host::fixed_mass(lq[u]) : 0ull;
-          uint32_t digit = 0;
-          const bool match =
-              valid && host::mass_select_match(ps, host::ascending_key(lq[u]), m, &digit);
-          warp_add_mass(sh.mass, match, digit, m);
-        }
-        const uint64_t key = host::composite_key(lq[u], i);
-#pragma unroll
-        for (int q = 0; q < 2; ++q) {
-          if (!host::rank_select_busy(rs[q])) continue;
-          uint32_t digit = 0;
-          const bool match = valid && host::rank_select_match(rs[q], key, &digit);
-          if (rs[q].stage == host::kRankDigits) {
-            warp_add_count(sh.count[q], match, digit);
-          } else {
-            warp_min_key(&sh.min_key[q], match ? key : ~0ull);
-          }
-        }
-      }
-    }
-
-    if (first_pass) {
-      count = block_reduce<kT>(
-          count, [](int64_t x, int64_t y) { return x + y; }, int64_t(0));
-      mx = block_reduce<kT>(
-          mx, [](float x, float y) { return math::fmaxf_(x, y); }, -math::kInf);
-      if (t == 0) {
-        sh.n = count;
-        sh.lq_max = mx;
-        host::rank_select_limit(sh.rank[0], count);
-        host::rank_select_limit(sh.rank[1], count);
-      }
-    }
-    __syncthreads();
-    if (t == 0 && sh.top_p.active) host::mass_select_step(sh.top_p, sh.mass);
-#pragma unroll
-    for (int q = 0; q < 2; ++q) {
-      if (t == 32 * (q + 1) && host::rank_select_busy(sh.rank[q])) {
-        if (sh.rank[q].stage == host::kRankDigits) {
-          host::rank_select_step(sh.rank[q], sh.count[q]);
+      for (int q = 0; q < 2; ++q) {
+        if (!host::rank_select_busy(st.rank[q])) continue;  // uniform
+        if (st.rank[q].stage == host::kRankDigits) {
+          warp_add_count(sh.count[q], v.rank_on[q], v.rank_digit[q]);
         } else {
-          host::rank_select_take_min(sh.rank[q], sh.min_key[q]);
+          warp_max_inv_key(&sh.inv_min_key[q], v.min_on[q], v.key);
         }
-        sh.min_key[q] = ~0ull;
       }
     }
-    __syncthreads();
-    first_pass = false;
-    const bool busy =
-        sh.top_p.active || host::rank_select_busy(sh.rank[0]) || host::rank_select_busy(sh.rank[1]);
-    if (!busy) break;  // uniform
-    __syncthreads();   // every thread has read the state before the next pass resets bins
-  }
+  });
 
+  host::SelectBins& g = row_sel->bins;
+  if (pass == 0) {
+    count = block_reduce<kT>(
+        count, [](unsigned long long x, unsigned long long y) { return x + y; }, 0ull);
+    max_key = block_reduce<kT>(
+        max_key, [](unsigned x, unsigned y) { return x > y ? x : y; }, 0u);
+    if (t == 0) {
+      if (count != 0ull) atomicAdd(reinterpret_cast<unsigned long long*>(&g.n), count);
+      if (max_key != 0u) atomicMax(&g.max_key, max_key);
+    }
+  }
+  __syncthreads();  // the block's histograms are complete
+  for (int i = t; i < host::kRadixBins; i += kT) {
+    if (sh.mass[i] != 0ull)
+      atomicAdd(reinterpret_cast<unsigned long long*>(&g.mass[i]), sh.mass[i]);
+    if (sh.count[0][i] != 0u) atomicAdd(&g.count[0][i], sh.count[0][i]);
+    if (sh.count[1][i] != 0u) atomicAdd(&g.count[1][i], sh.count[1][i]);
+  }
+  if (t < 2 && sh.inv_min_key[t] != 0ull)
+    atomicMax(reinterpret_cast<unsigned long long*>(&g.inv_min_key[t]), sh.inv_min_key[t]);
+  __syncthreads();  // every atomic of the block is issued
   if (t == 0) {
-    host::RowMask m{};
-    m.th = host::mask_thresholds(sh.top_p, sh.rank[0], sh.rank[1], sh.n, sh.lq_max, top_k, min_p,
-                                 a.min_keep);
-    m.masked = m.th.has_keep ? 1 : 0;  // min_keep ≥ |q|: every token is kept
-    a.masks[r] = m;
+    __threadfence();  // ... and visible device-wide before the count
+    sh.last = atomicAdd(&g.done, 1u) == gridDim.x - 1u;
+  }
+  __syncthreads();
+  if (!sh.last) return;  // uniform
+
+  // The last block of the row: every other block's atomics are visible
+  // (their fence came before their count). Read the sums past L1 and clear
+  // them for the next pass.
+  __threadfence();
+  for (int i = t; i < host::kRadixBins; i += kT) {
+    sh.mass[i] = load_coherent(reinterpret_cast<unsigned long long*>(&g.mass[i]));
+    sh.count[0][i] = load_coherent(&g.count[0][i]);
+    sh.count[1][i] = load_coherent(&g.count[1][i]);
+    g.mass[i] = 0;
+    g.count[0][i] = 0;
+    g.count[1][i] = 0;
+  }
+  if (t < 2) {
+    sh.inv_min_key[t] = load_coherent(reinterpret_cast<unsigned long long*>(&g.inv_min_key[t]));
+    g.inv_min_key[t] = 0;
+  }
+  if (t == 0) {
+    sh.n = load_coherent(reinterpret_cast<unsigned long long*>(&g.n));
+    sh.max_key = load_coherent(&g.max_key);
+    g.done = 0;
+  }
+  __syncthreads();
+  if (pass == 0) host::select_first_pass_done(st, uint64_t(sh.n), sh.max_key);
+  select_decide<kT>(st, sh);
+  if (t == 0) {
+    row_sel->state = st;
+    if (!host::select_busy(st) || pass == host::kMaxSelectPasses - 1) {
+      host::RowMask m{};
+      m.th = host::select_thresholds(st, top_k, min_p, a.min_keep);
+      m.masked = m.th.has_keep ? 1 : 0;  // min_keep ≥ |q|: every token is kept
+      a.masks[r] = m;
+    }
   }
 }
 

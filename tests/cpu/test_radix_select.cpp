@@ -1,8 +1,8 @@
 // The CUDA select kernel's threshold search (host/radix_select.hpp), run on
-// the CPU pass by pass exactly as kernels/select_kernel.cuh runs it (one
-// histogram per selection per pass, the first pass also counting |q| and
-// lq_max), against the mask of docs/SEMANTICS.md 2 computed here by a full
-// sort in double. Rows with many exact fp32 ties, −inf tokens, one-hot rows
+// the CPU pass by pass as kernels/select_kernel.cuh runs it (per-slice
+// histograms from the same per-token votes, added up, then the digit
+// decisions; the first pass also counting |q| and lq_max), against the mask of docs/SEMANTICS.md 2
+// computed here by a full sort in double. Rows with many exact fp32 ties, −inf tokens, one-hot rows
 // and the parameter edges (top_k ≥ |q|, min_keep ≥ |q|, p tiny, p = 1).
 
 #include <gtest/gtest.h>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "linalign/math/nucleus.hpp"
+#include "linalign/math/partition.hpp"
 #include "radix_select.hpp"
 
 namespace {
@@ -30,64 +31,45 @@ struct SelectRun {
   int passes;
 };
 
-// The kernel's loop, sequentially.
+// Adds a slice's histograms into the row's (the kernels' integer atomics).
+void add_bins(h::SelectBins& to, const h::SelectBins& from) {
+  for (int d = 0; d < h::kRadixBins; ++d) {
+    to.mass[d] += from.mass[d];
+    to.count[0][d] += from.count[0][d];
+    to.count[1][d] += from.count[1][d];
+  }
+  for (int q = 0; q < 2; ++q) to.inv_min_key[q] = std::max(to.inv_min_key[q], from.inv_min_key[q]);
+  to.n += from.n;
+  to.max_key = std::max(to.max_key, from.max_key);
+}
+
+// The select kernel's passes, sequentially: each pass builds the histograms
+// of every vocabulary slice of the row from the same per-token votes, adds
+// them up, and takes the digit decisions (select_pass_done).
 SelectRun run_select(const std::vector<float>& lq, float top_p, int32_t top_k, float min_p,
-                     int32_t min_keep) {
-  h::MassSelect ps = h::mass_select_begin(top_p);
-  h::RankSelect rs[2] = {h::rank_select_begin(top_k), h::rank_select_begin(min_keep)};
-  int64_t n = 0;
-  float lq_max = -kInfF;
-  bool first = true;
+                     int32_t min_keep, int64_t slices = 3) {
+  h::SelectState s = h::select_begin(top_p, top_k, min_keep);
+  const int64_t V = int64_t(lq.size());
   int passes = 0;
-  for (;;) {
-    std::vector<uint64_t> mass(h::kRadixBins, 0);
-    std::vector<uint32_t> count[2] = {std::vector<uint32_t>(h::kRadixBins, 0),
-                                      std::vector<uint32_t>(h::kRadixBins, 0)};
-    uint64_t min_key[2] = {~0ull, ~0ull};
-    for (size_t i = 0; i < lq.size(); ++i) {
-      const bool valid = lq[i] > -kInfF;
-      if (first && valid) {
-        ++n;
-        lq_max = std::max(lq_max, lq[i]);
-      }
-      if (ps.active) {
-        const uint64_t mm = valid ? h::fixed_mass(lq[i]) : 0;
-        uint32_t d = 0;
-        if (valid && h::mass_select_match(ps, h::ascending_key(lq[i]), mm, &d)) mass[d] += mm;
-      }
-      const uint64_t key = h::composite_key(lq[i], int64_t(i));
-      for (int q = 0; q < 2; ++q) {
-        if (!h::rank_select_busy(rs[q])) continue;
-        uint32_t d = 0;
-        const bool match = valid && h::rank_select_match(rs[q], key, &d);
-        if (!match) continue;
-        if (rs[q].stage == h::kRankDigits) {
-          ++count[q][d];
-        } else {
-          min_key[q] = std::min(min_key[q], key);
+  for (int pass = 0; pass < h::kMaxSelectPasses && h::select_busy(s); ++pass) {
+    h::SelectBins total{};
+    for (int64_t sl = 0; sl < slices; ++sl) {
+      const m::Span span = m::slice_span(V, slices, sl, 4);
+      h::SelectBins part{};
+      for (int64_t i = span.begin; i < span.end; ++i) {
+        h::select_add(part, h::select_vote(s, lq[size_t(i)], i));
+        if (pass == 0 && lq[size_t(i)] > -kInfF) {
+          part.n += 1;
+          part.max_key = std::max(part.max_key, h::ascending_key(lq[size_t(i)]));
         }
       }
+      add_bins(total, part);
     }
-    if (first) {
-      h::rank_select_limit(rs[0], n);
-      h::rank_select_limit(rs[1], n);
-    }
-    if (ps.active) h::mass_select_step(ps, mass.data());
-    for (int q = 0; q < 2; ++q) {
-      if (!h::rank_select_busy(rs[q])) continue;
-      if (rs[q].stage == h::kRankDigits) {
-        h::rank_select_step(rs[q], count[q].data());
-      } else {
-        h::rank_select_take_min(rs[q], min_key[q]);
-      }
-    }
-    first = false;
+    h::select_pass_done(s, total, pass == 0);
     ++passes;
-    if (!ps.active && !h::rank_select_busy(rs[0]) && !h::rank_select_busy(rs[1])) break;
-    if (passes > 20) break;
   }
-  return SelectRun{h::mask_thresholds(ps, rs[0], rs[1], n, lq_max, top_k, min_p, min_keep), n,
-                   passes};
+  EXPECT_FALSE(h::select_busy(s)) << "still selecting after kMaxSelectPasses passes";
+  return SelectRun{h::select_thresholds(s, top_k, min_p, min_keep), s.n, passes};
 }
 
 struct Entry {
@@ -214,7 +196,7 @@ TEST(RadixSelect, ThresholdsKeepTheSameSetAsASort) {
               std::vector<Entry> sorted;
               const std::vector<char> want = reference_kept(lq, top_p, top_k, min_p, keep, &sorted);
               ASSERT_EQ(run.n, int64_t(sorted.size()));
-              ASSERT_LE(run.passes, 9);
+              ASSERT_LE(run.passes, h::kMaxSelectPasses);
               if (run.th.has_topk) {
                 EXPECT_EQ(run.th.kth.lq, sorted[size_t(top_k - 1)].lq);
                 EXPECT_EQ(run.th.kth.index, sorted[size_t(top_k - 1)].index);
@@ -236,6 +218,61 @@ TEST(RadixSelect, ThresholdsKeepTheSameSetAsASort) {
     }
   }
   EXPECT_GT(checked, 1000);
+}
+
+// The bin-by-bin digit decisions the kernel evaluates in parallel choose
+// exactly one bin, the one the sequential step takes.
+TEST(RadixSelect, DigitDecisionsChooseExactlyOneBin) {
+  std::mt19937_64 rng(42);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<uint64_t> mass(h::kRadixBins, 0);
+    std::vector<uint32_t> count(h::kRadixBins, 0);
+    const int busy_bins = 1 + int(rng() % 6);
+    uint64_t total_mass = 0;
+    int64_t total_count = 0;
+    for (int j = 0; j < busy_bins; ++j) {
+      const size_t d = size_t(rng() % h::kRadixBins);
+      const uint64_t add = (rng() >> 4) % (uint64_t(1) << 60);
+      mass[d] += add;
+      total_mass += add;
+      const uint32_t c = uint32_t(1 + rng() % 1000);
+      count[d] += c;
+      total_count += c;
+    }
+    h::MassSelect ms = h::mass_select_begin(0.5f);
+    ms.p = 1 + rng() % (total_mass + total_mass / 4 + 1);  // sometimes above the whole mass
+    h::RankSelect rs = h::rank_select_begin(2);
+    rs.rank = int64_t(rng() % uint64_t(total_count));
+    // mass: bins from the top
+    int chosen = 0, chosen_d = -1;
+    uint64_t above = 0;
+    for (int d = h::kRadixBins - 1; d >= 0; --d) {
+      if (h::mass_digit_chosen(ms, d, above, mass[size_t(d)])) {
+        ++chosen;
+        chosen_d = d;
+      }
+      above += mass[size_t(d)];
+    }
+    if (!h::mass_select_keeps_all(ms, total_mass)) {
+      ASSERT_EQ(chosen, 1) << "trial " << trial;
+      h::MassSelect seq = ms;
+      h::mass_select_step(seq, mass.data());
+      EXPECT_EQ(seq.prefix >> 24, uint32_t(chosen_d));
+    }
+    chosen = 0;
+    int64_t below = 0;
+    for (int d = 0; d < h::kRadixBins; ++d) {
+      if (h::rank_digit_chosen(rs, d, below, count[size_t(d)])) {
+        ++chosen;
+        chosen_d = d;
+      }
+      below += count[size_t(d)];
+    }
+    ASSERT_EQ(chosen, 1) << "trial " << trial;
+    h::RankSelect seq = rs;
+    h::rank_select_step(seq, count.data());
+    EXPECT_EQ(int(seq.prefix >> 56), chosen_d);
+  }
 }
 
 TEST(RadixSelect, PassCounts) {

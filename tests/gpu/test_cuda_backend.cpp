@@ -24,6 +24,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "linalign/linalign.hpp"
@@ -908,6 +910,83 @@ TEST_F(CudaVsCpu, PerRowDeviceParameters) {
     } else {
       EXPECT_EQ(gsb.tokens[sz(r)], gs.tokens[sz(r)]) << "row " << r;
       EXPECT_EQ(gsb.diag[sz(r)].status, 0u);
+    }
+  }
+}
+
+// The masks decide the draw: flat rows (so the unmasked Gumbel-max usually
+// lands outside the kept set), several slices per row, per-row seeds, and
+// every selection — top-p on either source, top-k with and without exact
+// exact ties (the index digits and the minimum pass),
+// min-p, min_tokens_to_keep over a tiny top-p. The GPU's radix-select
+// passes must keep the CPU's set: the tokens agree, and the masks are shown
+// to change most draws, so a wrong threshold cannot pass unseen.
+TEST_F(CudaVsCpu, MasksDecideTheDraw) {
+  const int64_t B = 24, V = 6001;
+  for (DType t : {DType::kF32, DType::kBF16}) {
+    Inputs in;
+    in.dtype = t;
+    in.rows = B;
+    in.vocab = in.stride = V;
+    in.z.assign(sz(B * V * elem_bytes(t)), 0);
+    in.y = in.z;
+    std::mt19937 rng(uint32_t(5 + int(t)));
+    std::normal_distribution<float> nd(0.f, 0.7f), small(0.f, 0.3f);
+    for (int64_t r = 0; r < B; ++r) {
+      // Odd rows: every token takes one of 60 (z, y) pairs, so equal values
+      // are exact ties on both backends (the same pair, the same arithmetic)
+      // and different ones are far apart — no rounding-level near-ties.
+      std::vector<std::pair<float, float>> pairs(60);
+      for (auto& q : pairs) {
+        q.first = nd(rng);
+        q.second = q.first + small(rng);
+      }
+      for (int64_t i = 0; i < V; ++i) {
+        float z = nd(rng), y = z + small(rng);
+        if (r % 2 == 1) std::tie(z, y) = pairs[size_t(rng() % pairs.size())];
+        put(in.z, t, r * V + i, z);
+        put(in.y, t, r * V + i, y);
+      }
+    }
+    const DeviceInputs din(in);
+    std::vector<uint64_t> seeds(sz(B));
+    for (int64_t r = 0; r < B; ++r) seeds[sz(r)] = uint64_t(1000 + 17 * r);
+    Params base = params_for(kRules[0]);
+    base.seed = PerRow<uint64_t>::array(seeds.data());
+    base.temperature = 1.5f;
+    const AlignResult ca = cpu_align(*cpu_, in, base);
+    const SampleResult free_draw = cpu_sample(*cpu_, in, base);
+    struct Case {
+      float top_p;
+      int32_t top_k;
+      float min_p;
+      int32_t keep;
+      NucleusSource src;
+      const char* name;
+    };
+    const Case cases[] = {
+        {0.3f, 0, 0.f, 1, NucleusSource::kPrinciple, "top-p 0.3 (principle)"},
+        {0.15f, 0, 0.f, 1, NucleusSource::kAligned, "top-p 0.15 (aligned)"},
+        {1.f, 300, 0.f, 1, NucleusSource::kAligned, "top-k 300"},
+        {1.f, 7, 0.f, 1, NucleusSource::kPrinciple, "top-k 7"},
+        {1.f, 0, 0.6f, 1, NucleusSource::kAligned, "min-p 0.6"},
+        {1e-4f, 0, 0.f, 40, NucleusSource::kAligned, "min_tokens_to_keep 40"},
+        {0.5f, 100, 0.2f, 3, NucleusSource::kPrinciple, "all masks"},
+    };
+    for (const Case& c : cases) {
+      Params m = base;
+      m.top_p = c.top_p;
+      m.top_k = c.top_k;
+      m.min_p = c.min_p;
+      m.min_tokens_to_keep = c.keep;
+      m.nucleus_source = c.src;
+      const std::string what = std::string(dtype_name(t)) + " " + c.name;
+      const SampleResult cm = cpu_sample(*cpu_, in, m);
+      const SampleResult gm = gpu_sample(*gpu_, in, din, m);
+      expect_tokens(gm, cm, ca, in, m, tie_tolerance(m), what);
+      int changed = 0;
+      for (int64_t r = 0; r < B; ++r) changed += cm.tokens[sz(r)] != free_draw.tokens[sz(r)];
+      EXPECT_GE(changed, B / 3) << what << ": the masks change too few draws to be tested";
     }
   }
 }

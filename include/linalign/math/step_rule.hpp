@@ -43,41 +43,107 @@ constexpr int kExactKlMaxIter = 64;
 // exact_kl: the η ∈ [0, η_max] with KL(π_η‖π) = ε, η_max when even that KL is
 // below ε. KL is increasing in η (dKL/dη = η·Var_{π_η}[δ] ≥ 0 for the tilt),
 // so Newton steps are kept inside a shrinking bracket [lo, hi] and replaced
-// by bisection whenever they leave it (safeguarded Newton). `eval(η)` returns
-// a KlPoint; each call is one sweep over the row. Starts at the trust-region
-// guess, which is exact to second order, so typical rows take 3–5 sweeps.
+// by bisection whenever they leave it (safeguarded Newton). Each evaluation
+// of KL and dKL/dη at one η is one sweep over the row. Starts at the
+// trust-region guess, which is exact to second order, so typical rows take
+// 3–5 sweeps after the one at η_max.
+//
+// The solver is a resumable state machine, so a backend may run each sweep
+// wherever it likes — the CPU calls eval in a loop (eta_exact_kl), the CUDA
+// backend runs one grid-wide sweep per kernel launch and steps the state in
+// between — and both take exactly the same decisions for the same KlPoints.
+enum ExactKlStage : int32_t { kExactKlTop = 0, kExactKlNewton = 1, kExactKlDone = 2 };
+struct ExactKlSolve {
+  float epsilon, eta_max;
+  float lo, hi;        // bracket of the root
+  float eta;           // the Newton iterate being evaluated
+  float best, best_f;  // the iterate closest to ε so far, and its |KL − ε|
+  int32_t it;          // Newton iterations done
+  int32_t stage;       // ExactKlStage
+  float at;            // where the next evaluation is (stage < kExactKlDone)
+  float result;        // η once done
+};
+
+LINALIGN_HD void exact_kl_finish(ExactKlSolve& s, float eta) {
+  s.result = eta;
+  s.stage = kExactKlDone;
+}
+
+LINALIGN_HD ExactKlSolve exact_kl_begin(float sigma, float epsilon, float eta_max) {
+  ExactKlSolve s;
+  s.epsilon = epsilon;
+  s.eta_max = eta_max;
+  s.lo = 0.f;
+  s.hi = eta_max;
+  s.eta = s.best = 0.f;
+  s.best_f = kInf;
+  s.it = 0;
+  s.at = eta_max;
+  s.result = 0.f;
+  s.stage = kExactKlTop;
+  if (!(eta_max > 0.f) || !(sigma > 0.f)) {
+    exact_kl_finish(s, sigma > 0.f ? 0.f : eta_max);
+    return s;
+  }
+  // The Newton start, used once the evaluation at η_max shows ε is reachable.
+  s.eta = eta_trust_region(sigma, epsilon, eta_max);
+  if (!(s.eta > s.lo && s.eta < s.hi)) s.eta = 0.5f * (s.lo + s.hi);
+  return s;
+}
+LINALIGN_HD bool exact_kl_done(const ExactKlSolve& s) {
+  return s.stage == kExactKlDone;
+}
+
+// Takes p = KL and dKL/dη at s.at.
+LINALIGN_HD void exact_kl_step(ExactKlSolve& s, const KlPoint& p) {
+  const float epsilon = s.epsilon;
+  if (s.stage == kExactKlTop) {
+    if (!(p.kl - epsilon > -kExactKlTol * epsilon)) {
+      exact_kl_finish(s, s.eta_max);  // unreachable (or met at η_max)
+      return;
+    }
+    s.stage = kExactKlNewton;
+    s.best = s.eta;
+    s.at = s.eta;
+    return;
+  }
+  const float eta = s.eta;
+  const float f = p.kl - epsilon;
+  const float af = fabsf(f);
+  if (af < s.best_f) {
+    s.best = eta;
+    s.best_f = af;
+  }
+  if (af <= kExactKlGoal * epsilon) {
+    exact_kl_finish(s, eta);
+    return;
+  }
+  if (f < 0.f) {
+    s.lo = eta;
+  } else {
+    s.hi = eta;
+  }
+  float next = eta - f / p.dkl;
+  if (!(next > s.lo && next < s.hi)) next = 0.5f * (s.lo + s.hi);
+  // Stop when the bracket is at fp32 resolution, or after kExactKlMaxIter
+  // iterations: the goal can be below the fp32 noise of KL, so the closest
+  // iterate is taken (within the SPEC tolerance whenever any iterate was).
+  const bool stuck = next == eta || s.hi - s.lo <= 1e-7f * s.hi;
+  const float last = stuck ? eta : next;
+  if (stuck || ++s.it == kExactKlMaxIter) {
+    exact_kl_finish(s, s.best_f <= kExactKlTol * epsilon ? s.best : last);
+    return;
+  }
+  s.eta = next;
+  s.at = next;
+}
+
+// The whole solve with `eval(η)` → KlPoint, one call per sweep.
 template <class EvalT>
 LINALIGN_HD float eta_exact_kl(const EvalT& eval, float sigma, float epsilon, float eta_max) {
-  if (!(eta_max > 0.f) || !(sigma > 0.f)) return sigma > 0.f ? 0.f : eta_max;
-  const KlPoint top = eval(eta_max);
-  if (!(top.kl - epsilon > -kExactKlTol * epsilon))
-    return eta_max;  // unreachable (or met at η_max)
-  float lo = 0.f, hi = eta_max;
-  float eta = eta_trust_region(sigma, epsilon, eta_max);
-  if (!(eta > lo && eta < hi)) eta = 0.5f * (lo + hi);
-  float best = eta, best_f = kInf;  // the iterate closest to ε so far
-  for (int it = 0; it < kExactKlMaxIter; ++it) {
-    const KlPoint p = eval(eta);
-    const float f = p.kl - epsilon;
-    const float af = fabsf(f);
-    if (af < best_f) {
-      best = eta;
-      best_f = af;
-    }
-    if (af <= kExactKlGoal * epsilon) return eta;
-    if (f < 0.f) {
-      lo = eta;
-    } else {
-      hi = eta;
-    }
-    float next = eta - f / p.dkl;
-    if (!(next > lo && next < hi)) next = 0.5f * (lo + hi);
-    if (next == eta || hi - lo <= 1e-7f * hi) break;  // bracket at fp32 resolution
-    eta = next;
-  }
-  // The goal can be below the fp32 noise of KL: the closest iterate (within
-  // the SPEC tolerance whenever any iterate was).
-  return best_f <= kExactKlTol * epsilon ? best : eta;
+  ExactKlSolve s = exact_kl_begin(sigma, epsilon, eta_max);
+  while (!exact_kl_done(s)) exact_kl_step(s, eval(s.at));
+  return s.result;
 }
 
 }  // namespace math

@@ -133,6 +133,12 @@ T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = 32) {
   return (lane & (width - 1)) + int(delta) < width ? simt::from_bits<T>(all[src]) : var;
 }
 template <class T>
+T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = 32) {
+  const uint64_t* all = simt::warp_exchange(mask, simt::to_bits(var), "__shfl_up_sync");
+  const int lane = simt::lane();
+  return (lane & (width - 1)) >= int(delta) ? simt::from_bits<T>(all[lane - int(delta)]) : var;
+}
+template <class T>
 T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32) {
   const uint64_t* all = simt::warp_exchange(mask, simt::to_bits(var), "__shfl_xor_sync");
   const int lane = simt::lane();
@@ -184,6 +190,19 @@ inline unsigned atomicMin(unsigned* p, unsigned v) {
   *p = v < o ? v : o;
   return o;
 }
+inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) {
+  const unsigned long long o = *p;
+  *p = v > o ? v : o;
+  return o;
+}
+inline unsigned atomicMax(unsigned* p, unsigned v) {
+  const unsigned o = *p;
+  *p = v > o ? v : o;
+  return o;
+}
+// Blocks run one after another and their fibers one at a time: memory is
+// always coherent, so the fence only has to exist.
+inline void __threadfence() {}
 
 // The <<<grid, block, 0, stream>>> of launch_impl.cuh.
 #define LINALIGN_SIMT_LAUNCH(kernel, grid, block, stream) \
