@@ -85,6 +85,8 @@ CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   if (sample) off = align_up(off + B * S * 2 * sizeof(math::ArgMax));
   L.score_off = off;
   if (call.op == Op::kScore) off = align_up(off + 3 * B * sizeof(float));
+  L.seq_temp_off = off;
+  if (call.op == Op::kScore) off = align_up(off + kSeqTempBytes);
   L.used = off;
   L.total = off + kWorkspaceAlign;  // slack to align a caller's base pointer
   return L;

@@ -96,6 +96,10 @@ struct SolveRow {
   uint32_t done;  // blocks of the row done with the current pass
 };
 
+// Bytes kept for CUB's DeviceSegmentedReduce temporary storage (it asks for
+// 1 byte whatever the number of segments; the call checks at run time).
+constexpr size_t kSeqTempBytes = 256;
+
 // Byte offsets of one call's workspace (from a base aligned to kWorkspaceAlign).
 constexpr size_t kWorkspaceAlign = 256;
 struct CudaLayout {
@@ -106,10 +110,11 @@ struct CudaLayout {
   size_t mask_off = 0;    // rows RowMask (sample with masks)
   size_t select_off = 0;  // rows SelectRow (sample with masks; zeroed by each call)
   size_t select_bytes = 0;
-  size_t argmax_off = 0;  // rows*slices*2 ArgMax (sample: masked, unmasked)
-  size_t score_off = 0;   // 3*rows float (score: ℓ*_t, ℓ_t, ℓᵖ_t)
-  size_t used = 0;        // bytes from the aligned base
-  size_t total = 0;       // what workspace_size() reports (used + alignment slack)
+  size_t argmax_off = 0;    // rows*slices*2 ArgMax (sample: masked, unmasked)
+  size_t score_off = 0;     // rows × 3 float (score: ℓ*_t, ℓ_t, ℓᵖ_t)
+  size_t seq_temp_off = 0;  // score: CUB's temporary storage for the per-sequence sums
+  size_t used = 0;          // bytes from the aligned base
+  size_t total = 0;         // what workspace_size() reports (used + alignment slack)
 };
 
 // `call` needs its strides resolved (validate_call or Context::workspace_size).

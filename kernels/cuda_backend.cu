@@ -296,7 +296,9 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   a.select = reinterpret_cast<SelectRow*>(ws + L.select_off);
   a.select_bytes = L.select_bytes;
   a.argmax = reinterpret_cast<math::ArgMax*>(ws + L.argmax_off);
-  a.row_scores = reinterpret_cast<float*>(ws + L.score_off);
+  a.row_scores = reinterpret_cast<kernels::ScoreTriple*>(ws + L.score_off);
+  a.seq_temp = ws + L.seq_temp_off;
+  a.seq_temp_bytes = kSeqTempBytes;
 
   DeviceScope scope;
   LINALIGN_CHECK_CUDA(scope.enter(device_), name, message);

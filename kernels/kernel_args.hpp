@@ -19,6 +19,11 @@
 namespace linalign {
 namespace kernels {
 
+// One row's scores (the per-sequence sums add these up).
+struct ScoreTriple {
+  float aligned, base, principle;
+};
+
 // A per-row parameter: one value, or a device array with one value per row.
 template <class T>
 struct RowParam {
@@ -96,7 +101,9 @@ struct Args {
   host::SelectRow* select;  // sample with masks: [B] selection state + histograms
   size_t select_bytes;      // what launch_call zeroes before the first pass
   math::ArgMax* argmax;
-  float* row_scores;  // [3][B]
+  ScoreTriple* row_scores;  // [B] (score: ℓ*_t, ℓ_t, ℓᵖ_t; 0 for ignored rows)
+  void* seq_temp;           // CUB's temporary storage for the per-sequence sums
+  size_t seq_temp_bytes;
 };
 
 // Outcome of enqueueing a call's kernels: the first launch error and which

@@ -9,6 +9,16 @@
 #include "select_kernel.cuh"
 #include "token_kernels.cuh"
 
+// (After the kernels: with the SIMT emulator, cuda_runtime.h defines
+// LINALIGN_SIMT_LAUNCH.)
+#if !defined(LINALIGN_SIMT_LAUNCH)
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/iterator/tabulate_output_iterator.h>
+#include <thrust/iterator/transform_iterator.h>
+
+#include <cub/device/device_segmented_reduce.cuh>
+#endif
+
 namespace linalign {
 namespace kernels {
 
@@ -28,6 +38,30 @@ constexpr int64_t kMaxGridX = int64_t(1) << 20;
 inline unsigned grid_for(int64_t items, int threads) {
   return unsigned(std::max<int64_t>(1, std::min(kMaxGridX, (items + threads - 1) / threads)));
 }
+
+#if !defined(LINALIGN_SIMT_LAUNCH)
+// Per-sequence sums of the row scores: CUB's DeviceSegmentedReduce with the
+// checked bounds as begin/end iterators and SeqWrite as the output (one
+// block per sequence, run-to-run deterministic; its temporary storage — one
+// byte — is in the workspace, so the call stays graph-safe).
+inline LaunchResult launch_sequence_sums(const Args& a, cudaStream_t stream) {
+  const auto index = thrust::make_counting_iterator<int64_t>(0);
+  const auto begin = thrust::make_transform_iterator(index, seq_bound(a, false));
+  const auto end = thrust::make_transform_iterator(index, seq_bound(a, true));
+  const auto out = thrust::make_tabulate_output_iterator(seq_write(a));
+  const ScoreTriple zero{0.f, 0.f, 0.f};
+  size_t need = 0;
+  cudaError_t e = cub::DeviceSegmentedReduce::Reduce(
+      nullptr, need, a.row_scores, out, a.num_sequences, begin, end, AddScores{}, zero, stream);
+  if (e == cudaSuccess && need > a.seq_temp_bytes) e = cudaErrorInvalidValue;
+  if (e != cudaSuccess) return LaunchResult{e, "DeviceSegmentedReduce (temporary storage)"};
+  size_t have = a.seq_temp_bytes;
+  e = cub::DeviceSegmentedReduce::Reduce(a.seq_temp, have, a.row_scores, out, a.num_sequences,
+                                         begin, end, AddScores{}, zero, stream);
+  if (e == cudaSuccess) e = cudaPeekAtLastError();
+  return LaunchResult{e, e == cudaSuccess ? "" : "DeviceSegmentedReduce"};
+}
+#endif
 
 template <class E>
 LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaStream_t stream) {
@@ -105,9 +139,14 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
       LINALIGN_LAUNCHED("ScoreKernel");
     }
     if (a.num_sequences > 0) {
+#if defined(LINALIGN_SIMT_LAUNCH)
       const unsigned grid = unsigned(std::min(kMaxGridX, a.num_sequences));
       LINALIGN_LAUNCH(SeqSumKernel<E>, grid, host::kFinishThreads, stream)(a);
       LINALIGN_LAUNCHED("SeqSumKernel");
+#else
+      const LaunchResult sums = launch_sequence_sums(a, stream);
+      if (sums.error != cudaSuccess) return sums;
+#endif
     }
   }
 #undef LINALIGN_LAUNCHED

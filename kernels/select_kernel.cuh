@@ -225,11 +225,9 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   }
   if (t < 2 && sh.inv_min_key[t] != 0ull)
     atomicMax(reinterpret_cast<unsigned long long*>(&g.inv_min_key[t]), sh.inv_min_key[t]);
-  __syncthreads();  // every atomic of the block is issued
-  if (t == 0) {
-    __threadfence();  // ... and visible device-wide before the count
-    sh.last = atomicAdd(&g.done, 1u) == gridDim.x - 1u;
-  }
+  __threadfence();  // each thread's atomics are performed device-wide ...
+  __syncthreads();  // ... for every thread of the block, before the count
+  if (t == 0) sh.last = atomicAdd(&g.done, 1u) == gridDim.x - 1u;
   __syncthreads();
   if (!sh.last) return;  // uniform
 

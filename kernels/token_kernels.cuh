@@ -9,10 +9,11 @@
 //                      optional ℓ* of the token.
 //   ScoreKernel        (row)  ℓ*_t, ℓ_t, ℓᵖ_t of the target (0 when ignored, NaN
 //                      when the row is invalid), no B × V output.
-//   SeqSumKernel       (sequence)  sums over ragged sequences, ignored rows
-//                      excluded; offsets are device memory, so they are
-//                      clamped: a sequence with offsets outside [0, B] or
-//                      decreasing sums to NaN instead of reading out of bounds.
+//   per-sequence sums  CUB DeviceSegmentedReduce (SeqSumKernel on the SIMT
+//                      emulator) over ragged sequences, ignored rows adding
+//                      0; offsets are device memory, so they are checked: a
+//                      sequence with offsets outside [0, B] or decreasing sums
+//                      to NaN instead of reading out of bounds.
 #pragma once
 
 #include "device.cuh"
@@ -125,7 +126,7 @@ __global__ void ScoreKernel(const Args a) {
        r += int64_t(gridDim.x) * blockDim.x) {
     const int32_t t = a.targets[r];
     const math::RowPlan plan = a.plans[r];
-    float va = 0.f, vb = 0.f, vc = 0.f;
+    float va = 0.f, vb = 0.f, vc = 0.f;  // an ignored row adds 0 to its sequence
     if (t != a.ignore_index) {
       if (!math::plan_valid(plan) || t < 0 || int64_t(t) >= a.src.vocab) {
         va = vb = vc = math::kNaN;  // (a bad target already invalidated the plan)
@@ -137,44 +138,80 @@ __global__ void ScoreKernel(const Args a) {
         vc = math::principle_logprob(plan, z, y);
       }
     }
-    a.row_scores[r] = va;
-    a.row_scores[B + r] = vb;
-    a.row_scores[2 * B + r] = vc;
+    a.row_scores[r] = ScoreTriple{va, vb, vc};
     a.score_aligned[r] = va;
     if (a.score_base != nullptr) a.score_base[r] = vb;
     if (a.score_principle != nullptr) a.score_principle[r] = vc;
   }
 }
 
-struct Sum3 {
-  float a, b, c;
-};
-struct AddSum3 {
-  __device__ __forceinline__ Sum3 operator()(const Sum3& x, const Sum3& y) const {
-    return Sum3{x.a + y.a, x.b + y.b, x.c + y.c};
+// ------------------------------------------------- per-sequence sums ---
+// Sequence q covers rows [offsets[q], offsets[q + 1]). The offsets are device
+// memory the host could not check, so every use goes through SeqBound: a
+// sequence whose offsets are outside [0, B] or decreasing reads nothing (an
+// empty range), and SeqWrite writes NaN for it. On CUDA the sums are CUB's
+// DeviceSegmentedReduce over these iterators (launch_impl.cuh); the SIMT
+// emulator, which cannot run CUB's PTX, runs SeqSumKernel with the same
+// bounds and writer.
+
+struct AddScores {
+  __host__ __device__ __forceinline__ ScoreTriple operator()(const ScoreTriple& x,
+                                                             const ScoreTriple& y) const {
+    return ScoreTriple{x.aligned + y.aligned, x.base + y.base, x.principle + y.principle};
   }
 };
 
+__host__ __device__ __forceinline__ bool seq_valid(const int64_t* offsets, int64_t rows,
+                                                   int64_t q) {
+  const int64_t b = offsets[q], e = offsets[q + 1];
+  return b >= 0 && e >= b && e <= rows;
+}
+
+// The first (end_side = false) or one-past-last row of sequence q; 0 when
+// its offsets are invalid.
+struct SeqBound {
+  const int64_t* offsets;
+  int64_t rows;
+  bool end_side;
+  __host__ __device__ __forceinline__ int64_t operator()(int64_t q) const {
+    if (!seq_valid(offsets, rows, q)) return 0;
+    return end_side ? offsets[q + 1] : offsets[q];
+  }
+};
+
+// Stores sequence q's sums (NaN for invalid offsets) into the outputs given.
+struct SeqWrite {
+  const int64_t* offsets;
+  int64_t rows;
+  float* aligned;
+  float* base;
+  float* principle;
+  __host__ __device__ __forceinline__ void operator()(int64_t q, const ScoreTriple& sum) const {
+    const bool ok = seq_valid(offsets, rows, q);
+    if (aligned != nullptr) aligned[q] = ok ? sum.aligned : math::kNaN;
+    if (base != nullptr) base[q] = ok ? sum.base : math::kNaN;
+    if (principle != nullptr) principle[q] = ok ? sum.principle : math::kNaN;
+  }
+};
+
+inline SeqBound seq_bound(const Args& a, bool end_side) {
+  return SeqBound{a.seq_offsets, a.rows, end_side};
+}
+inline SeqWrite seq_write(const Args& a) {
+  return SeqWrite{a.seq_offsets, a.rows, a.seq_aligned, a.seq_base, a.seq_principle};
+}
+
 template <class E>  // one instance per dtype translation unit
 __global__ void __launch_bounds__(host::kFinishThreads) SeqSumKernel(const Args a) {
-  const int64_t B = a.rows;
+  const SeqBound begin = seq_bound(a, false), end = seq_bound(a, true);
+  const SeqWrite write = seq_write(a);
+  const ScoreTriple zero{0.f, 0.f, 0.f};
   for (int64_t q = blockIdx.x; q < a.num_sequences; q += gridDim.x) {
-    const int64_t b = a.seq_offsets[q], e = a.seq_offsets[q + 1];
-    Sum3 sum{0.f, 0.f, 0.f};
-    if (b < 0 || e < b || e > B) {
-      sum = Sum3{math::kNaN, math::kNaN, math::kNaN};  // uniform branch
-    } else {
-      for (int64_t r = b + threadIdx.x; r < e; r += host::kFinishThreads) {
-        if (a.targets[r] == a.ignore_index) continue;  // excluded from the sums
-        sum = AddSum3{}(sum, Sum3{a.row_scores[r], a.row_scores[B + r], a.row_scores[2 * B + r]});
-      }
-      sum = block_reduce<host::kFinishThreads>(sum, AddSum3{}, Sum3{0.f, 0.f, 0.f});
-    }
-    if (threadIdx.x == 0) {
-      if (a.seq_aligned != nullptr) a.seq_aligned[q] = sum.a;
-      if (a.seq_base != nullptr) a.seq_base[q] = sum.b;
-      if (a.seq_principle != nullptr) a.seq_principle[q] = sum.c;
-    }
+    ScoreTriple sum = zero;
+    for (int64_t r = begin(q) + threadIdx.x; r < end(q); r += host::kFinishThreads)
+      sum = AddScores{}(sum, a.row_scores[r]);
+    sum = block_reduce<host::kFinishThreads>(sum, AddScores{}, zero);
+    if (threadIdx.x == 0) write(q, sum);
   }
 }
 
