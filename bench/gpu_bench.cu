@@ -7,6 +7,9 @@
 //   copy_d2d               cudaMemcpyAsync moving as many bytes as align must
 //   align_unfused          the eager-PyTorch-style kernel sequence (unfused_cuda.cuh)
 //   align_linalign         Context::align, diagnostics on
+//   align_exactkl_linalign Context::align with the exact_kl rule (ε 0.1, η_max 8):
+//                          the KL passes of the η solve, then the second sweep
+//                          (fp32 only, to keep the device check short)
 //   sample_topp_linalign   Context::sample, top_p 0.8 on πᵖ, seeded Gumbel-max,
 //                          token log-prob
 //   sample_greedy_linalign Context::sample, greedy, token log-prob
@@ -284,6 +287,13 @@ Params TopPParams() {
   p.top_p = kTopP;
   p.nucleus_source = linalign::NucleusSource::kPrinciple;
   p.seed = kSeed;
+  return p;
+}
+Params ExactKlParams() {
+  Params p = BaseParams();
+  p.rule = linalign::StepRule::kExactKl;
+  p.epsilon = 0.1f;
+  p.eta_max = 8.f;
   return p;
 }
 Params GreedyParams() {
@@ -630,13 +640,14 @@ void CheckScore(const std::string& name, const Layout& L, const std::vector<int3
 
 // ------------------------------------------------------------------ rows ---
 
-enum class Row { kCopy, kAlignUnfused, kAlign, kSampleTopP, kSampleGreedy, kScore };
+enum class Row { kCopy, kAlignUnfused, kAlign, kAlignExactKl, kSampleTopP, kSampleGreedy, kScore };
 
 void RunRow(benchmark::State& state, Row row, DType dtype, const std::string& name) {
   const int64_t B = state.range(0), V = state.range(1);
   const Layout L(dtype, B, V, g->l2_bytes);
   std::string err;
-  const double bytes = (row == Row::kCopy || row == Row::kAlign || row == Row::kAlignUnfused)
+  const double bytes = (row == Row::kCopy || row == Row::kAlign || row == Row::kAlignExactKl ||
+                        row == Row::kAlignUnfused)
                            ? L.align_bytes()
                            : L.read_bytes();
   // Measured before the fill: the copy overwrites the arena.
@@ -681,6 +692,17 @@ void RunRow(benchmark::State& state, Row row, DType dtype, const std::string& na
       ApplyChecks(state, name);
       auto it = g->unfused_us.find(shape_key);
       if (us > 0 && it != g->unfused_us.end()) state.counters["speedup"] = it->second / us;
+      return;
+    }
+    case Row::kAlignExactKl: {
+      const Params p = ExactKlParams();
+      auto launch = [&](int64_t s, int64_t, std::string* e) {
+        const Status st = g->ctx->align(L.view(s), p, L.out(s), 0, g->diag, g->workspace,
+                                        g->workspace_bytes, g->stream);
+        if (st != Status::kSuccess) *e = std::string("align exact_kl: ") + g->ctx->last_error();
+        return st == Status::kSuccess;
+      };
+      TimedLoop(state, launch, L.sets, bytes, same_copy, ShapeLabel(L));
       return;
     }
     case Row::kSampleTopP:
@@ -867,7 +889,7 @@ int SetUp(std::string* why) {
     for (int64_t B : kBatches)
       for (int64_t V : kVocabs) {
         const LogitsView v = Layout(t, B, V, g->l2_bytes).view(0);
-        for (const Params& p : {BaseParams(), TopPParams(), GreedyParams()})
+        for (const Params& p : {BaseParams(), ExactKlParams(), TopPParams(), GreedyParams()})
           for (Op op : {Op::kAlign, Op::kSample, Op::kScore})
             ws = std::max(ws, g->ctx->workspace_size(op, v, p));
       }
@@ -940,6 +962,7 @@ void Register() {
   const RowName rows[] = {{Row::kCopy, "copy_d2d"},
                           {Row::kAlignUnfused, "align_unfused"},
                           {Row::kAlign, "align_linalign"},
+                          {Row::kAlignExactKl, "align_exactkl_linalign"},
                           {Row::kSampleTopP, "sample_topp_linalign"},
                           {Row::kSampleGreedy, "sample_greedy_linalign"},
                           {Row::kScore, "score_linalign"}};
@@ -947,6 +970,7 @@ void Register() {
     for (int64_t V : kVocabs)
       for (int64_t B : kBatches)
         for (const RowName& r : rows) {
+          if (r.row == Row::kAlignExactKl && t != DType::kF32) continue;
           const std::string name = std::string(r.name) + "/" + DTypeName(t);
           const std::string full = name + "/B:" + std::to_string(B) + "/V:" + std::to_string(V);
           const Row row = r.row;
