@@ -52,6 +52,13 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
   return p;
 }
 
+int select_passes(const Params& p) {
+  const bool top_p = p.top_p.values != nullptr || p.top_p.value < 1.0f;
+  const bool rank = p.top_k.values != nullptr || p.top_k.value > 0 || p.min_tokens_to_keep >= 2;
+  if (rank) return kMaxSelectPasses;
+  return top_p ? 4 : 1;
+}
+
 namespace {
 size_t align_up(size_t x) {
   return (x + kWorkspaceAlign - 1) & ~(kWorkspaceAlign - 1);

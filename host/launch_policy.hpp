@@ -8,7 +8,7 @@
 //   moments (slice, row)  second sweep at η (trust_region, exact_kl, linear)
 //   finish  (row)         merge, plan_finish_*, diagnostics
 //   align (slice, row) / score (row) — the operation, or for sample:
-//   select  (slice, row)  × kMaxSelectPasses: radix-select passes for the
+//   select  (slice, row)  × select_passes(): radix-select passes for the
 //                         masks (rows that are done return at once)
 //   sample  (slice, row)  Gumbel-max / greedy arg-max per slice, then merged
 // Rows are processed in groups whose two input rows fit in a fraction of the
@@ -83,6 +83,12 @@ struct LaunchPolicy {
 // The one place the launch configuration is chosen.
 LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t elem_bytes,
                                   const DeviceFacts& device);
+
+// Radix-select passes a sample call launches (≤ kMaxSelectPasses): rows are
+// done after 1 pass when only min-p (and min_tokens_to_keep ≤ 1) is on,
+// after 4 when top-p is the only selection, after 8 at most with top-k or
+// min_tokens_to_keep ≥ 2 (host/radix_select.hpp). Per-row arrays count as on.
+int select_passes(const Params& p);
 
 // A per-row mask record in the workspace (select → sample kernels).
 struct RowMask {

@@ -120,7 +120,7 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
       LINALIGN_LAUNCHED("AlignKernel");
     } else if (op == Op::kSample) {
       if (a.masks_possible) {
-        for (int pass = 0; pass < host::kMaxSelectPasses; ++pass) {
+        for (int pass = 0; pass < a.select_passes; ++pass) {
           LINALIGN_LAUNCH(SelectPassKernel<E>, sweep_grid, host::kSweepThreads, stream)
           (a, row0, pass);
           LINALIGN_LAUNCHED("SelectPassKernel");

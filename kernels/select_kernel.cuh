@@ -12,7 +12,8 @@
 // finish (a counter per row; the threadfence-reduction pattern) takes the
 // digit decisions, stores the row's new state and clears the histograms for
 // the next pass; the row's RowMask is written when its selections are done.
-// launch_call launches kMaxSelectPasses passes; rows that are done return
+// launch_call launches host::select_passes(params) ≤ kMaxSelectPasses
+// passes (enough for the selections that are on); rows that are done return
 // at once. Every SM works on every pass whatever the batch size (B = 1 with
 // 125 slices at V = 128256), and the decisions take one block-wide scan, not
 // a serial walk over the bins.
@@ -257,7 +258,7 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   select_decide<kT>(st, sh);
   if (t == 0) {
     row_sel->state = st;
-    if (!host::select_busy(st) || pass == host::kMaxSelectPasses - 1) {
+    if (!host::select_busy(st) || pass == a.select_passes - 1) {
       host::RowMask m{};
       m.th = host::select_thresholds(st, top_k, min_p, a.min_keep);
       m.masked = m.th.has_keep ? 1 : 0;  // min_keep ≥ |q|: every token is kept

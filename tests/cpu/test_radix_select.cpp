@@ -14,6 +14,8 @@
 #include <random>
 #include <vector>
 
+#include "launch_policy.hpp"
+#include "linalign/linalign.hpp"
 #include "linalign/math/nucleus.hpp"
 #include "linalign/math/partition.hpp"
 #include "radix_select.hpp"
@@ -197,6 +199,13 @@ TEST(RadixSelect, ThresholdsKeepTheSameSetAsASort) {
               const std::vector<char> want = reference_kept(lq, top_p, top_k, min_p, keep, &sorted);
               ASSERT_EQ(run.n, int64_t(sorted.size()));
               ASSERT_LE(run.passes, h::kMaxSelectPasses);
+              linalign::Params params;  // the CUDA backend launches this many passes
+              params.top_p = top_p;
+              params.top_k = top_k;
+              params.min_p = min_p;
+              params.min_tokens_to_keep = keep;
+              ASSERT_LE(run.passes, h::select_passes(params))
+                  << "top_p=" << top_p << " top_k=" << top_k << " keep=" << keep;
               if (run.th.has_topk) {
                 EXPECT_EQ(run.th.kth.lq, sorted[size_t(top_k - 1)].lq);
                 EXPECT_EQ(run.th.kth.index, sorted[size_t(top_k - 1)].index);
