@@ -90,6 +90,8 @@ CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   }
   L.argmax_off = off;
   if (sample) off = align_up(off + B * S * 2 * sizeof(math::ArgMax));
+  L.sample_done_off = off;
+  if (sample) off = align_up(off + B * sizeof(uint32_t));
   L.score_off = off;
   if (call.op == Op::kScore) off = align_up(off + 3 * B * sizeof(float));
   L.seq_temp_off = off;

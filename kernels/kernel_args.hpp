@@ -99,9 +99,9 @@ struct Args {
   host::SolveRow* solve;  // exact_kl: [B] solver state between the KL passes
   host::RowMask* masks;
   host::SelectRow* select;  // sample with masks: [B] selection state + histograms
-  size_t select_bytes;      // what launch_call zeroes before the first pass
   int32_t select_passes;    // passes launched (host::select_passes)
   math::ArgMax* argmax;
+  uint32_t* sample_done;    // sample: [B] blocks of the row done (the last one picks the token)
   ScoreTriple* row_scores;  // [B] (score: ℓ*_t, ℓ_t, ℓᵖ_t; 0 for ignored rows)
   void* seq_temp;           // CUB's temporary storage for the per-sequence sums
   size_t seq_temp_bytes;

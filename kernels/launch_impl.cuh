@@ -79,12 +79,6 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
 
   const int64_t B = a.rows;
   const Op op = Op(a.op);
-  if (op == Op::kSample && a.masks_possible && a.select_bytes > 0) {
-    // The selection histograms start at zero (the last block of each pass
-    // clears them for the next one).
-    const cudaError_t e = cudaMemsetAsync(a.select, 0, a.select_bytes, stream);
-    if (e != cudaSuccess) return LaunchResult{e, "cudaMemsetAsync (selection histograms)"};
-  }
   for (int64_t row0 = 0; row0 < B; row0 += policy.rows_per_group) {
     const int64_t n = std::min(policy.rows_per_group, B - row0);
     const dim3 sweep_grid(unsigned(a.slices), unsigned(n));
@@ -130,10 +124,7 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
       LINALIGN_LAUNCHED("SampleKernel");
     }
   }
-  if (op == Op::kSample) {
-    LINALIGN_LAUNCH(SampleFinishKernel<E>, grid_for(B, kPerRowThreads), kPerRowThreads, stream)(a);
-    LINALIGN_LAUNCHED("SampleFinishKernel");
-  } else if (op == Op::kScore) {
+  if (op == Op::kScore) {
     if (B > 0) {
       LINALIGN_LAUNCH(ScoreKernel<E>, grid_for(B, kPerRowThreads), kPerRowThreads, stream)(a);
       LINALIGN_LAUNCHED("ScoreKernel");

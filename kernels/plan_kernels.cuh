@@ -127,6 +127,17 @@ __global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, in
     }
     if (a.tilt_in_first) math::plan_finish_tilt(plan, st.tilt);
   }
+  if (a.op == int32_t(Op::kSample)) {
+    // The counters of the sample call's last-block patterns start at zero:
+    // the selection histograms (each pass's last block clears them again)
+    // and the per-row count of SampleKernel blocks.
+    if (a.masks_possible) {
+      uint32_t* bins = reinterpret_cast<uint32_t*>(&a.select[r].bins);
+      for (int i = int(threadIdx.x); i < int(sizeof(host::SelectBins) / 4); i += host::kRowThreads)
+        bins[i] = 0u;
+    }
+    if (threadIdx.x == 0) a.sample_done[r] = 0u;
+  }
   if (threadIdx.x == 0) {
     a.plans[r] = plan;
     // Without a second sweep the plan is complete here; otherwise FinishKernel

@@ -4,9 +4,10 @@
 //                      score ℓ* (greedy) or ℓ* + Gumbel(Philox) (sampling), two
 //                      arg-maxes — over the masked candidates and over all
 //                      candidates (the fallback when the linear update clipped
-//                      every kept token) — merged by math::argmax_merge.
-//   SampleFinishKernel (row)  merges the slices, token (−1 for invalid rows),
-//                      optional ℓ* of the token.
+//                      every kept token) — merged by math::argmax_merge; the
+//                      row's last block (a counter after __threadfence)
+//                      merges the slices and writes the token (−1 for invalid
+//                      rows) and, optionally, ℓ* of the token.
 //   ScoreKernel        (row)  ℓ*_t, ℓ_t, ℓᵖ_t of the target (0 when ignored, NaN
 //                      when the row is invalid), no B × V output.
 //   per-sequence sums  CUB DeviceSegmentedReduce (SeqSumKernel on the SIMT
@@ -85,37 +86,41 @@ __global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a
   }
   best = block_reduce<host::kSweepThreads>(best, MergeArgMaxPair{},
                                            ArgMaxPair{math::argmax_empty(), math::argmax_empty()});
+  __shared__ bool last;
   if (threadIdx.x == 0) {
     a.argmax[(r * a.slices + s) * 2] = best.masked;
     a.argmax[(r * a.slices + s) * 2 + 1] = best.all;
+    __threadfence();  // the partial is visible device-wide before the count
+    last = atomicAdd(&a.sample_done[r], 1u) == gridDim.x - 1u;
   }
-}
-
-template <class E>
-__global__ void SampleFinishKernel(const Args a) {
-  for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < a.rows;
-       r += int64_t(gridDim.x) * blockDim.x) {
-    const math::RowPlan plan = a.plans[r];
+  __syncthreads();
+  if (!last) return;  // uniform
+  // The last block of the row: merge the slices (the arg-max merge is exact,
+  // so the order does not matter) and pick the token.
+  __threadfence();
+  ArgMaxPair all{math::argmax_empty(), math::argmax_empty()};
+  for (int64_t q = threadIdx.x; q < a.slices; q += host::kSweepThreads) {
+    const ArgMaxPair p{load_coherent(a.argmax + (r * a.slices + q) * 2),
+                       load_coherent(a.argmax + (r * a.slices + q) * 2 + 1)};
+    all = MergeArgMaxPair{}(all, p);
+  }
+  all = block_reduce<host::kSweepThreads>(all, MergeArgMaxPair{},
+                                          ArgMaxPair{math::argmax_empty(), math::argmax_empty()});
+  if (threadIdx.x == 0) {
     int32_t token = -1;
     float lp = math::kNaN;
-    if (math::plan_valid(plan)) {
-      math::ArgMax masked = math::argmax_empty(), all = math::argmax_empty();
-      for (int64_t s = 0; s < a.slices; ++s) {
-        masked = math::argmax_merge(masked, a.argmax[(r * a.slices + s) * 2]);
-        all = math::argmax_merge(all, a.argmax[(r * a.slices + s) * 2 + 1]);
-      }
-      const math::ArgMax best = masked.index >= 0 ? masked : all;
-      if (best.index >= 0 && best.index < a.src.vocab) {
-        token = int32_t(best.index);
-        if (a.token_logprob != nullptr) {
-          const RowIn<E> row = row_in<E>(a.src, r);
-          lp = math::aligned_logprob(plan, load_scalar(row.z, best.index),
-                                     load_scalar(row.y, best.index));
-        }
+    const math::ArgMax pick = all.masked.index >= 0 ? all.masked : all.all;
+    if (math::plan_valid(plan) && pick.index >= 0 && pick.index < a.src.vocab) {
+      token = int32_t(pick.index);
+      if (a.token_logprob != nullptr) {
+        const RowIn<E> row = row_in<E>(a.src, r);
+        lp = math::aligned_logprob(plan, load_scalar(row.z, pick.index),
+                                   load_scalar(row.y, pick.index));
       }
     }
     a.tokens[r] = token;
     if (a.token_logprob != nullptr) a.token_logprob[r] = lp;
+    a.sample_done[r] = 0u;
   }
 }
 

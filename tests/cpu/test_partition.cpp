@@ -18,6 +18,7 @@
 #include "linalign/math/partition.hpp"
 #include "linalign/math/row_stats.hpp"
 #include "linalign/math/update.hpp"
+#include "radix_select.hpp"
 
 namespace {
 
@@ -304,9 +305,10 @@ TEST(CudaLayout, RegionsAreAlignedAndDisjoint) {
       call.logits.vocab = 50257;
       const LaunchPolicy pol = choose_launch_policy(op, rows, 50257, 4, kH200);
       const auto L = cuda_layout(call, pol);
-      const size_t offs[] = {L.stats_off,  L.sweep_off, L.plan_off, L.mask_off,
-                             L.argmax_off, L.score_off, L.used};
-      for (size_t k = 0; k < 7; ++k) {
+      const size_t offs[] = {L.stats_off, L.sweep_off,    L.plan_off,   L.solve_off,
+                             L.mask_off,  L.select_off,   L.argmax_off, L.sample_done_off,
+                             L.score_off, L.seq_temp_off, L.used};
+      for (size_t k = 0; k < sizeof(offs) / sizeof(offs[0]); ++k) {
         EXPECT_EQ(offs[k] % kWorkspaceAlign, 0u);
         if (k > 0) {
           EXPECT_LE(offs[k - 1], offs[k]);
@@ -316,12 +318,15 @@ TEST(CudaLayout, RegionsAreAlignedAndDisjoint) {
       const size_t B = size_t(rows), S = size_t(pol.vocab_slices);
       EXPECT_GE(L.sweep_off - L.stats_off, B * S * sizeof(linalign::math::RowStats));
       EXPECT_GE(L.mask_off - L.plan_off, B * sizeof(linalign::math::RowPlan));
-      if (op == Op::kSample) {
-        EXPECT_GE(L.argmax_off - L.mask_off, B * sizeof(linalign::host::RowMask));
-        EXPECT_GE(L.score_off - L.argmax_off, B * S * 2 * sizeof(linalign::math::ArgMax));
+      if (op == Op::kSample) {  // top_p 0.9: masks on
+        EXPECT_GE(L.select_off - L.mask_off, B * sizeof(linalign::host::RowMask));
+        EXPECT_GE(L.argmax_off - L.select_off, B * sizeof(linalign::host::SelectRow));
+        EXPECT_GE(L.sample_done_off - L.argmax_off, B * S * 2 * sizeof(linalign::math::ArgMax));
+        EXPECT_GE(L.score_off - L.sample_done_off, B * sizeof(uint32_t));
       }
       if (op == Op::kScore) {
-        EXPECT_GE(L.used - L.score_off, 3 * B * sizeof(float));
+        EXPECT_GE(L.seq_temp_off - L.score_off, 3 * B * sizeof(float));
+        EXPECT_GE(L.used - L.seq_temp_off, linalign::host::kSeqTempBytes);
       }
     }
   }
