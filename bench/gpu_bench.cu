@@ -18,6 +18,8 @@
 // and for B = 1 one decode step (align + top-p sample, pre-sized workspace):
 //   step_graph             the step captured once into a CUDA graph, graph launches
 //   step_stream            the same two calls launched directly
+//   step_sample_graph      the top-p sample call alone (an engine's per-token
+//                          call) in a CUDA graph
 //
 // Method (STYLE.md "Benchmarks"):
 //   * Bytes that must move: align reads both inputs once and writes ℓ* once
@@ -237,9 +239,9 @@ struct Gpu {
   double peak_copy_gbps = 0;
   std::map<size_t, double> copy_gbps;  // same-byte-count copy bandwidth, by bytes moved
   std::tuple<int, int64_t, int64_t> filled{-1, 0, 0};  // shape whose logits the arena holds
-  std::map<std::tuple<int, int64_t, int64_t>, double> unfused_us;           // for the speed-up
-  std::map<std::string, std::map<std::string, double>> checks;              // chk_* by row name
-  std::map<std::tuple<int, int64_t>, std::vector<cudaGraphExec_t>> graphs;  // step_graph
+  std::map<std::tuple<int, int64_t, int64_t>, double> unfused_us;  // for the speed-up
+  std::map<std::string, std::map<std::string, double>> checks;     // chk_* by row name
+  std::map<std::tuple<int, int64_t, bool>, std::vector<cudaGraphExec_t>> graphs;  // step rows
 };
 Gpu* g = nullptr;
 
@@ -744,8 +746,10 @@ void RunRow(benchmark::State& state, Row row, DType dtype, const std::string& na
 }
 
 // One decode step at B = 1: align (ℓ*, diagnostics) then top-p sampling.
-bool Step(const Layout& L, int64_t s, std::string* err) {
-  Status st = Align(L, s);
+// One B = 1 decode step: the top-p sample call (what an engine runs per
+// token), preceded by align when `with_align` (an engine that also wants ℓ*).
+bool Step(const Layout& L, int64_t s, bool with_align, std::string* err) {
+  Status st = with_align ? Align(L, s) : Status::kSuccess;
   if (st == Status::kSuccess)
     st = g->ctx->sample(L.view(s), TopPParams(), g->tokens, g->token_logprob, nullptr, g->workspace,
                         g->workspace_bytes, g->stream);
@@ -754,14 +758,15 @@ bool Step(const Layout& L, int64_t s, std::string* err) {
 }
 
 // One graph per rotated copy of the inputs (a graph's pointers are fixed).
-bool BuildGraphs(const Layout& L, std::vector<cudaGraphExec_t>* execs, std::string* err) {
-  if (!Step(L, 0, err)) return false;  // first-use setup outside capture, as engines do
+bool BuildGraphs(const Layout& L, bool with_align, std::vector<cudaGraphExec_t>* execs,
+                 std::string* err) {
+  if (!Step(L, 0, with_align, err)) return false;  // first-use setup outside capture, as engines do
   BENCH_CUDA_OR(cudaStreamSynchronize(g->stream), *err = m_; return false);
   for (int64_t s = 0; s < L.sets; ++s) {
     BENCH_CUDA_OR(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeGlobal), *err = m_;
                   return false);
     std::string step_err;
-    const bool ok = Step(L, s, &step_err);
+    const bool ok = Step(L, s, with_align, &step_err);
     cudaGraph_t graph = nullptr;
     const cudaError_t end = cudaStreamEndCapture(g->stream, &graph);
     if (!ok || end != cudaSuccess) {
@@ -780,23 +785,24 @@ bool BuildGraphs(const Layout& L, std::vector<cudaGraphExec_t>* execs, std::stri
   return true;
 }
 
-void RunStep(benchmark::State& state, DType dtype, bool graph) {
+void RunStep(benchmark::State& state, DType dtype, bool graph, bool with_align) {
   const int64_t V = state.range(1);
   const Layout L(dtype, 1, V, g->l2_bytes);
   std::string err;
-  const double bytes = L.align_bytes() + L.read_bytes();  // align, then sample reads again
+  // align reads and writes, then sample reads again
+  const double bytes = with_align ? L.align_bytes() + L.read_bytes() : L.read_bytes();
   const double same_copy = SameCopyGBps(size_t(bytes), &err);
   if (same_copy < 0 || !Fill(L, &err)) {
     state.SkipWithError(err.c_str());
     return;
   }
   if (!graph) {
-    auto launch = [&](int64_t s, int64_t, std::string* e) { return Step(L, s, e); };
+    auto launch = [&](int64_t s, int64_t, std::string* e) { return Step(L, s, with_align, e); };
     TimedLoop(state, launch, L.sets, bytes, same_copy, ShapeLabel(L));
     return;
   }
-  auto& execs = g->graphs[std::make_tuple(int(dtype), V)];
-  if (execs.empty() && !BuildGraphs(L, &execs, &err)) {
+  auto& execs = g->graphs[std::make_tuple(int(dtype), V, with_align)];
+  if (execs.empty() && !BuildGraphs(L, with_align, &execs, &err)) {
     for (cudaGraphExec_t e : execs) (void)cudaGraphExecDestroy(e);
     execs.clear();
     state.SkipWithError(err.c_str());
@@ -981,10 +987,13 @@ void Register() {
     for (int64_t V : kVocabs) {
       add(
           std::string("step_graph/") + DTypeName(t),
-          [t](benchmark::State& st) { RunStep(st, t, true); }, 1, V);
+          [t](benchmark::State& st) { RunStep(st, t, true, true); }, 1, V);
       add(
           std::string("step_stream/") + DTypeName(t),
-          [t](benchmark::State& st) { RunStep(st, t, false); }, 1, V);
+          [t](benchmark::State& st) { RunStep(st, t, false, true); }, 1, V);
+      add(
+          std::string("step_sample_graph/") + DTypeName(t),
+          [t](benchmark::State& st) { RunStep(st, t, true, false); }, 1, V);
     }
 }
 
