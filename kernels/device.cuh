@@ -215,30 +215,29 @@ struct ChunkLoader {
 
 // --------------------------------------------------------- reductions ---
 
-template <class T>
-__device__ __forceinline__ T shfl_down(const T& v, int delta) {
+// A shuffle of any whole-word type, word by word: from lane + delta
+// (kDown) or lane − delta.
+template <bool kDown, class T>
+__device__ __forceinline__ T shfl_words(const T& v, int delta) {
   static_assert(sizeof(T) % 4 == 0, "shuffled types are whole 32-bit words");
   constexpr int kWords = int(sizeof(T) / 4);
   uint32_t w[kWords];
   memcpy(w, &v, sizeof(T));
 #pragma unroll
-  for (int i = 0; i < kWords; ++i) w[i] = __shfl_down_sync(kFullMask, w[i], delta);
+  for (int i = 0; i < kWords; ++i)
+    w[i] =
+        kDown ? __shfl_down_sync(kFullMask, w[i], delta) : __shfl_up_sync(kFullMask, w[i], delta);
   T r;
   memcpy(&r, w, sizeof(T));
   return r;
 }
-
+template <class T>
+__device__ __forceinline__ T shfl_down(const T& v, int delta) {
+  return shfl_words<true>(v, delta);
+}
 template <class T>
 __device__ __forceinline__ T shfl_up(const T& v, int delta) {
-  static_assert(sizeof(T) % 4 == 0, "shuffled types are whole 32-bit words");
-  constexpr int kWords = int(sizeof(T) / 4);
-  uint32_t w[kWords];
-  memcpy(w, &v, sizeof(T));
-#pragma unroll
-  for (int i = 0; i < kWords; ++i) w[i] = __shfl_up_sync(kFullMask, w[i], delta);
-  T r;
-  memcpy(&r, w, sizeof(T));
-  return r;
+  return shfl_words<false>(v, delta);
 }
 
 // Tree reduction of a warp; the result is valid in lane 0. The merge order

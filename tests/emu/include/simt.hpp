@@ -164,41 +164,27 @@ T __ldg(const T* p) {
   std::memcpy(&v, p, sizeof(T));
   return v;
 }
-// Fibers of a block never run at the same time: plain read-modify-writes.
-inline int atomicAdd(int* p, int v) {
-  const int o = *p;
-  *p = o + v;
-  return o;
+// Fibers of a block never run at the same time, and blocks run one after
+// another: atomics are plain read-modify-writes returning the old value.
+namespace simt {
+template <class T, class F>
+T read_modify_write(T* p, F f) {
+  const T old = *p;
+  *p = f(old);
+  return old;
 }
-inline unsigned atomicAdd(unsigned* p, unsigned v) {
-  const unsigned o = *p;
-  *p = o + v;
-  return o;
+}  // namespace simt
+template <class T>
+T atomicAdd(T* p, T v) {
+  return simt::read_modify_write(p, [v](T o) { return T(o + v); });
 }
-inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
-  const unsigned long long o = *p;
-  *p = o + v;
-  return o;
+template <class T>
+T atomicMin(T* p, T v) {
+  return simt::read_modify_write(p, [v](T o) { return v < o ? v : o; });
 }
-inline unsigned long long atomicMin(unsigned long long* p, unsigned long long v) {
-  const unsigned long long o = *p;
-  *p = v < o ? v : o;
-  return o;
-}
-inline unsigned atomicMin(unsigned* p, unsigned v) {
-  const unsigned o = *p;
-  *p = v < o ? v : o;
-  return o;
-}
-inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) {
-  const unsigned long long o = *p;
-  *p = v > o ? v : o;
-  return o;
-}
-inline unsigned atomicMax(unsigned* p, unsigned v) {
-  const unsigned o = *p;
-  *p = v > o ? v : o;
-  return o;
+template <class T>
+T atomicMax(T* p, T v) {
+  return simt::read_modify_write(p, [v](T o) { return v > o ? v : o; });
 }
 // Blocks run one after another and their fibers one at a time: memory is
 // always coherent, so the fence only has to exist.
