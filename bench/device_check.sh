@@ -291,7 +291,8 @@ SANITIZER=$(command -v compute-sanitizer || true)
 # The tests a sanitizer runs in one binary: SANITIZER_GTEST_FILTER, else the
 # small-shape tests of tests/gpu/test_cuda_backend.cpp named below (odd and
 # misaligned V, layouts, per-row parameters, row errors, scoring, graph
-# capture, bad arguments: B <= 33, V <= 50257) that the binary lists, else up
+# capture, bad arguments, the mask selection passes: B <= 33, V <= 50257)
+# that the binary lists, else up
 # to 8 tests whose names do not suggest the large core shapes.
 pick_filter() {
   if [[ -n "${SANITIZER_GTEST_FILTER:-}" ]]; then
@@ -304,6 +305,7 @@ pick_filter() {
     /^  /   { print suite $1 }')
   local small='StridedMisalignedPadded|PointerAndPairedLayouts|PerRowDeviceParameters|RowLevelErrors'
   small="$small|ScoreBadTargetsAndOffsets|BadRowSourcesFlagTheRow|GraphCapture|BadArgumentsReturnStatus"
+  small="$small|MasksDecideTheDraw"
   local pick
   pick=$(echo "$names" | grep -E "\.($small)\$")
   [[ $(echo "$pick" | grep -c .) -lt 3 ]] &&
