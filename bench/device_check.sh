@@ -292,8 +292,8 @@ SANITIZER=$(command -v compute-sanitizer || true)
 # small-shape tests of tests/gpu/test_cuda_backend.cpp named below (odd and
 # misaligned V, layouts, per-row parameters, row errors, scoring, graph
 # capture, bad arguments, the mask selection passes: B <= 33, V <= 50257)
-# that the binary lists, else up
-# to 8 tests whose names do not suggest the large core shapes.
+# that the binary lists, else up to 8 tests whose names do not suggest the
+# large core shapes.
 pick_filter() {
   if [[ -n "${SANITIZER_GTEST_FILTER:-}" ]]; then
     echo "$SANITIZER_GTEST_FILTER"
