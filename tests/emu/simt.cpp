@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -151,6 +152,7 @@ struct Machine {
   uintptr_t hit_lo = 0, hit_hi = 0;         // the allocation of the last checked load
   int capturing = 0;                        // streams capturing (global mode)
   std::vector<CUstream_st*> capture_streams;
+  uint64_t grids_run = 0;  // varies the block order from grid to grid
 };
 
 Machine& M() {
@@ -407,12 +409,27 @@ void run_grid(dim3 grid, dim3 block, const Body& body) {
   m.fibers.resize(std::max(m.fibers.size(), size_t(m.n)));
   m.warps.assign(size_t((m.n + 31) / 32), Warp{});
   m.body = &body;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        m.bidx = uint3{x, y, z};
-        run_block(m);
-      }
+  // Blocks run in a scrambled order, a different one for every grid: CUDA
+  // promises none, so a kernel that relies on one (block 0 first, the last
+  // block to finish being the highest index) fails here, not only on a GPU.
+  // Block j = (a·i + c) mod N for i = 0 .. N−1 with gcd(a, N) = 1 is a
+  // permutation; LINALIGN_EMU_BLOCK_ORDER=linear runs them in index order.
+  const uint64_t N = uint64_t(grid.x) * grid.y * grid.z;
+  const char* order = std::getenv("LINALIGN_EMU_BLOCK_ORDER");
+  const bool linear = order != nullptr && std::string(order) == "linear";
+  uint64_t a = 1, c = 0;
+  if (!linear && N > 1) {
+    a = (0x9e3779b97f4a7c15ull + 2 * m.grids_run) % N;
+    while (std::gcd(a, N) != 1) a = (a + 1) % N;
+    c = (0x632be59bd9b4e019ull * (m.grids_run + 1)) % N;
+  }
+  ++m.grids_run;
+  for (uint64_t i = 0; i < N; ++i) {
+    const uint64_t j = uint64_t((unsigned __int128)(a)*i % N + c) % N;
+    m.bidx = uint3{unsigned(j % grid.x), unsigned(j / grid.x % grid.y),
+                   unsigned(j / (uint64_t(grid.x) * grid.y))};
+    run_block(m);
+  }
   m.bidx = saved_bidx;
   m.cur = nullptr;
   m.body = nullptr;

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <numeric>
 #include <vector>
@@ -104,6 +105,39 @@ TEST(Simt, GridsAndLaunchConfiguration) {
   LINALIGN_SIMT_LAUNCH(write_index, dim3(1, 70000), 32, nullptr)(d);
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
   EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+// Each block takes a ticket: the order the blocks ran in.
+__global__ void take_ticket(int* counter, int* ticket_of_block) {
+  if (threadIdx.x == 0)
+    ticket_of_block[blockIdx.y * gridDim.x + blockIdx.x] = atomicAdd(counter, 1);
+}
+
+// Blocks run in a scrambled order (CUDA promises none): every block once, not
+// in index order, and not in the same order for every grid.
+TEST(Simt, BlocksRunOnceInAScrambledOrder) {
+  constexpr int kX = 13, kY = 7, kN = kX * kY;
+  int *d = nullptr, *counter = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), kN * sizeof(int)), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&counter), sizeof(int)), cudaSuccess);
+  std::vector<std::vector<int>> orders;
+  for (int run = 0; run < 2; ++run) {
+    ASSERT_EQ(cudaMemsetAsync(counter, 0, sizeof(int), nullptr), cudaSuccess);
+    LINALIGN_SIMT_LAUNCH(take_ticket, dim3(kX, kY), 32, nullptr)(counter, d);
+    ASSERT_EQ(cudaPeekAtLastError(), cudaSuccess);
+    std::vector<int> h(kN);
+    ASSERT_EQ(cudaMemcpy(h.data(), d, kN * sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+    std::vector<int> sorted = h;
+    std::sort(sorted.begin(), sorted.end());
+    for (int i = 0; i < kN; ++i) ASSERT_EQ(sorted[size_t(i)], i) << "a block ran twice or never";
+    int in_place = 0;
+    for (int i = 0; i < kN; ++i) in_place += h[size_t(i)] == i;
+    EXPECT_LT(in_place, kN / 4) << "blocks ran (nearly) in index order";
+    orders.push_back(h);
+  }
+  EXPECT_NE(orders[0], orders[1]);
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+  EXPECT_EQ(cudaFree(counter), cudaSuccess);
 }
 
 __global__ void add_one(int* p) {

@@ -13,7 +13,8 @@
 //   * no runnable fiber and no barrier to release is a deadlock: reported.
 // Anything reported aborts the process with the place and the reason.
 // __shared__ variables become function statics: shared by the fibers of the
-// block, and blocks run one after another. __ldg checks the alignment of its
+// block, and blocks run one after another, in a scrambled order that changes
+// from grid to grid (CUDA promises no order). __ldg checks the alignment of its
 // vector type and that the address lies inside a cudaMalloc allocation.
 // Memory from cudaMalloc starts filled with 0xff bytes (NaN floats, −1
 // integers), so a read of memory no kernel wrote shows up in the results.
