@@ -164,12 +164,13 @@ __device__ __forceinline__ void walk_row(const RowIn<E>& row, int64_t n, math::S
   for (int64_t c = (kUniform ? scalars > 0 : has_scalar) ? -1 : 0; c < chunks; ++c) {
     if (c < 0) {
       ch.scalar = true;
-      ch.first[0] = has_scalar ? math::scalar_element(row.split, n, t) : -1;
+      // (Outside the uniform walk only a thread with a scalar takes this step.)
+      ch.first[0] = !kUniform || has_scalar ? math::scalar_element(row.split, n, t) : -1;
 #pragma unroll
       for (int u = 1; u < C::kU; ++u) ch.first[u] = -1;
 #pragma unroll
       for (int k = 0; k < C::kItems; ++k) ch.z[k] = ch.y[k] = -math::kInf;
-      if (kLoad && has_scalar) {
+      if (kLoad && (!kUniform || has_scalar)) {
         ch.z[0] = load_scalar(row.z, ch.first[0]);
         ch.y[0] = load_scalar(row.y, ch.first[0]);
       }
@@ -224,9 +225,13 @@ __device__ __forceinline__ T shfl_words(const T& v, int delta) {
   uint32_t w[kWords];
   memcpy(w, &v, sizeof(T));
 #pragma unroll
-  for (int i = 0; i < kWords; ++i)
-    w[i] =
-        kDown ? __shfl_down_sync(kFullMask, w[i], delta) : __shfl_up_sync(kFullMask, w[i], delta);
+  for (int i = 0; i < kWords; ++i) {
+    if constexpr (kDown) {
+      w[i] = __shfl_down_sync(kFullMask, w[i], delta);
+    } else {
+      w[i] = __shfl_up_sync(kFullMask, w[i], delta);
+    }
+  }
   T r;
   memcpy(&r, w, sizeof(T));
   return r;
