@@ -322,6 +322,22 @@ __device__ __forceinline__ T load_coherent(const T* p) {
   return v;
 }
 
+// The merge of `count` partials (partials[0], partials[stride], ...) in a
+// fixed tree: thread-strided folds, then block_reduce; every thread gets it.
+// `coherent`: other blocks of the running grid wrote them (last-block
+// patterns), so they are read past L1.
+template <int kThreads, class T, class Merge>
+__device__ __forceinline__ T merge_partials(const T* partials, int64_t count, const Merge& merge,
+                                            const T& empty, bool coherent = false,
+                                            int64_t stride = 1) {
+  T acc = empty;
+  for (int64_t i = threadIdx.x; i < count; i += kThreads) {
+    const T* p = partials + i * stride;
+    acc = merge(acc, coherent ? load_coherent(p) : *p);
+  }
+  return block_reduce<kThreads>(acc, merge, empty);
+}
+
 struct MergeStats {
   __device__ __forceinline__ math::RowStats operator()(const math::RowStats& a,
                                                        const math::RowStats& b) const {

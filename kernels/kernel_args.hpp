@@ -19,6 +19,15 @@
 namespace linalign {
 namespace kernels {
 
+// A vocabulary slice's sampling arg-maxes: over the masked candidates and
+// over all candidates (the fallback when the linear update clipped every
+// kept token).
+struct ArgMaxPair {
+  math::ArgMax masked;
+  math::ArgMax all;
+};
+static_assert(sizeof(ArgMaxPair) == 2 * sizeof(math::ArgMax), "the workspace layout's size");
+
 // One row's scores (the per-sequence sums add these up).
 struct ScoreTriple {
   float aligned, base, principle;
@@ -100,7 +109,7 @@ struct Args {
   host::RowMask* masks;
   host::SelectRow* select;  // sample with masks: [B] selection state + histograms
   int32_t select_passes;    // passes launched (host::select_passes)
-  math::ArgMax* argmax;
+  ArgMaxPair* argmax;       // sample: [B × slices] per-slice arg-maxes
   uint32_t* sample_done;    // sample: [B] blocks of the row done (the last one picks the token)
   ScoreTriple* row_scores;  // [B] (score: ℓ*_t, ℓ_t, ℓᵖ_t; 0 for ignored rows)
   void* seq_temp;           // CUB's temporary storage for the per-sequence sums

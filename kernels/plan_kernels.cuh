@@ -51,10 +51,8 @@ __global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a,
 template <class E>
 __global__ void __launch_bounds__(host::kRowThreads) ShardStatsKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.x);
-  math::RowStats st = math::row_stats_empty();
-  for (int64_t s = threadIdx.x; s < a.slices; s += host::kRowThreads)
-    st = math::row_stats_merge(st, a.stats[r * a.slices + s]);
-  st = block_reduce<host::kRowThreads>(st, MergeStats{}, math::row_stats_empty());
+  const math::RowStats st = merge_partials<host::kRowThreads>(
+      a.stats + r * a.slices, a.slices, MergeStats{}, math::row_stats_empty());
   if (threadIdx.x == 0) a.shard_out[r] = st;
 }
 
@@ -89,15 +87,13 @@ struct BlockRowEval {
 template <class E>
 __global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.x);
-  math::RowStats st = math::row_stats_empty();
-  if (a.shard_in != nullptr) {  // align_shard: the all-gathered shards, same tree everywhere
-    for (int64_t g = threadIdx.x; g < a.num_shards; g += host::kRowThreads)
-      st = math::row_stats_merge(st, a.shard_in[g * a.rows + r]);
-  } else {
-    for (int64_t s = threadIdx.x; s < a.slices; s += host::kRowThreads)
-      st = math::row_stats_merge(st, a.stats[r * a.slices + s]);
-  }
-  st = block_reduce<host::kRowThreads>(st, MergeStats{}, math::row_stats_empty());
+  // align_shard: the all-gathered shards ([num_shards × B]), same tree everywhere
+  math::RowStats st =
+      a.shard_in != nullptr
+          ? merge_partials<host::kRowThreads>(a.shard_in + r, a.num_shards, MergeStats{},
+                                              math::row_stats_empty(), false, a.rows)
+          : merge_partials<host::kRowThreads>(a.stats + r * a.slices, a.slices, MergeStats{},
+                                              math::row_stats_empty());
   st.flags |= row_param_flags(a, r);  // a bad per-row parameter invalidates the row
 
   const float inv_t = inv_temperature(a, r);
@@ -175,17 +171,6 @@ __device__ __forceinline__ void slice_moments(const Args& a, int64_t r, int64_t 
   }
 }
 
-// Row r's slice partials merged in a fixed tree (every thread gets it).
-// `coherent`: the partials were written by other blocks of the running grid.
-template <int kThreads, class T, class Merge>
-__device__ __forceinline__ T merge_slices(const T* partials, int64_t slices, bool coherent,
-                                          const Merge& merge, const T& empty) {
-  T acc = empty;
-  for (int64_t s = threadIdx.x; s < slices; s += kThreads)
-    acc = merge(acc, coherent ? load_coherent(partials + s) : partials[s]);
-  return block_reduce<kThreads>(acc, merge, empty);
-}
-
 template <class E>
 __global__ void __launch_bounds__(host::kSweepThreads) MomentsKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.y);
@@ -220,12 +205,12 @@ __global__ void __launch_bounds__(host::kSweepThreads) KlPassKernel(const Args a
   __threadfence();
   math::KlPoint p;
   if (a.update == int32_t(math::Update::kTilt)) {
-    const math::TiltMoments m = merge_slices<kT>(a.tilt_partials + r * a.slices, a.slices, true,
-                                                 MergeTilt{}, math::tilt_empty());
+    const math::TiltMoments m = merge_partials<kT>(a.tilt_partials + r * a.slices, a.slices,
+                                                   MergeTilt{}, math::tilt_empty(), true);
     p = math::tilt_kl_point(m, plan, eta);
   } else {
-    const math::LinearSums l = merge_slices<kT>(a.linear_partials + r * a.slices, a.slices, true,
-                                                MergeLinear{}, math::linear_empty());
+    const math::LinearSums l = merge_partials<kT>(a.linear_partials + r * a.slices, a.slices,
+                                                  MergeLinear{}, math::linear_empty(), true);
     p = math::linear_kl_point(l);
   }
   math::exact_kl_step(st, p);
@@ -264,12 +249,12 @@ __global__ void __launch_bounds__(host::kFinishThreads) FinishKernel(const Args 
   if (math::plan_valid(plan)) {
     if (a.update == int32_t(math::Update::kTilt)) {
       math::plan_finish_tilt(
-          plan, merge_slices<host::kFinishThreads>(a.tilt_partials + r * a.slices, a.slices, false,
-                                                   MergeTilt{}, math::tilt_empty()));
+          plan, merge_partials<host::kFinishThreads>(a.tilt_partials + r * a.slices, a.slices,
+                                                     MergeTilt{}, math::tilt_empty()));
     } else {
       math::plan_finish_linear(
-          plan, merge_slices<host::kFinishThreads>(a.linear_partials + r * a.slices, a.slices,
-                                                   false, MergeLinear{}, math::linear_empty()));
+          plan, merge_partials<host::kFinishThreads>(a.linear_partials + r * a.slices, a.slices,
+                                                     MergeLinear{}, math::linear_empty()));
     }
   }
   if (threadIdx.x == 0) {

@@ -22,10 +22,6 @@
 namespace linalign {
 namespace kernels {
 
-struct ArgMaxPair {
-  math::ArgMax masked;
-  math::ArgMax all;
-};
 struct MergeArgMaxPair {
   __device__ __forceinline__ ArgMaxPair operator()(const ArgMaxPair& a, const ArgMaxPair& b) const {
     return ArgMaxPair{math::argmax_merge(a.masked, b.masked), math::argmax_merge(a.all, b.all)};
@@ -88,8 +84,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a
                                            ArgMaxPair{math::argmax_empty(), math::argmax_empty()});
   __shared__ bool last;
   if (threadIdx.x == 0) {
-    a.argmax[(r * a.slices + s) * 2] = best.masked;
-    a.argmax[(r * a.slices + s) * 2 + 1] = best.all;
+    a.argmax[r * a.slices + s] = best;
     __threadfence();  // the partial is visible device-wide before the count
     last = atomicAdd(&a.sample_done[r], 1u) == gridDim.x - 1u;
   }
@@ -98,14 +93,9 @@ __global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a
   // The last block of the row: merge the slices (the arg-max merge is exact,
   // so the order does not matter) and pick the token.
   __threadfence();
-  ArgMaxPair all{math::argmax_empty(), math::argmax_empty()};
-  for (int64_t q = threadIdx.x; q < a.slices; q += host::kSweepThreads) {
-    const ArgMaxPair p{load_coherent(a.argmax + (r * a.slices + q) * 2),
-                       load_coherent(a.argmax + (r * a.slices + q) * 2 + 1)};
-    all = MergeArgMaxPair{}(all, p);
-  }
-  all = block_reduce<host::kSweepThreads>(all, MergeArgMaxPair{},
-                                          ArgMaxPair{math::argmax_empty(), math::argmax_empty()});
+  const ArgMaxPair all = merge_partials<host::kSweepThreads>(
+      a.argmax + r * a.slices, a.slices, MergeArgMaxPair{},
+      ArgMaxPair{math::argmax_empty(), math::argmax_empty()}, true);
   if (threadIdx.x == 0) {
     int32_t token = -1;
     float lp = math::kNaN;
