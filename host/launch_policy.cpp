@@ -56,7 +56,7 @@ int select_passes(const Params& p) {
   const bool top_p = p.top_p.values != nullptr || p.top_p.value < 1.0f;
   const bool rank = p.top_k.values != nullptr || p.top_k.value > 0 || p.min_tokens_to_keep >= 2;
   if (rank) return kMaxSelectPasses;
-  return top_p ? 4 : 1;
+  return top_p ? kMassLevels : 1;
 }
 
 namespace {
@@ -84,10 +84,7 @@ CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   const bool masks = sample && call.params != nullptr && masks_possible(*call.params);
   if (masks) off = align_up(off + B * sizeof(RowMask));
   L.select_off = off;
-  if (masks) {
-    L.select_bytes = B * sizeof(SelectRow);
-    off = align_up(off + L.select_bytes);
-  }
+  if (masks) off = align_up(off + B * sizeof(SelectRow));
   L.argmax_off = off;
   if (sample) off = align_up(off + B * S * 2 * sizeof(math::ArgMax));
   L.sample_done_off = off;

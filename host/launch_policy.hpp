@@ -115,8 +115,7 @@ struct CudaLayout {
   size_t solve_off = 0;   // rows SolveRow (exact_kl)
   size_t mask_off = 0;    // rows RowMask (sample with masks)
   size_t select_off = 0;  // rows SelectRow (sample with masks; the plan kernel zeroes the bins)
-  size_t select_bytes = 0;
-  size_t argmax_off = 0;       // rows*slices*2 ArgMax (sample: masked, unmasked)
+  size_t argmax_off = 0;  // rows*slices*2 ArgMax (sample: masked, unmasked)
   size_t sample_done_off = 0;  // rows uint32 (sample: blocks done; zeroed by the plan kernel)
   size_t score_off = 0;        // rows × 3 float (score: ℓ*_t, ℓ_t, ℓᵖ_t)
   size_t seq_temp_off = 0;     // score: CUB's temporary storage for the per-sequence sums

@@ -29,6 +29,8 @@ namespace linalign {
 namespace host {
 
 constexpr int kRadixBins = 256;
+// Levels (8-bit digits) of the top-p selection's 32-bit keys.
+constexpr int kMassLevels = 4;
 
 // fp32 → uint32 key, ascending with the value; −0 and +0 are one value.
 LINALIGN_HD uint32_t ascending_key(float f) {
@@ -116,7 +118,7 @@ LINALIGN_HD void mass_select_apply(MassSelect& s, int d, uint64_t above_d) {
   s.prefix |= uint32_t(d) << (24 - 8 * s.level);
   s.above += above_d;
   s.level += 1;
-  if (s.level == 4) {
+  if (s.level == kMassLevels) {
     s.tau = value_of_ascending_key(s.prefix);
     s.active = false;
   }
@@ -367,8 +369,6 @@ inline math::MaskThresholds radix_thresholds(SelectEntry* e, int64_t n, float to
     max_key = k > max_key ? k : max_key;
   }
   select_first_pass_done(s, uint64_t(n), max_key);
-  uint64_t mass[kRadixBins];
-  uint32_t count[2][kRadixBins];
   // The top-p selection only ever looks inside its current prefix group, so
   // after each level the matching candidates are moved to the front, e[0, m):
   // later mass passes touch a shrinking group (the rank selections scan all n
@@ -376,48 +376,37 @@ inline math::MaskThresholds radix_thresholds(SelectEntry* e, int64_t n, float to
   int64_t m = n;
   for (int pass = 0; pass < kMaxSelectPasses && select_busy(s); ++pass) {
     const bool busy[2] = {rank_select_busy(s.rank[0]), rank_select_busy(s.rank[1])};
+    SelectBins bins{};
     uint32_t d;
     if (s.top_p.active) {
-      for (int b = 0; b < kRadixBins; ++b) mass[b] = 0;
       for (int64_t i = 0; i < m; ++i)
-        if (mass_select_match(s.top_p, ascending_key(e[i].lq), e[i].mass, &d)) mass[d] += e[i].mass;
+        if (mass_select_match(s.top_p, ascending_key(e[i].lq), e[i].mass, &d))
+          bins.mass[d] += e[i].mass;
     }
-    uint64_t min_key[2] = {~0ull, ~0ull};
     if (busy[0] || busy[1]) {
-      for (int b = 0; b < kRadixBins; ++b) count[0][b] = count[1][b] = 0;
       for (int64_t i = 0; i < n; ++i) {
         const uint64_t ck = composite_key(e[i].lq, e[i].index);
         for (int q = 0; q < 2; ++q) {
           if (!busy[q] || !rank_select_match(s.rank[q], ck, &d)) continue;
           if (s.rank[q].stage == kRankDigits) {
-            ++count[q][d];
-          } else if (ck < min_key[q]) {
-            min_key[q] = ck;
+            ++bins.count[q][d];
+          } else if (~ck > bins.inv_min_key[q]) {
+            bins.inv_min_key[q] = ~ck;
           }
         }
       }
     }
+    select_pass_done(s, bins, false);  // the first pass's |q| and lq_max are set above
     if (s.top_p.active) {
-      mass_select_step(s.top_p, mass);
-      if (s.top_p.active) {
-        int64_t k = 0;
-        for (int64_t i = 0; i < m; ++i) {
-          if (mass_select_match(s.top_p, ascending_key(e[i].lq), e[i].mass, &d)) {
-            const SelectEntry t = e[k];
-            e[k++] = e[i];
-            e[i] = t;
-          }
+      int64_t k = 0;
+      for (int64_t i = 0; i < m; ++i) {
+        if (mass_select_match(s.top_p, ascending_key(e[i].lq), e[i].mass, &d)) {
+          const SelectEntry t = e[k];
+          e[k++] = e[i];
+          e[i] = t;
         }
-        m = k;
       }
-    }
-    for (int q = 0; q < 2; ++q) {
-      if (!busy[q]) continue;
-      if (s.rank[q].stage == kRankDigits) {
-        rank_select_step(s.rank[q], count[q]);
-      } else {
-        rank_select_take_min(s.rank[q], min_key[q]);
-      }
+      m = k;
     }
   }
   return select_thresholds(s, top_k, min_p, min_keep);
