@@ -552,6 +552,21 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   *ptr = p;
   return cudaSuccess;
 }
+cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const void* ptr) {
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  if (attributes == nullptr) return set(cudaErrorInvalidValue);
+  *attributes = cudaPointerAttributes{cudaMemoryTypeUnregistered, -2, nullptr, nullptr};
+  const uintptr_t a = reinterpret_cast<uintptr_t>(ptr);
+  const auto& al = M().allocations;
+  auto it = al.upper_bound(a);
+  if (ptr != nullptr && it != al.begin()) {
+    --it;
+    if (a < it->first + std::max<size_t>(it->second, 1)) {
+      *attributes = cudaPointerAttributes{cudaMemoryTypeDevice, 0, const_cast<void*>(ptr), nullptr};
+    }
+  }
+  return cudaSuccess;
+}
 cudaError_t cudaFree(void* ptr) {
   std::lock_guard<std::recursive_mutex> lock(M().mutex);
   if (ptr == nullptr) return cudaSuccess;
