@@ -5,12 +5,19 @@
 # failures (nonzero exit < 128, a message naming the problem) for malformed
 # files, bad flags and bad parameters. Needs bash, awk and coreutils only.
 #
-# usage: cli_test.sh path/to/linalign
+# usage: cli_test.sh path/to/linalign [path/to/linalign_with_cuda]
+#   The optional second tool runs the --backend cuda cases (bad score input
+#   fails exactly as on the CPU backend; l* and scores agree with it). CI
+#   passes linalign_cli_emulated, whose CUDA backend runs the kernels on the
+#   SIMT emulator (tests/emu); without it the first tool's --backend cuda is
+#   used where it works (a CUDA build on a machine with a device).
 # env:   LINALIGN_CLI_BACKEND=cpu|cuda|auto (default cpu)
 set -u
-BIN=${1:?usage: cli_test.sh path/to/linalign}
+BIN=${1:?usage: cli_test.sh path/to/linalign [path/to/linalign_with_cuda]}
+CUDA_BIN=${2:-}
 BACKEND=${LINALIGN_CLI_BACKEND:-cpu}
 case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
+case "$CUDA_BIN" in /* | "") ;; *) CUDA_BIN="$PWD/$CUDA_BIN" ;; esac
 T=$(mktemp -d "${TMPDIR:-/tmp}/linalign_cli.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1
@@ -26,10 +33,11 @@ pass() { CHECKS=$((CHECKS + 1)); }
 # run NAME WANT ARGS... : runs the tool with ARGS; stdout/stderr in NAME.out /
 # NAME.err. WANT is "ok" (exit 0) or the expected nonzero exit code. Never
 # accepts a crash (exit >= 128: a signal).
+# The tool run is $RUN_BIN when set (a second build, see usage), else $BIN.
 run() {
   local name=$1 want=$2
   shift 2
-  "$BIN" "$@" >"$name.out" 2>"$name.err"
+  "${RUN_BIN:-$BIN}" "$@" >"$name.out" 2>"$name.err"
   local rc=$?
   if [ "$rc" -ge 128 ]; then
     fail "$name: crashed with exit $rc: linalign $*"
@@ -457,6 +465,7 @@ rc=$?
 if [ $rc -eq 0 ]; then
   values lcuda.npy >lcuda.txt
   close l.txt lcuda.txt 1e-3 "CUDA backend vs CPU backend l*"
+  [ -n "$CUDA_BIN" ] || CUDA_BIN=$BIN
 elif [ $rc -eq 2 ] && [ -s cuda.err ]; then
   pass
 else
@@ -464,6 +473,65 @@ else
   cat cuda.err >&2
 fi
 ok backend_auto align --base z.npy --principle y.npy --backend auto --no-diagnostics
+
+# ------------------------------------- bad score input: the same on every backend
+# The tool checks score targets and sequence offsets in host memory, before
+# any upload, with the library's call-level checks (host/validate.cpp), so a
+# target outside [0, V) or decreasing / out-of-range offsets fail with exit 2
+# and the CPU backend's message on --backend cuda too (docs/SEMANTICS.md 14),
+# even where no CUDA device is present. same_failure NAME PATTERN ARGS...:
+# ARGS fail with exit 2 and PATTERN on --backend cpu, and --backend cuda
+# (this tool, and the CUDA tool when there is one) prints the same stderr.
+same_failure() {
+  local name=$1 pattern=$2
+  shift 2
+  bad "${name}_cpu" 2 "$pattern" "$@" --backend cpu || return 1
+  bad "${name}_cuda" 2 "$pattern" "$@" --backend cuda &&
+    expect_same "${name}_cpu.err" "${name}_cuda.err" "$name: --backend cuda message"
+  if [ -n "$CUDA_BIN" ]; then
+    RUN_BIN=$CUDA_BIN bad "${name}_cudadev" 2 "$pattern" "$@" --backend cuda &&
+      expect_same "${name}_cpu.err" "${name}_cudadev.err" "$name: CUDA tool's message"
+  fi
+}
+SC=(score --base z.npy --principle y.npy --no-diagnostics)
+same_failure score_target_range \
+  "invalid argument: score: targets\[3\] = 99 is outside \[0, vocab = $V\) and is not ignore_index \(-100\)" \
+  "${SC[@]}" --targets trange.npy
+same_failure score_target_negative "invalid argument: score: targets\[2\] = -5 is outside" \
+  "${SC[@]}" --targets tneg.npy
+mkint32 tv.npy 0 1 2 $V 4 5
+same_failure score_target_vocab "invalid argument: score: targets\[3\] = $V is outside" \
+  "${SC[@]}" --targets tv.npy --ignore-index -1
+same_failure score_offsets_decreasing \
+  "invalid argument: score: out.seq_offsets must be non-decreasing \(offset 2\)" \
+  "${SC[@]}" --targets t.npy --offsets odec.npy --out-seq x.npy
+same_failure score_offsets_beyond "invalid argument: score: out.seq_offsets\[2\] = 9 is outside \[0, rows = $B\]" \
+  "${SC[@]}" --targets t.npy --offsets obig.npy
+if [ -e x.npy ]; then fail "a failed score wrote x.npy"; else pass; fi
+# The CUDA tool on good input: scores and sums agree with the CPU backend,
+# invalid rows score NaN, ignored rows 0.
+if [ -n "$CUDA_BIN" ]; then
+  RUN_BIN=$CUDA_BIN ok score_cuda score --base z.npy --principle y.npy --targets t.npy \
+    --offsets o.npy --out rac.npy --out-seq qc.npy --backend cuda
+  values rac.npy >rac.txt
+  values qc.npy >qc.txt
+  close ra.txt rac.txt 1e-4 "CUDA score vs CPU score"
+  close q.txt qc.txt 1e-3 "CUDA sequence sums vs CPU"
+  ok score_rowerr_i score --base zr.npy --principle yr.npy --targets ti.npy --out sri.npy \
+    --backend cpu
+  RUN_BIN=$CUDA_BIN ok score_rowerr_cuda score --base zr.npy --principle yr.npy --targets ti.npy \
+    --out sric.npy --backend cuda
+  values sri.npy >sri.txt
+  values sric.npy >sric.txt
+  expect_eq "$(sed -n '2,4p' sric.txt | tr '\n' ' ')" "0 nan 0 " \
+    "CUDA score: ignored rows 0, invalid row NaN"
+  close sri.txt sric.txt 1e-4 "CUDA score with row errors and ignored rows vs CPU"
+  RUN_BIN=$CUDA_BIN ok align_cuda align --base z.npy --principle y.npy --out lc2.npy --backend cuda
+  values lc2.npy >lc2.txt
+  close l.txt lc2.txt 1e-3 "CUDA tool's l* vs CPU backend l*"
+else
+  echo "cli_test: no CUDA tool (second argument) and no CUDA device: --backend cuda ran only up to its checks"
+fi
 
 # ------------------------------------------------------------------------- demo
 ok demo demo --rows 3 --vocab 500 --iters 2 "${RT[@]}"

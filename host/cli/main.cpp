@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "call.hpp"  // host/call.hpp: the library's call-level validation (SPEC §5)
 #include "cli/npy.hpp"
 #include "cli/options.hpp"
 #include "cli/staging.hpp"
@@ -73,7 +74,9 @@ std::string status_json(uint32_t s) {
   if (s & linalign::kRowNaN) add("nan");
   if (s & linalign::kRowPosInf) add("pos_inf");
   if (s & linalign::kRowEmptySupport) add("empty_support");
-  const uint32_t known = linalign::kRowNaN | linalign::kRowPosInf | linalign::kRowEmptySupport;
+  if (s & linalign::kRowBadParameter) add("bad_parameter");
+  const uint32_t known = linalign::kRowNaN | linalign::kRowPosInf | linalign::kRowEmptySupport |
+                         linalign::kRowBadParameter;
   for (int b = 0; b < 32; ++b)
     if ((s & ~known) & (1u << b)) add(("bit" + std::to_string(b)).c_str());
   return out + "]";
@@ -284,6 +287,38 @@ linalign::Params make_params(const Args& a) {
   return p;
 }
 
+// ------------------------------------------------------------- validation ---
+//
+// The CLI checks every call on its host arrays before anything is uploaded,
+// here, for every backend: it runs the library's own call-level validation
+// (host/validate.cpp, SPEC §5) as the CPU backend runs it, with the score
+// targets and the sequence offsets still in host memory and checked element
+// by element. Once uploaded for the CUDA backend they are device-resident,
+// where the library only flags the rows they touch (docs/SEMANTICS.md 14);
+// checked here, a bad target or offset is exit 2 with the CPU backend's
+// message ("invalid argument: score: targets[3] = 99 is outside ...")
+// whatever --backend says. Every other check is the one the backend would
+// make anyway, so no call the backend accepts is refused here.
+
+// The host-side description of a call on the logits as read from the files.
+linalign::host::Call host_call(linalign::Op op, const char* name, const Logits& L,
+                               const linalign::Params& p) {
+  linalign::host::Call call;
+  call.op = op;
+  call.name = name;
+  call.logits =
+      linalign::LogitsView::strided(L.dtype, L.rows, L.vocab, L.base.data(), L.principle.data());
+  call.params = &p;
+  return call;
+}
+
+void validate_on_host(linalign::host::Call call) {
+  std::string message;
+  const Status s = linalign::host::validate_call(&call, /*host_arrays=*/true, &message);
+  if (s != Status::kSuccess)
+    throw LibraryError(std::string(linalign::status_string(s)) + ": " + message);
+}
+
 const char* backend_name(linalign::Backend b) {
   switch (b) {
     case linalign::Backend::kCpu:
@@ -352,13 +387,17 @@ int run_align(const Args& a) {
   const Logits L = load_logits(a);
   const linalign::Params p = make_params(a);
   DiagnosticsOut diag(a);
+  const bool bf16 = a.has("out-bf16");
+  const npy::DType out_type = bf16 ? npy::DType::kU16 : npy::DType::kF32;
+  npy::Array result(out_type, L.shape);
+  linalign::host::Call call = host_call(linalign::Op::kAlign, "align", L, p);
+  call.out = result.data();
+  call.out_dtype = bf16 ? linalign::DType::kBF16 : linalign::DType::kF32;
+  validate_on_host(call);
   Engine e = make_engine(a);
   const linalign::LogitsView v = upload_view(e, L);
   const size_t n = static_cast<size_t>(L.rows) * static_cast<size_t>(L.vocab);
-  const bool bf16 = a.has("out-bf16");
   auto* d = e.mem->alloc_n<linalign::RowDiagnostics>(static_cast<size_t>(L.rows));
-  const npy::DType out_type = bf16 ? npy::DType::kU16 : npy::DType::kF32;
-  npy::Array result(out_type, L.shape);
   if (bf16) {
     uint16_t* out = e.mem->alloc_n<uint16_t>(n);
     check(e.ctx->align(v, p, out, linalign::DType::kBF16, 0, d), *e.ctx, "align");
@@ -379,15 +418,19 @@ int run_sample(const Args& a) {
   const Logits L = load_logits(a);
   const linalign::Params p = make_params(a);
   DiagnosticsOut diag(a);
+  const size_t B = static_cast<size_t>(L.rows);
+  std::vector<int32_t> tok(B);
+  std::vector<float> lp(B);
+  linalign::host::Call call = host_call(linalign::Op::kSample, "sample", L, p);
+  call.tokens = tok.data();
+  call.token_logprob = lp.data();
+  validate_on_host(call);
   Engine e = make_engine(a);
   const linalign::LogitsView v = upload_view(e, L);
-  const size_t B = static_cast<size_t>(L.rows);
   int32_t* tokens = e.mem->alloc_n<int32_t>(B);
   float* logprob = e.mem->alloc_n<float>(B);
   auto* d = e.mem->alloc_n<linalign::RowDiagnostics>(B);
   check(e.ctx->sample(v, p, tokens, logprob, d), *e.ctx, "sample");
-  std::vector<int32_t> tok(B);
-  std::vector<float> lp(B);
   e.mem->download_n(tok.data(), tokens, B);
   e.mem->download_n(lp.data(), logprob, B);
   const auto diags = fetch_diagnostics(e, d, L.rows);
@@ -411,10 +454,28 @@ int run_score(const Args& a) {
     if (a.has(f) && !have_offsets) throw UsageError(std::string("--") + f + " needs --offsets");
   const linalign::Params p = make_params(a);
   DiagnosticsOut diag(a);
-  Engine e = make_engine(a);
-  const linalign::LogitsView v = upload_view(e, L);
   const size_t B = static_cast<size_t>(L.rows);
   const size_t S = have_offsets ? offsets.size() - 1 : 0;
+  std::vector<float> sa(B), sb(B), sp(B), qa(S), qb(S), qp(S);
+  {  // the targets and offsets are checked here, in host memory (see validate_on_host)
+    linalign::ScoreOutputs host_out;
+    host_out.aligned = sa.data();
+    host_out.base = sb.data();
+    host_out.principle = sp.data();
+    if (have_offsets) {
+      host_out.seq_offsets = offsets.data();
+      host_out.num_sequences = static_cast<int64_t>(S);
+      host_out.seq_aligned = qa.data();
+      host_out.seq_base = qb.data();
+      host_out.seq_principle = qp.data();
+    }
+    linalign::host::Call call = host_call(linalign::Op::kScore, "score", L, p);
+    call.targets = targets.data();
+    call.score = &host_out;
+    validate_on_host(call);
+  }
+  Engine e = make_engine(a);
+  const linalign::LogitsView v = upload_view(e, L);
 
   linalign::ScoreOutputs out;
   out.aligned = e.mem->alloc_n<float>(B);
@@ -431,7 +492,6 @@ int run_score(const Args& a) {
   auto* d = e.mem->alloc_n<linalign::RowDiagnostics>(B);
   check(e.ctx->score(v, p, t, out, d), *e.ctx, "score");
 
-  std::vector<float> sa(B), sb(B), sp(B), qa(S), qb(S), qp(S);
   e.mem->download_n(sa.data(), out.aligned, B);
   e.mem->download_n(sb.data(), out.base, B);
   e.mem->download_n(sp.data(), out.principle, B);

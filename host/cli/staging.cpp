@@ -1,6 +1,13 @@
 #include "cli/staging.hpp"
 
+#if defined(LINALIGN_SIMT_EMULATED)
+// linalign_cli_emulated (tests/emu/CMakeLists.txt): the library's CUDA
+// backend runs on the SIMT emulator, whose runtime API stands in for the
+// driver, so device memory comes from the emulator's cudaMalloc.
+#include <cuda_runtime_api.h>
+#else
 #include <dlfcn.h>
+#endif
 
 #include <cstdint>
 #include <cstring>
@@ -26,6 +33,56 @@ class HostStaging final : public Staging {
  private:
   std::deque<std::vector<uint64_t>> blocks_;
 };
+
+#if defined(LINALIGN_SIMT_EMULATED)
+
+// Device memory of the SIMT emulator (tests/emu), through the runtime API it
+// provides; the same contract as the driver-based staging below.
+class EmulatedCudaStaging final : public Staging {
+ public:
+  explicit EmulatedCudaStaging(int device) {
+    int count = 0;
+    check(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+    if (device >= count)
+      throw StagingError("SIMT emulator: no device " + std::to_string(device) + " (" +
+                         std::to_string(count) + " devices)");
+    check(cudaSetDevice(device), "cudaSetDevice");
+  }
+  ~EmulatedCudaStaging() override {
+    for (void* p : blocks_) (void)cudaFree(p);
+  }
+  const void* upload(const void* src, size_t bytes) override {
+    void* p = alloc(bytes);
+    if (bytes) check(cudaMemcpy(p, src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (upload)");
+    return p;
+  }
+  void* alloc(size_t bytes) override {
+    const size_t n = bytes ? bytes : 8;
+    void* p = nullptr;
+    check(cudaMalloc(&p, n), "cudaMalloc");
+    blocks_.push_back(p);
+    const std::vector<unsigned char> zeros(n, 0);  // the emulator fills new memory with 0xff
+    check(cudaMemcpy(p, zeros.data(), n, cudaMemcpyHostToDevice), "cudaMemcpy (zero fill)");
+    return p;
+  }
+  void download(void* dst, const void* src, size_t bytes) override {
+    if (!bytes) return;
+    synchronize();
+    check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy (download)");
+  }
+  void synchronize() override { check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+  bool on_device() const override { return true; }
+
+ private:
+  static void check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess)
+      throw StagingError(std::string("SIMT emulator: ") + what +
+                         " failed: " + cudaGetErrorString(e));
+  }
+  std::vector<void*> blocks_;
+};
+
+#else
 
 // The few CUDA driver API entry points the tool needs, declared here so that
 // no CUDA header is required (the ABI of these has been stable since CUDA 4).
@@ -125,6 +182,8 @@ class CudaStaging final : public Staging {
   std::vector<CUdeviceptr> blocks_;
 };
 
+#endif  // LINALIGN_SIMT_EMULATED
+
 }  // namespace
 
 std::unique_ptr<Staging> Staging::host() {
@@ -132,7 +191,11 @@ std::unique_ptr<Staging> Staging::host() {
 }
 
 std::unique_ptr<Staging> Staging::cuda(int device) {
+#if defined(LINALIGN_SIMT_EMULATED)
+  return std::make_unique<EmulatedCudaStaging>(device);
+#else
   return std::make_unique<CudaStaging>(device);
+#endif
 }
 
 }  // namespace linalign_cli

@@ -5,7 +5,9 @@
 // runtime), so for the CUDA backend it loads the CUDA driver (libcuda.so.1)
 // at run time and uses the primary context of the device, which is the
 // context the CUDA runtime inside the library uses too: device pointers from
-// one are valid in the other.
+// one are valid in the other. Built against the SIMT emulator
+// (linalign_cli_emulated, LINALIGN_SIMT_EMULATED) it uses the emulator's
+// runtime API instead.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,7 @@
 // The SIMT emulator (see include/simt.hpp) and the runtime API it stands in
-// for. Single-threaded by design: a launch runs its blocks one after another
-// on the calling thread; calls from several threads are serialised.
+// for. Single-threaded by design: the device runs one operation at a time, a
+// grid's blocks one after another, on the thread that waits for it; calls
+// from several host threads are serialised.
 //
 // Fibers switch with six pushes and pops on x86-64 (swapcontext would make a
 // sigprocmask system call per switch, and a block switches millions of times);
@@ -8,16 +9,21 @@
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
+#include <link.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cuda_runtime.h"
@@ -34,18 +40,34 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+// Where the program image is (GNU ld defines these).
+extern "C" char __executable_start[];
+extern "C" char _end[];
+
 // ------------------------------------------------------------ streams, graphs
+using Op = std::function<void()>;
+struct QueuedOp {
+  Op run;                              // null for an event wait
+  CUstream_st* wait_stream = nullptr;  // event wait: until this stream has run
+  uint64_t wait_until = 0;             // ... this many operations
+};
 struct CUstream_st {
   bool capturing = false;
   bool invalidated = false;
-  std::vector<std::function<void()>> ops;
+  bool destroyed = false;
+  std::vector<Op> captured;
+  std::deque<QueuedOp> pending;
+  uint64_t enqueued = 0, done = 0;
 };
-struct CUevent_st {};
+struct CUevent_st {
+  CUstream_st* stream = nullptr;  // of the last record (null: complete)
+  uint64_t at = 0;                // complete once stream->done >= at
+};
 struct CUgraph_st {
-  std::vector<std::function<void()>> ops;
+  std::vector<Op> ops;
 };
 struct CUgraphExec_st {
-  std::vector<std::function<void()>> ops;
+  std::vector<Op> ops;
 };
 
 #if defined(__x86_64__)
@@ -118,47 +140,146 @@ struct Fiber {
   int linear = 0;
   const char* file = "";
   int line = 0;
-  const char* what = "";
+  Collective kind = kShfl;
+  int arg = 0, width = 32;
+  bool fenced = false;         // a __threadfence since this thread's last atomic
   void* fake_stack = nullptr;  // AddressSanitizer's, while switched away
 };
 
 struct Warp {
   int waiting = 0;
-  uint64_t gen = 0;
+  uint64_t gen = 1;  // collectives completed (+1): orders the lanes' accesses
   uint64_t slots[2][32];
 };
 
 constexpr size_t kStackBytes = size_t(256) << 10;
+
+// ------------------------------------------------------ device memory
+// One reserved arena; a shadow word per 2-byte granule (see simt.hpp):
+//   grid 0: not allocated; 1: allocated, never written; 2: written by the
+//   host (copy, memset) or a finished grid; ≥ 3: written by that grid's
+//   `block`, after `fences` of that block's __threadfence()s (atomic: by an
+//   atomic).
+constexpr size_t kArenaBytes = size_t(16) << 30;
+constexpr size_t kGranule = 2;
+constexpr size_t kGap = 256;  // unallocated bytes after every allocation
+constexpr uint32_t kUnallocated = 0, kUnwritten = 1, kHostWritten = 2, kFirstGrid = 3;
+struct Shadow {
+  uint32_t grid;
+  uint32_t block : 22;
+  uint32_t fences : 9;
+  uint32_t atomic : 1;
+};
+static_assert(sizeof(Shadow) == 8, "a shadow word");
+constexpr uint32_t kMaxBlocks = 1u << 22, kMaxFences = (1u << 9) - 1;
+
+// ------------------------------------------------------ shared memory
+// __shared__ variables are thread_local function statics (simt.hpp): they
+// live in the program's thread-local block, where nothing else is touched by
+// kernel code, so every kernel access there is a shared-memory access. A
+// record per byte of that block, valid for the block (of threads) whose
+// serial it holds, so nothing needs clearing between blocks.
+struct SharedCell {
+  uint64_t serial;
+  uint32_t w_epoch, r_epoch;   // barrier epochs (0: none)
+  uint32_t w_gen, r_gen;       // the accessor's warp collectives at the access
+  int16_t w_thread, r_thread;  // r_thread −2: several readers
+  int16_t r_warp;              // −2: readers in several warps
+  uint8_t w_atomic;
+  uint8_t known;  // a kernel has written it: poisoned at every block start
+};
+
+// This OS thread's instance of the program's thread-local block.
+struct TlsBlock {
+  char* lo = nullptr;
+  size_t bytes = 0;
+};
+int find_tls(dl_phdr_info* info, size_t, void* out) {
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    if (info->dlpi_phdr[i].p_type != PT_TLS) continue;
+    auto* b = static_cast<TlsBlock*>(out);
+    b->lo = static_cast<char*>(info->dlpi_tls_data);
+    b->bytes = info->dlpi_phdr[i].p_memsz;
+  }
+  return 1;  // the first object is the program itself
+}
+const TlsBlock& tls_block() {
+  thread_local TlsBlock block = [] {
+    TlsBlock b;
+    dl_iterate_phdr(find_tls, &b);
+    return b;
+  }();
+  return block;
+}
 
 struct Machine {
   std::recursive_mutex mutex;  // one launch at a time
   // the block running now
   uint3 bidx{0, 0, 0};
   dim3 bdim, gdim;
+  uint32_t block_linear = 0;
   int n = 0;
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
   std::vector<std::unique_ptr<char[]>> stacks;
   const Body* body = nullptr;
+  const char* kernel = "";
   Fiber* cur = nullptr;
   Context sched;
   int block_waiting = 0;
+  uint32_t barrier_epoch = 1;
+  uint64_t block_serial = 0;
+  uint64_t rounds = 0;
   void* sched_fake_stack = nullptr;
   const void* sched_stack_bottom = nullptr;
   size_t sched_stack_size = 0;
+  // the memory model of the running grid
+  uint32_t grid = kFirstGrid - 1;
+  uint32_t fences = 0;                               // of the running block
+  std::unordered_map<uint32_t, uint32_t> knowledge;  // block → fences acquired
+  std::unordered_map<uintptr_t, std::unordered_map<uint32_t, uint32_t>> released;  // per address
+  // device memory
+  char* arena = nullptr;
+  Shadow* shadow = nullptr;
+  uintptr_t cursor = 0;                     // next-fit allocation point (offset)
+  std::map<uintptr_t, size_t> allocations;  // base → bytes (live)
+  std::map<uintptr_t, size_t> freed;        // base → bytes (recently freed, for reports)
+  // shared memory: a record per byte of the thread-local block
+  size_t shared_bytes = 0;
+  SharedCell* shared = nullptr;
+  std::vector<size_t> shared_known;  // offsets of the bytes kernels use
   // runtime
   cudaError_t last_error = cudaSuccess;
-  std::map<uintptr_t, size_t> allocations;  // base → bytes
-  uintptr_t hit_lo = 0, hit_hi = 0;         // the allocation of the last checked load
-  int capturing = 0;                        // streams capturing (global mode)
+  int capturing = 0;  // streams capturing (global mode)
   std::vector<CUstream_st*> capture_streams;
-  uint64_t grids_run = 0;  // varies the block order from grid to grid
+  std::vector<CUstream_st*> streams;  // live streams with a queue
+  size_t next_stream = 0;             // round-robin point
+  uint64_t grids_run = 0;             // varies the block order from grid to grid
 };
 
 Machine& M() {
-  static Machine* m = new Machine;  // never destroyed: usable from static destructors
+  static Machine* m = [] {
+    Machine* mm = new Machine;  // never destroyed: usable from static destructors
+    void* a = mmap(nullptr, kArenaBytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* s = mmap(nullptr, kArenaBytes / kGranule * sizeof(Shadow), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (a == MAP_FAILED || s == MAP_FAILED) fail("cannot reserve the emulated device memory");
+    mm->arena = static_cast<char*>(a);
+    mm->shadow = static_cast<Shadow*>(s);
+    mm->shared_bytes = std::max<size_t>(tls_block().bytes, 1);
+    void* c = mmap(nullptr, mm->shared_bytes * sizeof(SharedCell), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (c == MAP_FAILED) fail("cannot reserve the shared-memory records");
+    mm->shared = static_cast<SharedCell*>(c);
+    mm->cursor = kGap;  // never an allocation at the arena's first byte
+    return mm;
+  }();
   return *m;
 }
+
+// Kernel code of this OS thread runs with its accesses checked.
+thread_local bool t_armed = false;
 
 // Switches between the scheduler and a fiber, with AddressSanitizer told
 // which stack is live.
@@ -176,6 +297,8 @@ void switch_to_fiber(Machine& m, Fiber& f, int index) {
 }
 
 void yield_to_scheduler(Machine& m, Fiber& f) {
+  const bool armed = t_armed;
+  t_armed = false;
 #if defined(SIMT_ASAN)
   __sanitizer_start_switch_fiber(&f.fake_stack, m.sched_stack_bottom, m.sched_stack_size);
 #endif
@@ -183,6 +306,7 @@ void yield_to_scheduler(Machine& m, Fiber& f) {
 #if defined(SIMT_ASAN)
   __sanitizer_finish_switch_fiber(f.fake_stack, &m.sched_stack_bottom, &m.sched_stack_size);
 #endif
+  t_armed = armed;
 }
 
 // A fiber's first and only frame: runs the kernel body, then hands control
@@ -193,6 +317,7 @@ void fiber_entry() {
   __sanitizer_finish_switch_fiber(nullptr, &m.sched_stack_bottom, &m.sched_stack_size);
 #endif
   (*m.body)();
+  t_armed = false;
   m.cur->st = St::kDone;
 #if defined(SIMT_ASAN)
   __sanitizer_start_switch_fiber(nullptr, m.sched_stack_bottom, m.sched_stack_size);
@@ -232,10 +357,13 @@ void start_fiber(Machine& m, Fiber& f, char* stack) {
 }
 
 std::string where(const Machine& m) {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "block (%u,%u,%u) of grid (%u,%u,%u), %d threads", m.bidx.x,
-                m.bidx.y, m.bidx.z, m.gdim.x, m.gdim.y, m.gdim.z, m.n);
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "kernel %s, block (%u,%u,%u) of grid (%u,%u,%u), %d threads",
+                m.kernel, m.bidx.x, m.bidx.y, m.bidx.z, m.gdim.x, m.gdim.y, m.gdim.z, m.n);
   return buf;
+}
+std::string where_thread(const Machine& m) {
+  return where(m) + ", thread " + std::to_string(m.cur != nullptr ? m.cur->linear : -1);
 }
 
 [[noreturn]] void deadlock(const Machine& m) {
@@ -245,12 +373,89 @@ std::string where(const Machine& m) {
     if (f.st == St::kDone || shown >= 8) continue;
     char buf[256];
     std::snprintf(buf, sizeof buf, "\n  thread %d waits at %s %s:%d", f.linear,
-                  f.st == St::kBlockWait ? "__syncthreads" : f.what, f.file, f.line);
+                  f.st == St::kBlockWait ? "__syncthreads" : "a warp collective", f.file, f.line);
     s += buf;
     ++shown;
   }
   fail("deadlock in %s: no thread can run and no barrier can be released:%s", where(m).c_str(),
        s.c_str());
+}
+
+const char* collective_name(Collective k) {
+  switch (k) {
+    case kShfl:
+      return "__shfl_sync";
+    case kShflDown:
+      return "__shfl_down_sync";
+    case kShflUp:
+      return "__shfl_up_sync";
+    case kShflXor:
+      return "__shfl_xor_sync";
+    case kBallot:
+      return "__ballot_sync";
+  }
+  return "?";
+}
+
+// Releases the barrier when every thread of the block waits at it: all at
+// one call site, none exited.
+bool release_barrier(Machine& m, int live) {
+  if (m.block_waiting == 0 || m.block_waiting != live) return false;
+  if (live != m.n) {
+    int exited = 0;
+    while (m.fibers[size_t(exited)].st != St::kDone) ++exited;
+    const Fiber& w = *std::find_if(m.fibers.begin(), m.fibers.begin() + m.n,
+                                   [](const Fiber& f) { return f.st == St::kBlockWait; });
+    fail("__syncthreads at %s:%d reached by %d of the %d threads of %s: thread %d has exited",
+         w.file, w.line, live, m.n, where(m).c_str(), exited);
+  }
+  const Fiber& first = m.fibers[0];
+  for (int i = 0; i < m.n; ++i) {
+    Fiber& f = m.fibers[size_t(i)];
+    if (f.line != first.line || std::strcmp(f.file, first.file) != 0)
+      fail("divergent __syncthreads in %s: thread %d waits at %s:%d, thread %d at %s:%d",
+           where(m).c_str(), first.linear, first.file, first.line, f.linear, f.file, f.line);
+    f.st = St::kReady;
+  }
+  m.block_waiting = 0;
+  m.barrier_epoch += 1;
+  return true;
+}
+
+// Releases each warp whose 32 lanes wait at one collective (same kind, call
+// site, argument shape).
+bool release_warps(Machine& m) {
+  bool released = false;
+  for (size_t w = 0; w < m.warps.size(); ++w) {
+    Warp& W = m.warps[w];
+    if (W.waiting == 0) continue;
+    const int lo = int(w) * 32, hi = std::min(m.n, lo + 32);
+    const Fiber& a = m.fibers[size_t(lo)];
+    if (hi - lo < 32)
+      fail("warp collective in a partial warp (%d lanes) in %s", hi - lo, where(m).c_str());
+    for (int i = lo; i < hi; ++i) {
+      const Fiber& f = m.fibers[size_t(i)];
+      if (f.st == St::kDone)
+        fail("warp collective at %s:%d waits for lane %d, which has exited, in %s", a.file, a.line,
+             i - lo, where(m).c_str());
+    }
+    if (W.waiting < 32) continue;
+    for (int i = lo; i < hi; ++i) {
+      const Fiber& f = m.fibers[size_t(i)];
+      if (f.kind != a.kind || f.line != a.line || std::strcmp(f.file, a.file) != 0 ||
+          f.width != a.width)
+        fail(
+            "lanes of warp %zu meet at different collectives in %s: lane 0 at %s (%s:%d), lane %d "
+            "at %s (%s:%d)",
+            w, where(m).c_str(), collective_name(a.kind), a.file, a.line, i - lo,
+            collective_name(f.kind), f.file, f.line);
+    }
+    for (int i = lo; i < hi; ++i) m.fibers[size_t(i)].st = St::kReady;
+    W.waiting = 0;
+    W.gen += 1;
+    released = true;
+  }
+  return released;
 }
 
 void run_block(Machine& m) {
@@ -268,10 +473,27 @@ void run_block(Machine& m) {
   }
   for (Warp& w : m.warps) w = Warp{};
   m.block_waiting = 0;
+  m.barrier_epoch = 1;
+  m.block_serial += 1;
+  m.fences = 0;
+  m.knowledge.clear();
+  // Shared memory starts as garbage: 0xff bytes (NaN, −1), never written.
+  for (size_t off : m.shared_known) tls_block().lo[off] = char(0xff);
 
   for (;;) {
+    // The threads between two collectives run in an order that changes from
+    // round to round: i → (a·i + c) mod n, gcd(a, n) = 1 (every 4th round in
+    // index order, one in reverse).
+    const uint64_t r = m.rounds++;
+    uint64_t a = 1, c = 0;
+    if (n > 1 && r % 4 != 0) {
+      a = r % 4 == 1 ? uint64_t(n - 1) : (0x9e3779b97f4a7c15ull * (r + 1)) % uint64_t(n);
+      while (std::gcd(a, uint64_t(n)) != 1) a = (a + 1) % uint64_t(n);
+      c = (0x632be59bd9b4e019ull * (r + 7)) % uint64_t(n);
+    }
     bool ran = false;
-    for (int i = 0; i < n; ++i) {
+    for (int k = 0; k < n; ++k) {
+      const int i = int((a * uint64_t(k) + c) % uint64_t(n));
       Fiber& f = m.fibers[size_t(i)];
       if (f.st != St::kReady) continue;
       switch_to_fiber(m, f, i);
@@ -280,60 +502,207 @@ void run_block(Machine& m) {
     int live = 0;
     for (int i = 0; i < n; ++i) live += m.fibers[size_t(i)].st != St::kDone ? 1 : 0;
     if (live == 0) break;
-
-    bool released = false;
-    if (m.block_waiting > 0 && m.block_waiting == live) {
-      const Fiber* first = nullptr;
-      for (Fiber& f : m.fibers) {
-        if (f.st != St::kBlockWait) continue;
-        if (first == nullptr) {
-          first = &f;
-        } else if (f.line != first->line || std::strcmp(f.file, first->file) != 0) {
-          fail("divergent __syncthreads in %s: thread %d waits at %s:%d, thread %d at %s:%d",
-               where(m).c_str(), first->linear, first->file, first->line, f.linear, f.file, f.line);
-        }
-        f.st = St::kReady;
-      }
-      m.block_waiting = 0;
-      released = true;
-    }
-    for (size_t w = 0; w < m.warps.size(); ++w) {
-      Warp& W = m.warps[w];
-      if (W.waiting == 0) continue;
-      const int lo = int(w) * 32, hi = std::min(n, lo + 32);
-      if (hi - lo < 32)
-        fail("warp collective in a partial warp (%d lanes) in %s", hi - lo, where(m).c_str());
-      for (int i = lo; i < hi; ++i)
-        if (m.fibers[size_t(i)].st == St::kDone)
-          fail("warp collective %s at %s:%d waits for lane %d, which has exited, in %s",
-               m.fibers[size_t(lo)].what, m.fibers[size_t(lo)].file, m.fibers[size_t(lo)].line,
-               i - lo, where(m).c_str());
-      if (W.waiting < 32) continue;
-      for (int i = lo; i < hi; ++i) m.fibers[size_t(i)].st = St::kReady;
-      W.waiting = 0;
-      W.gen += 1;
-      released = true;
-    }
+    const bool released = release_barrier(m, live) | release_warps(m);
     if (!ran && !released) deadlock(m);
+  }
+  m.cur = nullptr;
+}
+
+// ------------------------------------------------------ memory checks
+
+enum class Space { kStack, kGlobal, kShared, kImage, kHost };
+
+Space space_of(const Machine& m, uintptr_t a) {
+  const uintptr_t stack = reinterpret_cast<uintptr_t>(m.stacks[size_t(m.cur->linear)].get());
+  if (a - stack < kStackBytes) return Space::kStack;
+  if (a - reinterpret_cast<uintptr_t>(m.arena) < kArenaBytes) return Space::kGlobal;
+  if (a - reinterpret_cast<uintptr_t>(tls_block().lo) < tls_block().bytes) return Space::kShared;
+  if (a >= reinterpret_cast<uintptr_t>(__executable_start) && a < reinterpret_cast<uintptr_t>(_end))
+    return Space::kImage;  // code, constants, static data
+  return Space::kHost;
+}
+
+// "N bytes past the end of the M-byte allocation at B" and the like.
+std::string describe_device(const Machine& m, uintptr_t a) {
+  char buf[200];
+  auto it = m.allocations.upper_bound(a);
+  if (it != m.allocations.begin()) {
+    --it;
+    if (a < it->first + it->second + kGap) {
+      std::snprintf(buf, sizeof buf, "%zu bytes past the end of the %zu-byte allocation at %p",
+                    size_t(a - (it->first + it->second)), it->second,
+                    reinterpret_cast<void*>(it->first));
+      return buf;
+    }
+  }
+  auto f = m.freed.upper_bound(a);
+  if (f != m.freed.begin()) {
+    --f;
+    if (a < f->first + f->second) {
+      std::snprintf(buf, sizeof buf, "inside the %zu-byte allocation at %p, which was freed",
+                    f->second, reinterpret_cast<void*>(f->first));
+      return buf;
+    }
+  }
+  return "outside every cudaMalloc allocation";
+}
+
+bool published(const Machine& m, const Shadow& s) {
+  if (s.block == m.block_linear) return true;
+  const auto it = m.knowledge.find(s.block);
+  return it != m.knowledge.end() && it->second > s.fences;
+}
+
+[[noreturn]] void race_global(const Machine& m, uintptr_t a, size_t bytes, const char* access,
+                              const Shadow& s) {
+  const uint32_t gx = m.gdim.x, gy = m.gdim.y;
+  fail(
+      "global-memory race in %s: %s of %zu bytes at %p reads or overwrites what block "
+      "(%u,%u,%u) of this grid %s, with no __threadfence() + atomic (release) by the writer "
+      "and atomic on the same address (acquire) by this block between them",
+      where_thread(m).c_str(), access, bytes, reinterpret_cast<void*>(a), s.block % gx,
+      s.block / gx % gy, s.block / (gx * gy), s.atomic ? "updated atomically" : "stored");
+}
+
+// A kernel's access to device memory: inside a live allocation, initialised
+// when read, and ordered after another block's store of the running grid.
+void global_access(Machine& m, uintptr_t a, size_t bytes, bool write, bool atomic,
+                   const char* access) {
+  const size_t g0 = (a - reinterpret_cast<uintptr_t>(m.arena)) / kGranule;
+  const size_t g1 = (a + bytes - 1 - reinterpret_cast<uintptr_t>(m.arena)) / kGranule;
+  for (size_t g = g0; g <= g1; ++g) {
+    Shadow& s = m.shadow[g];
+    if (s.grid == kUnallocated)
+      fail("out-of-bounds %s of %zu bytes at %p in %s: %s", access, bytes,
+           reinterpret_cast<void*>(a), where_thread(m).c_str(),
+           describe_device(m, reinterpret_cast<uintptr_t>(m.arena) + g * kGranule).c_str());
+    if (s.grid == kUnwritten && (!write || atomic))
+      fail(
+          "read of uninitialised device memory (initcheck): %s of %zu bytes at %p in %s; "
+          "no host copy, memset or kernel wrote it",
+          access, bytes, reinterpret_cast<void*>(a), where_thread(m).c_str());
+    if (s.grid == m.grid && !published(m, s) && !(atomic && s.atomic))
+      race_global(m, a, bytes, access, s);
+    if (write) {
+      s.grid = m.grid;
+      s.block = m.block_linear;
+      s.fences = std::min(m.fences, kMaxFences);
+      s.atomic = atomic ? 1 : 0;
+    }
+  }
+}
+
+// A kernel's access to __shared__ memory: written before it is read, and no
+// two threads touching a byte (one writing) without a barrier — or, within a
+// warp, a collective — between them.
+void shared_access(Machine& m, uintptr_t a, size_t bytes, bool write, bool atomic,
+                   const char* access) {
+  const Fiber& f = *m.cur;
+  const int16_t t = int16_t(f.linear), warp = int16_t(f.linear / 32);
+  const uint32_t gen = uint32_t(m.warps[size_t(warp)].gen);
+  const size_t off = a - reinterpret_cast<uintptr_t>(tls_block().lo);
+  if (off + bytes > m.shared_bytes)
+    fail("%s of %zu bytes at %p runs past the end of __shared__ memory in %s", access, bytes,
+         reinterpret_cast<void*>(a), where_thread(m).c_str());
+  // Thread u's access (at warp generation g) is ordered before this one.
+  auto ordered = [&](int16_t u, uint32_t g) { return u == t || (u / 32 == warp && g < gen); };
+  auto race = [&](const char* kind, int16_t u) {
+    fail(
+        "shared-memory race (%s) in %s: %s of %zu bytes at %p (offset %zu of __shared__ "
+        "memory) and thread %d, with no __syncthreads() between them",
+        kind, where_thread(m).c_str(), access, bytes, reinterpret_cast<void*>(a), off, int(u));
+  };
+  for (size_t i = 0; i < bytes; ++i) {
+    SharedCell& c = m.shared[off + i];
+    if (!c.known && write) {
+      c.known = 1;
+      m.shared_known.push_back(off + i);
+    }
+    if (c.serial != m.block_serial) c = SharedCell{m.block_serial, 0, 0, 0, 0, -1, -1, -1, 0, 1};
+    const bool w_now = c.w_epoch == m.barrier_epoch;
+    if (!write || atomic) {
+      if (c.w_epoch == 0)
+        fail(
+            "read of uninitialised __shared__ memory in %s: %s of %zu bytes at %p (offset %zu); "
+            "no thread of this block wrote it",
+            where_thread(m).c_str(), access, bytes, reinterpret_cast<void*>(a), off);
+      if (w_now && !ordered(c.w_thread, c.w_gen) && !(atomic && c.w_atomic))
+        race(atomic ? "atomic after write" : "read after write", c.w_thread);
+    }
+    if (write) {
+      if (w_now && !ordered(c.w_thread, c.w_gen) && !(atomic && c.w_atomic))
+        race("write after write", c.w_thread);
+      if (c.r_epoch == m.barrier_epoch && c.r_thread != t) {
+        const bool same_warp_later = c.r_warp == warp && c.r_gen < gen;
+        if (!same_warp_later) race("write after read", c.r_thread < 0 ? int16_t(-1) : c.r_thread);
+      }
+      c.w_epoch = m.barrier_epoch;
+      c.w_thread = t;
+      c.w_gen = gen;
+      c.w_atomic = atomic ? 1 : 0;
+    } else {
+      if (c.r_epoch != m.barrier_epoch) {
+        c.r_epoch = m.barrier_epoch;
+        c.r_thread = t;
+        c.r_warp = warp;
+        c.r_gen = gen;
+      } else if (c.r_thread != t) {
+        c.r_thread = -2;
+        if (c.r_warp != warp) c.r_warp = -2;
+        c.r_gen = std::max(c.r_gen, gen);
+      }
+    }
+  }
+}
+
+void check_access(const void* p, size_t bytes, bool write, const char* access) {
+  Machine& m = M();
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  switch (space_of(m, a)) {
+    case Space::kStack:
+      return;
+    case Space::kGlobal:
+      return global_access(m, a, bytes, write, false, access);
+    case Space::kShared:
+      return shared_access(m, a, bytes, write, false, access);
+    case Space::kImage:
+      if (write)
+        fail(
+            "%s of %zu bytes at %p in %s: a store into the program's static memory (not "
+            "__shared__, not device memory)",
+            access, bytes, p, where_thread(m).c_str());
+      return;
+    case Space::kHost:
+      fail(
+          "%s of %zu bytes at %p in %s: host memory, not device memory (a host pointer "
+          "reached a kernel)",
+          access, bytes, p, where_thread(m).c_str());
   }
 }
 
 }  // namespace
 
-const uint3& thread_idx() {
+uint3 thread_idx() {
   return M().cur->tid;
 }
-const uint3& block_idx() {
+uint3 block_idx() {
   return M().bidx;
 }
-const dim3& block_dim() {
+dim3 block_dim() {
   return M().bdim;
 }
-const dim3& grid_dim() {
+dim3 grid_dim() {
   return M().gdim;
 }
 int lane() {
   return M().cur->linear & 31;
+}
+
+Armed::Armed() {
+  t_armed = true;
+}
+Armed::~Armed() {
+  t_armed = false;
 }
 
 void syncthreads(const char* file, int line) {
@@ -346,59 +715,167 @@ void syncthreads(const char* file, int line) {
   yield_to_scheduler(m, f);
 }
 
-const uint64_t* warp_exchange(unsigned mask, uint64_t value, const char* what) {
+void threadfence() {
+  Machine& m = M();
+  m.fences += 1;
+  if (m.fences > kMaxFences)
+    fail("more than %u __threadfence() in %s", kMaxFences, where(m).c_str());
+  m.cur->fenced = true;
+}
+
+uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, int arg, int width,
+                         const char* file, int line) {
   Machine& m = M();
   Fiber& f = *m.cur;
   if (mask != 0xffffffffu)
-    fail("%s with mask 0x%08x in %s: the emulator (and linalign) use full-warp collectives only",
-         what, mask, where(m).c_str());
+    fail(
+        "%s with mask 0x%08x at %s:%d in %s: the emulator (and linalign) use full-warp "
+        "collectives only",
+        collective_name(kind), mask, file, line, where(m).c_str());
+  if (width <= 0 || width > 32 || (width & (width - 1)) != 0)
+    fail("%s width %d at %s:%d in %s: not a power of two in [1, 32]", collective_name(kind), width,
+         file, line, where(m).c_str());
   Warp& W = m.warps[size_t(f.linear / 32)];
   const uint64_t slot = W.gen & 1u;
-  W.slots[slot][f.linear & 31] = value;
+  const int lane = f.linear & 31;
+  W.slots[slot][lane] = value;
   f.st = St::kWarpWait;
-  f.what = what;
-  f.file = "(warp)";
-  f.line = 0;
+  f.kind = kind;
+  f.arg = arg;
+  f.width = width;
+  f.file = file;
+  f.line = line;
   W.waiting += 1;
   yield_to_scheduler(m, f);
-  // Valid until this lane's next-but-one exchange: the other slot takes the
+  // Valid until this lane's next-but-one collective: the other slot takes the
   // next one, and this slot is only rewritten once every lane has read it.
-  return W.slots[slot];
+  const uint64_t* all = W.slots[slot];
+  const int seg = lane & ~(width - 1), in = lane & (width - 1);
+  switch (kind) {
+    case kShfl:
+      return all[seg + (arg & (width - 1))];
+    case kShflDown:
+      return in + arg < width ? all[lane + arg] : value;
+    case kShflUp:
+      return in >= arg ? all[lane - arg] : value;
+    case kShflXor: {
+      const int src = lane ^ arg;
+      return (src & ~(width - 1)) == seg ? all[src] : value;
+    }
+    case kBallot: {
+      uint64_t b = 0;
+      for (int l = 0; l < 32; ++l) b |= uint64_t(all[l] != 0) << l;
+      return b;
+    }
+  }
+  return value;
 }
 
-void check_device_load(const void* p, size_t bytes, size_t align, const char* what) {
+void load_global(void* dst, const void* p, size_t bytes, size_t align) {
   Machine& m = M();
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   if (a % align != 0)
-    fail("%s of %zu bytes at %p: misaligned (needs %zu) in %s, thread %d", what, bytes, p, align,
-         where(m).c_str(), m.cur != nullptr ? m.cur->linear : -1);
-  if (a >= m.hit_lo && a + bytes <= m.hit_hi) return;
-  auto it = m.allocations.upper_bound(a);
-  if (it != m.allocations.begin()) {
-    --it;
-    if (a >= it->first && a + bytes <= it->first + it->second) {
-      m.hit_lo = it->first;
-      m.hit_hi = it->first + it->second;
-      return;
+    fail("__ldg of %zu bytes at %p: misaligned (needs %zu) in %s", bytes, p, align,
+         where_thread(m).c_str());
+  if (space_of(m, a) != Space::kGlobal)
+    fail("__ldg of %zu bytes at %p in %s: outside every cudaMalloc allocation (%s)", bytes, p,
+         where_thread(m).c_str(), space_of(m, a) == Space::kHost ? "host memory" : "not global");
+  global_access(m, a, bytes, false, false, "__ldg");
+  std::memcpy(dst, p, bytes);
+}
+
+void atomic_access(void* p, size_t bytes, const char* what) {
+  Machine& m = M();
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (a % bytes != 0)
+    fail("%s of %zu bytes at %p: misaligned in %s", what, bytes, p, where_thread(m).c_str());
+  const Space sp = space_of(m, a);
+  if (sp == Space::kShared) return shared_access(m, a, bytes, true, true, what);
+  if (sp != Space::kGlobal)
+    fail("%s of %zu bytes at %p in %s: not device or __shared__ memory", what, bytes, p,
+         where_thread(m).c_str());
+  // Acquire what earlier releases on this address published.
+  const uintptr_t key = a / kGranule;
+  auto it = m.released.find(key);
+  if (it != m.released.end())
+    for (const auto& [b, f] : it->second) {
+      uint32_t& k = m.knowledge[b];
+      k = std::max(k, f);
+    }
+  global_access(m, a, bytes, true, true, what);
+  // A release: this thread fenced since its last atomic.
+  Fiber& f = *m.cur;
+  if (f.fenced) {
+    f.fenced = false;
+    auto& rel = m.released[key];
+    uint32_t& own = rel[m.block_linear];
+    own = std::max(own, m.fences);
+    for (const auto& [b, k] : m.knowledge) {
+      uint32_t& r = rel[b];
+      r = std::max(r, k);
     }
   }
-  fail("%s of %zu bytes at %p: outside every cudaMalloc allocation, in %s, thread %d", what, bytes,
-       p, where(m).c_str(), m.cur != nullptr ? m.cur->linear : -1);
 }
 
 namespace {
 
-// Runs op now, or records it into the graph a capturing stream is building.
-void enqueue(cudaStream_t stream, std::function<void()> op) {
+// Runs op now, records it into the graph a capturing stream is building, or
+// queues it on the stream.
+void progress(const std::function<bool()>& done);
+void drain_all() {
+  Machine& m = M();
+  progress([&m]() {
+    for (CUstream_st* s : m.streams)
+      if (!s->pending.empty()) return false;
+    return true;
+  });
+}
+
+void enqueue(cudaStream_t stream, Op op) {
+  Machine& m = M();
+  std::lock_guard<std::recursive_mutex> lock(m.mutex);
   if (stream != nullptr && stream->capturing) {
-    stream->ops.push_back(std::move(op));
-  } else {
+    stream->captured.push_back(std::move(op));
+  } else if (stream == nullptr) {  // the legacy stream: after all work, synchronously
+    drain_all();
     op();
+  } else {
+    stream->pending.push_back(QueuedOp{std::move(op), nullptr, 0});
+    stream->enqueued += 1;
   }
 }
 
+// The device: runs one ready operation at a time, taking the streams with
+// pending work in turn, until done() holds.
+void progress(const std::function<bool()>& done) {
+  Machine& m = M();
+  std::lock_guard<std::recursive_mutex> lock(m.mutex);
+  while (!done()) {
+    bool ran = false;
+    const size_t n = m.streams.size();
+    for (size_t k = 0; k < n && !done(); ++k) {
+      CUstream_st* s = m.streams[(m.next_stream + k) % n];
+      if (s->pending.empty()) continue;
+      QueuedOp& q = s->pending.front();
+      if (q.wait_stream != nullptr && q.wait_stream->done < q.wait_until) continue;
+      QueuedOp op = std::move(q);
+      s->pending.pop_front();
+      if (op.run) op.run();
+      s->done += 1;
+      ran = true;
+      m.next_stream = (m.next_stream + k + 1) % std::max<size_t>(1, m.streams.size());
+      break;
+    }
+    if (!ran && !done()) fail("streams wait on each other's events in a cycle: nothing can run");
+  }
+}
+
+void drain(CUstream_st* s) {
+  progress([s]() { return s->pending.empty(); });
+}
+
 // Every block of a (checked) grid, one after another.
-void run_grid(dim3 grid, dim3 block, const Body& body) {
+void run_grid(dim3 grid, dim3 block, const char* name, const Body& body) {
   Machine& m = M();
   std::lock_guard<std::recursive_mutex> lock(m.mutex);
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
@@ -406,15 +883,20 @@ void run_grid(dim3 grid, dim3 block, const Body& body) {
   m.bdim = block;
   m.gdim = grid;
   m.n = int(threads);
+  m.kernel = name;
   m.fibers.resize(std::max(m.fibers.size(), size_t(m.n)));
   m.warps.assign(size_t((m.n + 31) / 32), Warp{});
   m.body = &body;
+  m.grid += 1;  // this grid's stores; earlier grids' are visible to it
+  m.released.clear();
   // Blocks run in a scrambled order, a different one for every grid: CUDA
   // promises none, so a kernel that relies on one (block 0 first, the last
   // block to finish being the highest index) fails here, not only on a GPU.
   // Block j = (a·i + c) mod N for i = 0 .. N−1 with gcd(a, N) = 1 is a
   // permutation; LINALIGN_EMU_BLOCK_ORDER=linear runs them in index order.
   const uint64_t N = uint64_t(grid.x) * grid.y * grid.z;
+  if (N > kMaxBlocks)
+    fail("grid of %llu blocks: the emulator's limit is %u", (unsigned long long)N, kMaxBlocks);
   const char* order = std::getenv("LINALIGN_EMU_BLOCK_ORDER");
   const bool linear = order != nullptr && std::string(order) == "linear";
   uint64_t a = 1, c = 0;
@@ -426,6 +908,7 @@ void run_grid(dim3 grid, dim3 block, const Body& body) {
   ++m.grids_run;
   for (uint64_t i = 0; i < N; ++i) {
     const uint64_t j = uint64_t((unsigned __int128)(a)*i % N + c) % N;
+    m.block_linear = uint32_t(j);
     m.bidx = uint3{unsigned(j % grid.x), unsigned(j / grid.x % grid.y),
                    unsigned(j / (uint64_t(grid.x) * grid.y))};
     run_block(m);
@@ -433,21 +916,122 @@ void run_grid(dim3 grid, dim3 block, const Body& body) {
   m.bidx = saved_bidx;
   m.cur = nullptr;
   m.body = nullptr;
+  m.kernel = "";
 }
 
 }  // namespace
 
-void launch(dim3 grid, dim3 block, cudaStream_t stream, Body body) {
+void launch(dim3 grid, dim3 block, cudaStream_t stream, const char* name, Body body) {
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.x > 0x7fffffffu || grid.y > 65535u || grid.z > 65535u) {
     M().last_error = cudaErrorInvalidConfiguration;
     return;
   }
-  enqueue(stream, [grid, block, body]() { run_grid(grid, block, body); });
+  enqueue(stream, [grid, block, name, body]() { run_grid(grid, block, name, body); });
 }
 
 }  // namespace simt
+
+// ----------------------------------------------- the access callbacks
+// GCC's -fsanitize=thread instrumentation of the kernel translation units
+// calls these for every load and store (see simt.hpp). Outside kernel code
+// they return at once.
+extern "C" {
+void __tsan_init() {}
+void __tsan_func_entry(void*) {}
+void __tsan_func_exit() {}
+void __tsan_vptr_update(void**, void*) {}
+void __tsan_vptr_read(void**) {}
+void __tsan_read_range(void* p, size_t n) {
+  if (simt::t_armed && n > 0) simt::check_access(p, n, false, "load");
+}
+void __tsan_write_range(void* p, size_t n) {
+  if (simt::t_armed && n > 0) simt::check_access(p, n, true, "store");
+}
+#define SIMT_TSAN_HOOKS(N)                                               \
+  void __tsan_read##N(void* p) {                                         \
+    if (simt::t_armed) simt::check_access(p, N, false, "load");          \
+  }                                                                      \
+  void __tsan_write##N(void* p) {                                        \
+    if (simt::t_armed) simt::check_access(p, N, true, "store");          \
+  }                                                                      \
+  void __tsan_unaligned_read##N(void* p) {                               \
+    if (simt::t_armed) simt::check_access(p, N, false, "load");          \
+  }                                                                      \
+  void __tsan_unaligned_write##N(void* p) {                              \
+    if (simt::t_armed) simt::check_access(p, N, true, "store");          \
+  }                                                                      \
+  void __tsan_volatile_read##N(void* p) {                                \
+    if (simt::t_armed) simt::check_access(p, N, false, "volatile load"); \
+  }                                                                      \
+  void __tsan_volatile_write##N(void* p) {                               \
+    if (simt::t_armed) simt::check_access(p, N, true, "volatile store"); \
+  }                                                                      \
+  void __tsan_unaligned_volatile_read##N(void* p) {                      \
+    if (simt::t_armed) simt::check_access(p, N, false, "volatile load"); \
+  }                                                                      \
+  void __tsan_unaligned_volatile_write##N(void* p) {                     \
+    if (simt::t_armed) simt::check_access(p, N, true, "volatile store"); \
+  }
+// Atomics of host code in the instrumented translation units (reference
+// counts of the standard library): performed as they are, unchecked.
+#define SIMT_TSAN_ATOMICS(N, T)                                                             \
+  T __tsan_atomic##N##_load(const volatile T* a, int mo) {                                  \
+    return __atomic_load_n(a, mo);                                                          \
+  }                                                                                         \
+  void __tsan_atomic##N##_store(volatile T* a, T v, int mo) {                               \
+    __atomic_store_n(a, v, mo);                                                             \
+  }                                                                                         \
+  T __tsan_atomic##N##_exchange(volatile T* a, T v, int mo) {                               \
+    return __atomic_exchange_n(a, v, mo);                                                   \
+  }                                                                                         \
+  T __tsan_atomic##N##_fetch_add(volatile T* a, T v, int mo) {                              \
+    return __atomic_fetch_add(a, v, mo);                                                    \
+  }                                                                                         \
+  T __tsan_atomic##N##_fetch_sub(volatile T* a, T v, int mo) {                              \
+    return __atomic_fetch_sub(a, v, mo);                                                    \
+  }                                                                                         \
+  T __tsan_atomic##N##_fetch_and(volatile T* a, T v, int mo) {                              \
+    return __atomic_fetch_and(a, v, mo);                                                    \
+  }                                                                                         \
+  T __tsan_atomic##N##_fetch_or(volatile T* a, T v, int mo) {                               \
+    return __atomic_fetch_or(a, v, mo);                                                     \
+  }                                                                                         \
+  T __tsan_atomic##N##_fetch_xor(volatile T* a, T v, int mo) {                              \
+    return __atomic_fetch_xor(a, v, mo);                                                    \
+  }                                                                                         \
+  T __tsan_atomic##N##_fetch_nand(volatile T* a, T v, int mo) {                             \
+    return __atomic_fetch_nand(a, v, mo);                                                   \
+  }                                                                                         \
+  int __tsan_atomic##N##_compare_exchange_strong(volatile T* a, T* c, T v, int mo, int f) { \
+    return __atomic_compare_exchange_n(a, c, v, false, mo, f);                              \
+  }                                                                                         \
+  int __tsan_atomic##N##_compare_exchange_weak(volatile T* a, T* c, T v, int mo, int f) {   \
+    return __atomic_compare_exchange_n(a, c, v, true, mo, f);                               \
+  }                                                                                         \
+  T __tsan_atomic##N##_compare_exchange_val(volatile T* a, T c, T v, int mo, int f) {       \
+    __atomic_compare_exchange_n(a, &c, v, false, mo, f);                                    \
+    return c;                                                                               \
+  }
+SIMT_TSAN_ATOMICS(8, uint8_t)
+SIMT_TSAN_ATOMICS(16, uint16_t)
+SIMT_TSAN_ATOMICS(32, uint32_t)
+SIMT_TSAN_ATOMICS(64, uint64_t)
+#undef SIMT_TSAN_ATOMICS
+void __tsan_atomic_thread_fence(int mo) {
+  __atomic_thread_fence(mo);
+}
+void __tsan_atomic_signal_fence(int mo) {
+  __atomic_signal_fence(mo);
+}
+SIMT_TSAN_HOOKS(1)
+SIMT_TSAN_HOOKS(2)
+SIMT_TSAN_HOOKS(4)
+SIMT_TSAN_HOOKS(8)
+SIMT_TSAN_HOOKS(16)
+#undef SIMT_TSAN_HOOKS
+}
 
 // ------------------------------------------------------------- runtime API
 namespace {
@@ -472,6 +1056,52 @@ cudaError_t set(cudaError_t e) {
   return e;
 }
 
+bool in_arena(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(M().arena) <
+         simt::kArenaBytes;
+}
+
+// The live allocation holding [p, p + bytes), or false.
+bool inside_allocation(const void* p, size_t bytes) {
+  const auto& al = M().allocations;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto it = al.upper_bound(a);
+  if (it == al.begin()) return false;
+  --it;
+  return a >= it->first && a + bytes <= it->first + std::max<size_t>(it->second, 1);
+}
+
+// Sets the shadow of [p, p + bytes) to `state` (whole granules).
+void set_shadow(const void* p, size_t bytes, uint32_t state) {
+  simt::Machine& m = M();
+  const size_t g0 =
+      (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(m.arena)) / simt::kGranule;
+  const size_t g1 = (reinterpret_cast<uintptr_t>(p) + bytes + simt::kGranule - 1 -
+                     reinterpret_cast<uintptr_t>(m.arena)) /
+                    simt::kGranule;
+  for (size_t g = g0; g < g1; ++g) m.shadow[g] = simt::Shadow{state, 0, 0, 0};
+}
+
+// A host operation's device range: inside one live allocation (CUDA returns
+// cudaErrorInvalidValue otherwise).
+bool device_range_ok(const void* p, size_t bytes) {
+  return !in_arena(p) || bytes == 0 || inside_allocation(p, bytes);
+}
+
+// Gives the pages of [p, p + bytes) back to the system (they read as 0).
+void release_pages(void* p, size_t bytes) {
+  const uintptr_t page = 4096;
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+  std::memset(p, 0, std::min<size_t>(bytes, lo - reinterpret_cast<uintptr_t>(p)));
+  if (hi > lo) {
+    madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    std::memset(reinterpret_cast<void*>(hi), 0, reinterpret_cast<uintptr_t>(p) + bytes - hi);
+  } else {
+    std::memset(p, 0, bytes);
+  }
+}
+
 }  // namespace
 
 const char* cudaGetErrorName(cudaError_t e) {
@@ -492,6 +1122,8 @@ const char* cudaGetErrorName(cudaError_t e) {
       return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated:
       return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureIsolation:
+      return "cudaErrorStreamCaptureIsolation";
     case cudaErrorLaunchFailure:
       return "cudaErrorLaunchFailure";
   }
@@ -537,18 +1169,46 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() {
-  return forbidden_in_capture() ? set(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+  if (forbidden_in_capture()) return set(cudaErrorStreamCaptureUnsupported);
+  simt::drain_all();
+  return cudaSuccess;
 }
 
+// Next fit in the arena, 256-byte aligned, kGap unallocated bytes after each
+// allocation; the memory starts as 0xff bytes (NaN floats, −1 integers) and
+// "never written" for initcheck.
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
-  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  simt::Machine& m = M();
+  std::lock_guard<std::recursive_mutex> lock(m.mutex);
   *ptr = nullptr;
   if (forbidden_in_capture()) return set(cudaErrorStreamCaptureUnsupported);
-  const size_t rounded = std::max<size_t>(256, (bytes + 255) / 256 * 256);
-  void* p = std::aligned_alloc(256, rounded);
-  if (p == nullptr) return set(cudaErrorMemoryAllocation);
-  std::memset(p, 0xff, rounded);
-  M().allocations[reinterpret_cast<uintptr_t>(p)] = bytes;
+  const size_t span = (std::max<size_t>(bytes, 1) + 255) / 256 * 256 + simt::kGap;
+  auto fits = [&m, span](uintptr_t off) {
+    if (off + span > simt::kArenaBytes) return false;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(m.arena) + off;
+    auto next = m.allocations.lower_bound(a);
+    if (next != m.allocations.end() && next->first < a + span) return false;
+    if (next != m.allocations.begin()) {
+      --next;
+      if (next->first + next->second + simt::kGap > a) return false;
+    }
+    return true;
+  };
+  uintptr_t off = m.cursor;
+  if (!fits(off)) {  // first fit from the start of the arena
+    off = 0;
+    for (const auto& [base, size] : m.allocations) {
+      if (fits(off)) break;
+      off = (base + size + simt::kGap - reinterpret_cast<uintptr_t>(m.arena) + 255) / 256 * 256;
+    }
+    if (!fits(off)) return set(cudaErrorMemoryAllocation);
+  }
+  void* p = m.arena + off;
+  m.cursor = off + span;
+  std::memset(p, 0xff, bytes);
+  set_shadow(p, bytes, simt::kUnwritten);
+  m.allocations[reinterpret_cast<uintptr_t>(p)] = bytes;
+  m.freed.erase(reinterpret_cast<uintptr_t>(p));
   *ptr = p;
   return cudaSuccess;
 }
@@ -556,58 +1216,125 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const vo
   std::lock_guard<std::recursive_mutex> lock(M().mutex);
   if (attributes == nullptr) return set(cudaErrorInvalidValue);
   *attributes = cudaPointerAttributes{cudaMemoryTypeUnregistered, -2, nullptr, nullptr};
-  const uintptr_t a = reinterpret_cast<uintptr_t>(ptr);
-  const auto& al = M().allocations;
-  auto it = al.upper_bound(a);
-  if (ptr != nullptr && it != al.begin()) {
-    --it;
-    if (a < it->first + std::max<size_t>(it->second, 1)) {
-      *attributes = cudaPointerAttributes{cudaMemoryTypeDevice, 0, const_cast<void*>(ptr), nullptr};
-    }
-  }
+  if (ptr != nullptr && inside_allocation(ptr, 1))
+    *attributes = cudaPointerAttributes{cudaMemoryTypeDevice, 0, const_cast<void*>(ptr), nullptr};
   return cudaSuccess;
 }
 cudaError_t cudaFree(void* ptr) {
-  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  simt::Machine& m = M();
+  std::lock_guard<std::recursive_mutex> lock(m.mutex);
   if (ptr == nullptr) return cudaSuccess;
   if (forbidden_in_capture()) return set(cudaErrorStreamCaptureUnsupported);
-  auto& al = M().allocations;
-  const auto it = al.find(reinterpret_cast<uintptr_t>(ptr));
-  if (it == al.end()) return set(cudaErrorInvalidValue);
-  al.erase(it);
-  M().hit_lo = M().hit_hi = 0;
-  std::free(ptr);
+  simt::drain_all();  // cudaFree waits for the device
+  const auto it = m.allocations.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == m.allocations.end()) return set(cudaErrorInvalidValue);
+  const size_t bytes = it->second;
+  m.allocations.erase(it);
+  if (m.freed.size() > 4096) m.freed.erase(m.freed.begin());
+  m.freed[reinterpret_cast<uintptr_t>(ptr)] = bytes;
+  const size_t g0 =
+      (reinterpret_cast<uintptr_t>(ptr) - reinterpret_cast<uintptr_t>(m.arena)) / simt::kGranule;
+  const size_t granules = (bytes + simt::kGranule - 1) / simt::kGranule;
+  release_pages(&m.shadow[g0], granules * sizeof(simt::Shadow));  // 0: not allocated
+  release_pages(ptr, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
-  if (forbidden_in_capture()) return set(cudaErrorStreamCaptureUnsupported);
-  if (bytes > 0) std::memmove(dst, src, bytes);
+
+namespace {
+// The copy or set itself, with the device side checked and marked written.
+cudaError_t device_copy(void* dst, const void* src, size_t bytes) {
+  if (!device_range_ok(dst, bytes) || !device_range_ok(src, bytes))
+    return set(cudaErrorInvalidValue);
+  if (bytes == 0) return cudaSuccess;
+  std::memmove(dst, src, bytes);
+  if (in_arena(dst)) set_shadow(dst, bytes, simt::kHostWritten);
   return cudaSuccess;
+}
+}  // namespace
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  if (forbidden_in_capture()) return set(cudaErrorStreamCaptureUnsupported);
+  simt::drain_all();
+  return device_copy(dst, src, bytes);
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind,
                             cudaStream_t stream) {
-  simt::enqueue(stream, [=]() {
-    if (bytes > 0) std::memmove(dst, src, bytes);
-  });
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  if (!device_range_ok(dst, bytes) || !device_range_ok(src, bytes))
+    return set(cudaErrorInvalidValue);
+  const bool capturing = stream != nullptr && stream->capturing;
+  if (!capturing && !in_arena(dst)) {  // into pageable host memory: complete on return
+    if (stream != nullptr) {
+      simt::drain(stream);
+    } else {
+      simt::drain_all();
+    }
+    return device_copy(dst, src, bytes);
+  }
+  if (!capturing && !in_arena(src)) {  // from pageable host memory: read now
+    auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src),
+                                                      static_cast<const char*>(src) + bytes);
+    simt::enqueue(stream, [=]() { (void)device_copy(dst, staged->data(), bytes); });
+    return cudaSuccess;
+  }
+  simt::enqueue(stream, [=]() { (void)device_copy(dst, src, bytes); });
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
-  simt::enqueue(stream, [=]() { std::memset(dst, value, bytes); });
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  if (!in_arena(dst) || !device_range_ok(dst, bytes)) return set(cudaErrorInvalidValue);
+  simt::enqueue(stream, [=]() {
+    std::memset(dst, value, bytes);
+    set_shadow(dst, bytes, simt::kHostWritten);
+  });
   return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
   *stream = new CUstream_st;
+  M().streams.push_back(*stream);
   return cudaSuccess;
 }
+// The stream's work still completes; the object stays (events may name it).
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  delete stream;
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  if (stream == nullptr || stream->destroyed) return set(cudaErrorInvalidValue);
+  simt::drain(stream);
+  stream->destroyed = true;
+  auto& s = M().streams;
+  s.erase(std::remove(s.begin(), s.end(), stream), s.end());
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
-  return forbidden_in_capture() ? set(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  if (forbidden_in_capture()) return set(cudaErrorStreamCaptureUnsupported);
+  if (stream == nullptr) {
+    simt::drain_all();
+  } else {
+    simt::drain(stream);
+  }
+  return cudaSuccess;
 }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) {
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned) {
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  if (event == nullptr) return set(cudaErrorInvalidValue);
+  if (event->stream == nullptr || event->stream->done >= event->at) return cudaSuccess;
+  if (stream != nullptr && stream->capturing) {
+    // An event recorded outside the capture: CUDA refuses it and the capture
+    // is lost.
+    stream->invalidated = true;
+    return set(cudaErrorStreamCaptureIsolation);
+  }
+  if (stream == nullptr) {
+    CUstream_st* s = event->stream;
+    const uint64_t at = event->at;
+    simt::progress([s, at]() { return s->done >= at; });
+    return cudaSuccess;
+  }
+  stream->pending.push_back(QueuedOp{nullptr, event->stream, event->at});
+  stream->enqueued += 1;
   return cudaSuccess;
 }
 cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
@@ -617,15 +1344,17 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* 
   return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
   if (stream == nullptr || stream->capturing) return set(cudaErrorInvalidValue);
   stream->capturing = true;
   stream->invalidated = false;
-  stream->ops.clear();
+  stream->captured.clear();
   M().capturing += 1;
   M().capture_streams.push_back(stream);
   return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
   *graph = nullptr;
   if (stream == nullptr || !stream->capturing) return set(cudaErrorInvalidValue);
   stream->capturing = false;
@@ -633,8 +1362,8 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   auto& cs = M().capture_streams;
   cs.erase(std::remove(cs.begin(), cs.end(), stream), cs.end());
   if (stream->invalidated) return set(cudaErrorStreamCaptureInvalidated);
-  *graph = new CUgraph_st{std::move(stream->ops)};
-  stream->ops.clear();
+  *graph = new CUgraph_st{std::move(stream->captured)};
+  stream->captured.clear();
   return cudaSuccess;
 }
 
@@ -646,7 +1375,30 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
   delete event;
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  if (event == nullptr) return set(cudaErrorInvalidValue);
+  if (stream != nullptr && stream->capturing) {
+    stream->invalidated = true;  // (linalign records no events in a capture)
+    return set(cudaErrorStreamCaptureUnsupported);
+  }
+  if (stream == nullptr) {
+    simt::drain_all();
+    event->stream = nullptr;
+    return cudaSuccess;
+  }
+  event->stream = stream;
+  event->at = stream->enqueued;
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  if (event == nullptr) return set(cudaErrorInvalidValue);
+  if (forbidden_in_capture()) return set(cudaErrorStreamCaptureUnsupported);
+  CUstream_st* s = event->stream;
+  if (s == nullptr) return cudaSuccess;
+  const uint64_t at = event->at;
+  simt::progress([s, at]() { return s->done >= at; });
   return cudaSuccess;
 }
 

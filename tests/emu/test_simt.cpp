@@ -3,7 +3,12 @@
 // traffic, launch configurations are checked, stream capture records and
 // replays, and the misuse the emulator exists to catch — a barrier in
 // divergent code, a collective after a lane exited, a misaligned or stray
-// vector load, a deadlock — aborts with a message instead of passing.
+// vector load, a deadlock — aborts with a message instead of passing. The
+// second half is compute-sanitizer's work: out-of-bounds and host-pointer
+// accesses (memcheck), reads of unwritten memory (initcheck), shared-memory
+// races (racecheck), barriers some threads never reach (synccheck), and the
+// memory model between the blocks of a grid; and streams that interleave
+// unless an event orders them.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -224,6 +229,239 @@ TEST(SimtDeathTest, ReportsMisuse) {
                "outside every cudaMalloc allocation");
   EXPECT_EQ(cudaFree(d), cudaSuccess);
   EXPECT_EQ(cudaFree(f), cudaSuccess);
+}
+
+// ------------------------------------ what compute-sanitizer would catch ---
+
+__global__ void store_at(int* p, int i) {
+  if (threadIdx.x == 0) p[i] = 1;
+}
+__global__ void load_at(const int* p, int i, int* out) {
+  if (threadIdx.x == 0) out[0] = p[i];
+}
+__global__ void shared_unwritten(int* out) {
+  __shared__ int s[32];
+  if (threadIdx.x < 16) s[threadIdx.x] = 1;
+  __syncthreads();
+  out[threadIdx.x] = s[threadIdx.x];  // lanes 16.. read what nobody wrote
+}
+// Zeroing a histogram and adding into it with no barrier between (the writer
+// of a bin is another thread than the adder).
+__global__ void histogram_no_barrier(const int* in, int* out) {
+  __shared__ unsigned h[64];
+  const int t = int(threadIdx.x);
+  if (t < 64) h[t] = 0u;
+  atomicAdd(&h[(t * 7 + 3) % 64], 1u);
+  __syncthreads();
+  if (t < 64) out[t] = int(h[t]);
+}
+__global__ void histogram_with_barrier(const int* in, int* out) {
+  __shared__ unsigned h[64];
+  const int t = int(threadIdx.x);
+  if (t < 64) h[t] = 0u;
+  __syncthreads();
+  atomicAdd(&h[(t * 7 + 3) % 64], 1u);
+  __syncthreads();
+  if (t < 64) out[t] = int(h[t]);
+}
+// Warp-synchronous exchange through shared memory without __syncwarp: lanes
+// of one warp are not ordered by anything but a collective.
+__global__ void shared_read_neighbour(int* out) {
+  __shared__ int s[32];
+  const int t = int(threadIdx.x);
+  s[t] = t;
+  out[t] = s[(t + 1) % 32];
+}
+__global__ void shared_read_neighbour_after_shuffle(int* out) {
+  __shared__ int s[32];
+  const int t = int(threadIdx.x);
+  s[t] = t;
+  const int one = __shfl_sync(0xffffffffu, 1, 0);  // orders the lanes' accesses
+  out[t] = s[(t + one) % 32];
+}
+// The last-block pattern: every block stores a partial, then takes a ticket;
+// the block that takes the last one sums the partials. `fence` = false drops
+// the __threadfence() between the store and the ticket.
+template <bool kFence>
+__global__ void last_block_sum(int* partials, unsigned* ticket, int* out) {
+  __shared__ bool last;
+  if (threadIdx.x == 0) {
+    partials[blockIdx.x] = int(blockIdx.x) + 1;
+    if (kFence) __threadfence();
+    last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (last && threadIdx.x == 0) {
+    int sum = 0;
+    for (unsigned b = 0; b < gridDim.x; ++b) sum += partials[b];
+    out[0] = sum;
+  }
+}
+// Every block adds into one counter with a plain read-modify-write.
+__global__ void plain_add(int* counter) {
+  if (threadIdx.x == 0) counter[0] += 1;
+}
+__global__ void barrier_after_exit(int* p) {
+  if (threadIdx.x >= 16) return;
+  __syncthreads();
+  p[threadIdx.x] = 1;
+}
+__global__ void two_shuffle_sites(int* p) {
+  const int t = int(threadIdx.x);
+  int v;
+  if (t < 16) {
+    v = __shfl_xor_sync(0xffffffffu, t, 1);
+  } else {
+    v = __shfl_xor_sync(0xffffffffu, t, 1);
+  }
+  p[t] = v;
+}
+__global__ void set_value(int* p, int v) {
+  if (threadIdx.x == 0) p[0] = v;
+}
+__global__ void copy_value(const int* from, int* to) {
+  if (threadIdx.x == 0) to[0] = from[0];
+}
+
+template <class T>
+T* device_alloc(size_t n) {
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess);
+  return static_cast<T*>(p);
+}
+
+TEST(SimtDeathTest, Memcheck) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int* d = device_alloc<int>(10);  // 40 bytes: the emulator does not round up
+  ASSERT_EQ(cudaMemsetAsync(d, 0, 10 * sizeof(int), nullptr), cudaSuccess);
+  int* out = device_alloc<int>(1);
+  LINALIGN_SIMT_LAUNCH(store_at, 1, 32, nullptr)(d, 9);  // the last element: fine
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(store_at, 1, 32, nullptr)(d, 10),
+               "out-of-bounds store of 4 bytes .* in kernel store_at, block \\(0,0,0\\).*thread "
+               "0: 0 bytes past the end of the 40-byte allocation");
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(load_at, 1, 32, nullptr)(d, -1, out), "out-of-bounds load");
+  std::vector<int> host(16, 0);
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(store_at, 1, 32, nullptr)(host.data(), 0),
+               "host memory, not device memory");
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(load_at, 1, 32, nullptr)(host.data(), 0, out),
+               "host memory, not device memory");
+  int* gone = device_alloc<int>(8);
+  ASSERT_EQ(cudaFree(gone), cudaSuccess);
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(load_at, 1, 32, nullptr)(gone, 0, out), "which was freed");
+  // Host operations outside an allocation are refused, as CUDA refuses them.
+  int h[11] = {};
+  EXPECT_EQ(cudaMemcpy(d, h, sizeof h, cudaMemcpyHostToDevice), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemsetAsync(d + 1, 0, 10 * sizeof(int), nullptr), cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+  EXPECT_EQ(cudaFree(out), cudaSuccess);
+}
+
+TEST(SimtDeathTest, Initcheck) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int* d = device_alloc<int>(4);
+  int* out = device_alloc<int>(32);
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(load_at, 1, 32, nullptr)(d, 2, out),
+               "read of uninitialised device memory");
+  LINALIGN_SIMT_LAUNCH(store_at, 1, 32, nullptr)(d, 2);  // a kernel's store initialises
+  LINALIGN_SIMT_LAUNCH(load_at, 1, 32, nullptr)(d, 2, out);
+  int v = 0;
+  ASSERT_EQ(cudaMemcpy(&v, out, sizeof v, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(v, 1);
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(shared_unwritten, 1, 32, nullptr)(out),
+               "read of uninitialised __shared__ memory");
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+  EXPECT_EQ(cudaFree(out), cudaSuccess);
+}
+
+TEST(SimtDeathTest, SharedMemoryRaces) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int* out = device_alloc<int>(64);
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(histogram_no_barrier, 1, 128, nullptr)(out, out),
+               "shared-memory race \\(atomic after write\\)|uninitialised __shared__");
+  LINALIGN_SIMT_LAUNCH(histogram_with_barrier, 1, 128, nullptr)(out, out);
+  std::vector<int> h(64);
+  ASSERT_EQ(cudaMemcpy(h.data(), out, 64 * sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(std::accumulate(h.begin(), h.end(), 0), 128);
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(shared_read_neighbour, 1, 32, nullptr)(out),
+               "shared-memory race \\(read after write\\)|uninitialised __shared__");
+  LINALIGN_SIMT_LAUNCH(shared_read_neighbour_after_shuffle, 1, 32, nullptr)(out);
+  ASSERT_EQ(cudaMemcpy(h.data(), out, 32 * sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (int t = 0; t < 32; ++t) EXPECT_EQ(h[size_t(t)], (t + 1) % 32);
+  EXPECT_EQ(cudaFree(out), cudaSuccess);
+}
+
+TEST(SimtDeathTest, BlocksSeeOnlyPublishedStores) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  constexpr int kBlocks = 9;
+  int* partials = device_alloc<int>(kBlocks);
+  unsigned* ticket = device_alloc<unsigned>(1);
+  int* out = device_alloc<int>(1);
+  ASSERT_EQ(cudaMemsetAsync(ticket, 0, sizeof(unsigned), nullptr), cudaSuccess);
+  LINALIGN_SIMT_LAUNCH(last_block_sum<true>, kBlocks, 32, nullptr)(partials, ticket, out);
+  int sum = 0;
+  ASSERT_EQ(cudaMemcpy(&sum, out, sizeof sum, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(sum, kBlocks * (kBlocks + 1) / 2);
+  ASSERT_EQ(cudaMemsetAsync(ticket, 0, sizeof(unsigned), nullptr), cudaSuccess);
+  EXPECT_DEATH(
+      LINALIGN_SIMT_LAUNCH(last_block_sum<false>, kBlocks, 32, nullptr)(partials, ticket, out),
+      "global-memory race in kernel last_block_sum<false>");
+  ASSERT_EQ(cudaMemsetAsync(out, 0, sizeof(int), nullptr), cudaSuccess);
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(plain_add, kBlocks, 32, nullptr)(out), "global-memory race");
+  LINALIGN_SIMT_LAUNCH(plain_add, 1, 32, nullptr)(out);  // one block: no race
+  EXPECT_EQ(cudaFree(partials), cudaSuccess);
+  EXPECT_EQ(cudaFree(ticket), cudaSuccess);
+  EXPECT_EQ(cudaFree(out), cudaSuccess);
+}
+
+TEST(SimtDeathTest, Synccheck) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int* d = device_alloc<int>(64);
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(barrier_after_exit, 1, 32, nullptr)(d),
+               "__syncthreads at .* reached by 16 of the 32 threads");
+  EXPECT_DEATH(LINALIGN_SIMT_LAUNCH(two_shuffle_sites, 1, 32, nullptr)(d),
+               "meet at different collectives");
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
+// Work on two streams interleaves unless an event orders it.
+TEST(Simt, StreamsInterleaveUnlessAnEventOrdersThem) {
+  int* x = device_alloc<int>(1);
+  int* y = device_alloc<int>(1);
+  cudaStream_t s1 = nullptr, s2 = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking), cudaSuccess);
+  cudaEvent_t ev = nullptr;
+  ASSERT_EQ(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), cudaSuccess);
+  for (const bool ordered : {false, true}) {
+    for (int v = 1; v <= 3; ++v) LINALIGN_SIMT_LAUNCH(set_value, 1, 32, s1)(x, v);
+    if (ordered) {
+      ASSERT_EQ(cudaEventRecord(ev, s1), cudaSuccess);
+      ASSERT_EQ(cudaStreamWaitEvent(s2, ev, 0), cudaSuccess);
+    }
+    LINALIGN_SIMT_LAUNCH(copy_value, 1, 32, s2)(x, y);
+    int hx = 0, hy = 0;
+    ASSERT_EQ(cudaMemcpyAsync(&hy, y, sizeof hy, cudaMemcpyDeviceToHost, s2), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(s1), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(&hx, x, sizeof hx, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(hx, 3);
+    if (ordered) {
+      EXPECT_EQ(hy, 3) << "the event orders the copy after all three stores";
+    } else {
+      EXPECT_LT(hy, 3) << "unordered streams should interleave";
+    }
+  }
+  // Work is deferred until the host waits for it.
+  LINALIGN_SIMT_LAUNCH(set_value, 1, 32, s1)(x, 7);
+  int hx = 0;
+  ASSERT_EQ(cudaStreamSynchronize(s1), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(&hx, x, sizeof hx, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(hx, 7);
+  EXPECT_EQ(cudaEventDestroy(ev), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(s1), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(s2), cudaSuccess);
+  EXPECT_EQ(cudaFree(x), cudaSuccess);
+  EXPECT_EQ(cudaFree(y), cudaSuccess);
 }
 
 }  // namespace

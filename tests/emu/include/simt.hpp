@@ -1,27 +1,70 @@
 // A SIMT emulator that runs linalign's CUDA kernels, unchanged, on the CPU, so
-// the kernels are executed — not only compiled — in CI, which has no GPU.
+// the kernels are executed — not only compiled — in CI, which has no GPU, and
+// checked there as strictly as compute-sanitizer checks them on a GPU.
 //
-// Each block runs on one OS thread as blockDim cooperative fibers (ucontext),
-// one per CUDA thread, scheduled round-robin. A fiber runs until it reaches a
-// collective and waits there:
-//   * __syncthreads() releases when every live thread of the block has
-//     arrived, and only if all of them arrived at the same call site
-//     (a barrier in divergent code is reported, not silently passed);
+// Execution. Each block runs on one OS thread as blockDim cooperative fibers
+// (one per CUDA thread). A fiber runs until it reaches a collective and waits
+// there; between two collectives the threads of a block run in an order that
+// changes from round to round and from block to block (not lowest first).
+// Blocks run one at a time in a scrambled order that changes from grid to
+// grid (CUDA promises none; LINALIGN_EMU_BLOCK_ORDER=linear for index order).
+//   * __syncthreads() releases when every thread of the block has arrived at
+//     the same call site; a barrier in divergent code, or one some threads of
+//     the block never reach because they exited, is reported;
 //   * warp collectives (__shfl_*_sync, __ballot_sync) release when all 32
-//     lanes of the warp have arrived; they must name the full mask, and a
-//     warp with an exited lane is reported;
+//     lanes have arrived at the same collective at the same call site; they
+//     must name the full mask; a warp with an exited lane is reported;
 //   * no runnable fiber and no barrier to release is a deadlock: reported.
-// Anything reported aborts the process with the place and the reason.
-// __shared__ variables become function statics: shared by the fibers of the
-// block, and blocks run one after another, in a scrambled order that changes
-// from grid to grid (CUDA promises no order). __ldg checks the alignment of its
-// vector type and that the address lies inside a cudaMalloc allocation.
-// Memory from cudaMalloc starts filled with 0xff bytes (NaN floats, −1
-// integers), so a read of memory no kernel wrote shows up in the results.
-// Kernels launch synchronously on the calling thread; stream capture records
-// launches, asynchronous copies and memsets into a graph, and the calls a
-// capture forbids (cudaMalloc, cudaFree, cudaMemcpy, synchronisation)
-// invalidate it, as CUDA does in global capture mode.
+//
+// What it checks on every memory access of kernel code (memcheck, initcheck,
+// racecheck). The kernel translation units are compiled with GCC's
+// -fsanitize=thread instrumentation, whose per-access callbacks
+// (__tsan_read4, __tsan_write16, ...) this emulator implements itself
+// (simt.cpp; no ThreadSanitizer runtime is linked). While a kernel body runs,
+// each load and store is classified by address:
+//   * device memory (cudaMalloc: a reserved arena with a shadow state per
+//     2-byte granule): the access must lie inside a live allocation, exactly
+//     — no rounding, 256 unallocated bytes between allocations, freed memory
+//     stays unallocated until reused — and a load must not read memory that
+//     no host copy, memset or kernel has written (initcheck);
+//   * __shared__ memory (thread-local statics; 0xff bytes and "unwritten" at
+//     every block start): a load of an unwritten byte, or an atomic on one, is
+//     reported, and so is a race:
+//     two threads touching the same byte, at least one writing (atomics
+//     against atomics excepted), with no __syncthreads between them and, for
+//     two lanes of one warp, no warp collective between them;
+//   * the fiber's own stack (registers and local memory) and the program's
+//     code and constants: allowed (a store to static memory is reported);
+//   * anything else — a host pointer — is reported.
+// The memory model between blocks is checked too (there is no ordering
+// between the blocks of a grid but what a kernel builds): a block's global
+// stores are visible to another block of the same grid only once published —
+// the writer executed __threadfence() after the store and then an atomic (a
+// release), and the reader's block performed an atomic on the same address
+// afterwards (an acquire) — or once the grid has ended. A load or store of a
+// value another block of the running grid stored without that chain is
+// reported as a race, whatever order the blocks ran in: a missing fence, a
+// plain `+=` on data other blocks update, or a "last block" that does not
+// take a ticket fails deterministically. Atomics are relaxed: they order
+// nothing by themselves. (Granularity: the whole block publishes at a fence.)
+// Anything reported aborts the process with the kernel, block, thread,
+// address and reason.
+//
+// Streams and events are ordered as CUDA orders them: each stream is a
+// deferred queue; work runs when the host waits for it (a stream or device
+// synchronisation, a blocking copy, cudaFree), one operation at a time, taking
+// the streams with pending work in turn, so work on different streams
+// interleaves unless an event orders it (cudaStreamWaitEvent holds a stream
+// until the event's stream has run up to the record). The legacy null stream
+// is synchronous. Host-to-device copies from pageable memory read the source
+// at the call; device-to-host copies into pageable memory complete before the
+// call returns. Stream capture records launches, asynchronous copies and
+// memsets into a graph; the calls a capture forbids (cudaMalloc, cudaFree,
+// cudaMemcpy, synchronisation) invalidate it, as in global capture mode.
+//
+// Not emulated: __launch_bounds__ (ignored: a declaration attribute the
+// emulator cannot see at the launch), warp-synchronous execution beyond the
+// collectives, and timing.
 //
 // This header is for the emulated build only (tests/emu/CMakeLists.txt).
 #pragma once
@@ -58,30 +101,55 @@ inline float4 make_float4(float x, float y, float z, float w) {
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
-#define __shared__ static
+// Thread-local function statics: blocks run one at a time, so one copy serves,
+// and the thread-local block holds nothing else kernel code touches — the
+// emulator knows every access there is to shared memory, poisons it at every
+// block start and checks every access (simt.cpp).
+#define __shared__ static thread_local
 
 namespace simt {
 
-// The emulated thread running now (valid inside a kernel only).
-const uint3& thread_idx();
-const uint3& block_idx();
-const dim3& block_dim();
-const dim3& grid_dim();
+// The emulated thread running now (valid inside a kernel only). By value:
+// kernel code never reads the emulator's own (host) memory.
+uint3 thread_idx();
+uint3 block_idx();
+dim3 block_dim();
+dim3 grid_dim();
 int lane();
 
 void syncthreads(const char* file, int line);
-// Every lane of the calling warp deposits `value`; returns the 32 deposits.
-const uint64_t* warp_exchange(unsigned mask, uint64_t value, const char* what);
-// Aborts with `what` when p is not `align`-aligned or outside every allocation.
-void check_device_load(const void* p, size_t bytes, size_t align, const char* what);
+void threadfence();
+
+// A warp collective: every lane of the calling warp deposits `value`; the
+// result is this lane's share (kShfl: lane `arg`'s value, kDown/kUp: lane ± arg
+// within `width` or the own value, kXor: lane ^ arg, kBallot: the bit mask).
+enum Collective : int { kShfl, kShflDown, kShflUp, kShflXor, kBallot };
+uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, int arg, int width,
+                         const char* file, int line);
+
+// __ldg: checks alignment and the access, then copies `bytes` from p.
+void load_global(void* dst, const void* p, size_t bytes, size_t align);
+// Checks an atomic access of `bytes` at p (shared or global; acquire, and a
+// release after a __threadfence of the calling thread) before it is made.
+void atomic_access(void* p, size_t bytes, const char* what);
+
+// Kernel code runs "armed": its memory accesses are checked (simt.cpp).
+struct Armed {
+  Armed();
+  ~Armed();
+  Armed(const Armed&) = delete;
+  Armed& operator=(const Armed&) = delete;
+};
 
 using Body = std::function<void()>;
-// Runs (or, on a capturing stream, records) every block of a grid.
-void launch(dim3 grid, dim3 block, cudaStream_t stream, Body body);
+// Runs (or, on a capturing stream, records; on a stream, enqueues) every
+// block of a grid.
+void launch(dim3 grid, dim3 block, cudaStream_t stream, const char* name, Body body);
 
 template <class... P>
 struct Launcher {
   void (*kernel)(P...);
+  const char* name;
   dim3 grid, block;
   cudaStream_t stream;
   template <class... A>
@@ -89,12 +157,19 @@ struct Launcher {
     // Kernel parameters are copied at launch, as on the device.
     std::tuple<std::decay_t<P>...> params(std::forward<A>(args)...);
     void (*k)(P...) = kernel;
-    launch(grid, block, stream, [k, params]() { std::apply(k, params); });
+    launch(grid, block, stream, name, [k, params]() {
+      // Onto the thread's stack first: the closure lives in host memory.
+      void (*local_k)(P...) = k;
+      std::tuple<std::decay_t<P>...> local = params;
+      Armed armed;
+      std::apply(local_k, local);
+    });
   }
 };
 template <class... P>
-Launcher<P...> make_launcher(void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t stream) {
-  return Launcher<P...>{kernel, grid, block, stream};
+Launcher<P...> make_launcher(void (*kernel)(P...), const char* name, dim3 grid, dim3 block,
+                             cudaStream_t stream) {
+  return Launcher<P...>{kernel, name, grid, block, stream};
 }
 
 template <class T>
@@ -111,6 +186,17 @@ T from_bits(uint64_t b) {
   return v;
 }
 
+// An atomic read-modify-write: checked, then made (fibers of a block never
+// run at the same time and blocks run one after another). Not instrumented:
+// the read and the write are one atomic access, not a plain load and store.
+template <class T, class F>
+__attribute__((no_sanitize_thread)) T read_modify_write(T* p, F f, const char* what) {
+  atomic_access(p, sizeof(T), what);
+  const T old = *p;
+  *p = f(old);
+  return old;
+}
+
 }  // namespace simt
 
 #define threadIdx (::simt::thread_idx())
@@ -120,37 +206,33 @@ T from_bits(uint64_t b) {
 #define __syncthreads() ::simt::syncthreads(__FILE__, __LINE__)
 
 template <class T>
-T __shfl_sync(unsigned mask, T var, int src_lane, int width = 32) {
-  const uint64_t* all = simt::warp_exchange(mask, simt::to_bits(var), "__shfl_sync");
-  const int lane = simt::lane();
-  const int src = (lane & ~(width - 1)) + (src_lane & (width - 1));
-  return simt::from_bits<T>(all[src]);
+T __shfl_sync(unsigned mask, T var, int src_lane, int width = 32,
+              const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return simt::from_bits<T>(
+      simt::warp_collective(simt::kShfl, mask, simt::to_bits(var), src_lane, width, file, line));
 }
 template <class T>
-T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = 32) {
-  const uint64_t* all = simt::warp_exchange(mask, simt::to_bits(var), "__shfl_down_sync");
-  const int lane = simt::lane();
-  const int src = lane + int(delta);
-  return (lane & (width - 1)) + int(delta) < width ? simt::from_bits<T>(all[src]) : var;
+T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = 32,
+                   const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return simt::from_bits<T>(simt::warp_collective(simt::kShflDown, mask, simt::to_bits(var),
+                                                  int(delta), width, file, line));
 }
 template <class T>
-T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = 32) {
-  const uint64_t* all = simt::warp_exchange(mask, simt::to_bits(var), "__shfl_up_sync");
-  const int lane = simt::lane();
-  return (lane & (width - 1)) >= int(delta) ? simt::from_bits<T>(all[lane - int(delta)]) : var;
+T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = 32,
+                 const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return simt::from_bits<T>(simt::warp_collective(simt::kShflUp, mask, simt::to_bits(var),
+                                                  int(delta), width, file, line));
 }
 template <class T>
-T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32) {
-  const uint64_t* all = simt::warp_exchange(mask, simt::to_bits(var), "__shfl_xor_sync");
-  const int lane = simt::lane();
-  const int src = lane ^ lane_mask;
-  return (src & ~(width - 1)) == (lane & ~(width - 1)) ? simt::from_bits<T>(all[src]) : var;
+T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32,
+                  const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return simt::from_bits<T>(simt::warp_collective(simt::kShflXor, mask, simt::to_bits(var),
+                                                  lane_mask, width, file, line));
 }
-inline unsigned __ballot_sync(unsigned mask, int predicate) {
-  const uint64_t* all = simt::warp_exchange(mask, predicate != 0 ? 1u : 0u, "__ballot_sync");
-  unsigned b = 0;
-  for (int l = 0; l < 32; ++l) b |= unsigned(all[l] != 0) << l;
-  return b;
+inline unsigned __ballot_sync(unsigned mask, int predicate, const char* file = __builtin_FILE(),
+                              int line = __builtin_LINE()) {
+  return unsigned(
+      simt::warp_collective(simt::kBallot, mask, predicate != 0 ? 1u : 0u, 0, 32, file, line));
 }
 inline int __popc(unsigned x) {
   return __builtin_popcount(x);
@@ -160,37 +242,29 @@ inline int __ffs(int x) {
 }
 template <class T>
 T __ldg(const T* p) {
-  simt::check_device_load(p, sizeof(T), alignof(T), "__ldg");
   T v;
-  std::memcpy(&v, p, sizeof(T));
+  simt::load_global(&v, p, sizeof(T), alignof(T));
   return v;
 }
-// Fibers of a block never run at the same time, and blocks run one after
-// another: atomics are plain read-modify-writes returning the old value.
-namespace simt {
-template <class T, class F>
-T read_modify_write(T* p, F f) {
-  const T old = *p;
-  *p = f(old);
-  return old;
-}
-}  // namespace simt
 template <class T>
 T atomicAdd(T* p, T v) {
-  return simt::read_modify_write(p, [v](T o) { return T(o + v); });
+  return simt::read_modify_write(
+      p, [v](T o) { return T(o + v); }, "atomicAdd");
 }
 template <class T>
 T atomicMin(T* p, T v) {
-  return simt::read_modify_write(p, [v](T o) { return v < o ? v : o; });
+  return simt::read_modify_write(
+      p, [v](T o) { return v < o ? v : o; }, "atomicMin");
 }
 template <class T>
 T atomicMax(T* p, T v) {
-  return simt::read_modify_write(p, [v](T o) { return v > o ? v : o; });
+  return simt::read_modify_write(
+      p, [v](T o) { return v > o ? v : o; }, "atomicMax");
 }
-// Blocks run one after another and their fibers one at a time: memory is
-// always coherent, so the fence only has to exist.
-inline void __threadfence() {}
+inline void __threadfence() {
+  simt::threadfence();
+}
 
 // The <<<grid, block, 0, stream>>> of launch_impl.cuh.
 #define LINALIGN_SIMT_LAUNCH(kernel, grid, block, stream) \
-  ::simt::make_launcher(kernel, dim3(grid), dim3(block), stream)
+  ::simt::make_launcher(kernel, #kernel, dim3(grid), dim3(block), stream)
