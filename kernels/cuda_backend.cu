@@ -1,8 +1,10 @@
 // The CUDA backend behind linalign::Context (host code only; the kernels are
-// in linalign_{f32,bf16,f16}.cu). run() enqueues the kernels of a validated
-// call on the caller's stream: it allocates nothing and never synchronises,
-// so a call given a workspace is CUDA-graph capturable. Device facts (SM
-// count, L2 size) are queried once per device and cached.
+// in linalign_{f32,bf16,f16}.cu). run() checks on the host that every
+// pointer the call dereferences is aligned and addressable by the device,
+// then enqueues the kernels of a validated call on the caller's stream: it
+// allocates nothing and never synchronises, so a call given a workspace is
+// CUDA-graph capturable. Device facts (SM count, L2 size) are queried once
+// per device and cached.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -161,61 +163,85 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   const bool empty_sums = call.op == Op::kScore && call.score->num_sequences > 0;
   if (v.rows == 0 && !empty_sums) return Status::kSuccess;
 
-  // What the host can still check: the element alignment of the buffers it
-  // can see (pointer arrays are checked per row on the device).
-  const uint64_t eb = uint64_t(dtype_bytes(v.dtype));
-  auto misaligned = [eb](const void* q) { return reinterpret_cast<uintptr_t>(q) % eb != 0; };
-  if (v.base != nullptr && (misaligned(v.base) || misaligned(v.principle))) {
-    *message = std::string(name) + ": logits.base / logits.principle must be aligned to the " +
-               std::to_string(eb) + "-byte element size";
-    return Status::kInvalidArgument;
-  }
-  if (v.paired != nullptr && misaligned(v.paired)) {
-    *message = std::string(name) + ": logits.paired must be aligned to the " + std::to_string(eb) +
-               "-byte element size";
-    return Status::kInvalidArgument;
-  }
-
-  // Outputs and device arrays hold 4- or 8-byte values: a misaligned one would
-  // be a sticky misaligned-address fault on the device, so refuse it here.
-  struct Out {
+  // Every pointer the kernels dereference, in one table: what each holds
+  // (its alignment), its name in messages, and whether the device reads it,
+  // writes it or both. One loop below checks each non-null entry on the host
+  // before anything is launched or written (docs/SEMANTICS.md item 17):
+  //   * alignment (the size of the values the kernels load or store there):
+  //     a misaligned buffer would be a sticky misaligned-address fault;
+  //   * memory: cudaPointerGetAttributes (no synchronisation, not a stream
+  //     operation, so legal under stream capture) must report device, managed
+  //     or host-pinned (mapped, UVA) memory; plain pageable host memory
+  //     (cudaMemoryTypeUnregistered) would be an illegal-address fault that
+  //     loses the context for every later call of the process.
+  // The row pointers held inside base_ptrs / principle_ptrs live in device
+  // memory: the host cannot see them; the kernels flag null or misaligned ones
+  // per row (kRowBadParameter).
+  const uintptr_t eb = uintptr_t(dtype_bytes(v.dtype));
+  const ScoreOutputs* so = call.score;
+  const char* const kReads = "reads";
+  const char* const kWrites = "writes";
+  struct DevicePointer {
     const void* p;
     uintptr_t align;
     const char* name;
+    const char* access;  // what the device does with it, for the message
   };
-  const ScoreOutputs* so = call.score;
-  const Out outs[] = {
-      {call.out, call.out_dtype == DType::kBF16 ? uintptr_t(2) : uintptr_t(4), "out"},
-      {call.tokens, 4, "tokens"},
-      {call.token_logprob, 4, "token_logprob"},
-      {call.diagnostics, 4, "diagnostics"},
-      {call.targets, 4, "targets"},
-      {call.shard_out, 4, "out"},
-      {call.shard_in, 4, "shards"},
-      {so ? so->aligned : nullptr, 4, "out.aligned"},
-      {so ? so->base : nullptr, 4, "out.base"},
-      {so ? so->principle : nullptr, 4, "out.principle"},
-      {so ? so->seq_offsets : nullptr, 8, "out.seq_offsets"},
-      {so ? so->seq_aligned : nullptr, 4, "out.seq_aligned"},
-      {so ? so->seq_base : nullptr, 4, "out.seq_base"},
-      {so ? so->seq_principle : nullptr, 4, "out.seq_principle"},
-      {v.base_ptrs, 8, "logits.base_ptrs"},
-      {v.principle_ptrs, 8, "logits.principle_ptrs"},
-      {v.pair_index, 8, "logits.pair_index"},
-      {p.temperature.values, 4, "params.temperature"},
-      {p.ratio.values, 4, "params.ratio"},
-      {p.epsilon.values, 4, "params.epsilon"},
-      {p.eta_max.values, 4, "params.eta_max"},
-      {p.top_p.values, 4, "params.top_p"},
-      {p.top_k.values, 4, "params.top_k"},
-      {p.min_p.values, 4, "params.min_p"},
-      {p.seed.values, 8, "params.seed"},
-      {p.offset.values, 8, "params.offset"},
+  const DevicePointer pointers[] = {
+      {v.base, eb, "logits.base", kReads},
+      {v.principle, eb, "logits.principle", kReads},
+      {v.base_ptrs, 8, "logits.base_ptrs", kReads},
+      {v.principle_ptrs, 8, "logits.principle_ptrs", kReads},
+      {v.paired, eb, "logits.paired", kReads},
+      {v.pair_index, 8, "logits.pair_index", kReads},
+      {p.temperature.values, 4, "params.temperature", kReads},
+      {p.ratio.values, 4, "params.ratio", kReads},
+      {p.epsilon.values, 4, "params.epsilon", kReads},
+      {p.eta_max.values, 4, "params.eta_max", kReads},
+      {p.top_p.values, 4, "params.top_p", kReads},
+      {p.top_k.values, 4, "params.top_k", kReads},
+      {p.min_p.values, 4, "params.min_p", kReads},
+      {p.seed.values, 8, "params.seed", kReads},
+      {p.offset.values, 8, "params.offset", kReads},
+      {call.targets, 4, "targets", kReads},
+      {call.shard_in, 4, "shards", kReads},
+      {call.out, call.out_dtype == DType::kBF16 ? uintptr_t(2) : uintptr_t(4), "out", kWrites},
+      {call.tokens, 4, "tokens", kWrites},
+      {call.token_logprob, 4, "token_logprob", kWrites},
+      {call.diagnostics, 4, "diagnostics", kWrites},
+      {call.shard_out, 4, "out", kWrites},
+      {so ? so->aligned : nullptr, 4, "out.aligned", kWrites},
+      {so ? so->base : nullptr, 4, "out.base", kWrites},
+      {so ? so->principle : nullptr, 4, "out.principle", kWrites},
+      {so ? so->seq_offsets : nullptr, 8, "out.seq_offsets", kReads},
+      {so ? so->seq_aligned : nullptr, 4, "out.seq_aligned", kWrites},
+      {so ? so->seq_base : nullptr, 4, "out.seq_base", kWrites},
+      {so ? so->seq_principle : nullptr, 4, "out.seq_principle", kWrites},
+      {workspace, 1, "workspace", "reads and writes"},
   };
-  for (const Out& o : outs) {
-    if (o.p != nullptr && reinterpret_cast<uintptr_t>(o.p) % o.align != 0) {
-      *message = std::string(name) + ": " + o.name + " must be aligned to " +
-                 std::to_string(o.align) + " bytes";
+
+  DeviceScope scope;
+  LINALIGN_CHECK_CUDA(scope.enter(device_), name, message);
+  for (const DevicePointer& d : pointers) {
+    if (d.p == nullptr) continue;  // an optional output not asked for, an unused layout
+    if (reinterpret_cast<uintptr_t>(d.p) % d.align != 0) {
+      *message = std::string(name) + ": " + d.name + " must be aligned to " +
+                 std::to_string(d.align) + " bytes";
+      return Status::kInvalidArgument;
+    }
+    cudaPointerAttributes attr{};
+    const cudaError_t e = cudaPointerGetAttributes(&attr, d.p);
+    if (e != cudaSuccess || attr.type == cudaMemoryTypeUnregistered) {
+      std::string what;
+      if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        what = std::string(" is not memory the CUDA runtime knows (cudaPointerGetAttributes: ") +
+               cudaGetErrorName(e) + ")";
+      } else {
+        what = " is host memory (cudaMemoryTypeUnregistered)";
+      }
+      *message = std::string(name) + ": " + d.name + what + "; the CUDA backend " + d.access +
+                 " it on the device: pass device, managed or mapped pinned memory";
       return Status::kInvalidArgument;
     }
   }
@@ -301,8 +327,6 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   a.seq_temp = ws + L.seq_temp_off;
   a.seq_temp_bytes = kSeqTempBytes;
 
-  DeviceScope scope;
-  LINALIGN_CHECK_CUDA(scope.enter(device_), name, message);
   cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
 
   // The context's own buffer may still be in use by a call on another

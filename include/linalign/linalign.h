@@ -44,13 +44,29 @@
  *     are NaN / token -1 and every other row is computed exactly as if it were
  *     alone. The call itself returns LINALIGN_SUCCESS.
  *
- * Memory. The library never takes ownership of caller memory and never keeps a
- * pointer to it after a call returns (for the CUDA backend: after the work
- * enqueued by the call has run). With the CUDA backend every logits, output,
- * per-row parameter array, target, offset and workspace pointer is device
- * memory; the structs themselves (config, params, logits view, score outputs)
- * are read on the host during the call and may be reused or freed as soon as
- * it returns. With the CPU backend everything is host memory.
+ * Memory (docs/SEMANTICS.md item 17). The library never takes ownership of
+ * caller memory and never keeps a pointer to it after a call returns (for the
+ * CUDA backend: after the work enqueued by the call has run). The structs
+ * themselves (config, params, logits view, score outputs) are read on the
+ * host during the call and may be reused or freed as soon as it returns.
+ * Every pointer they and the calls carry — logits (base, principle,
+ * base_ptrs, principle_ptrs, paired, pair_index), every *_per_row array,
+ * targets, every output (out, tokens, token_logprob, every score output and
+ * seq_offsets, diagnostics), shard records, and the workspace — must be:
+ *   - CPU backend: host memory (pageable, pinned or managed); not checked.
+ *   - CUDA backend: memory the device can address — device (cudaMalloc),
+ *     managed (cudaMallocManaged) or mapped pinned host memory
+ *     (cudaMallocHost, cudaHostAlloc, cudaHostRegister; through UVA). Every
+ *     call checks each non-NULL pointer on the host with
+ *     cudaPointerGetAttributes (no synchronisation; legal under stream
+ *     capture): plain pageable host memory is LINALIGN_INVALID_ARGUMENT with
+ *     a message naming the argument (e.g. "sample: params.seed is host memory
+ *     (cudaMemoryTypeUnregistered); ..."; C fields carry their C++ names,
+ *     seed_per_row is params.seed), and nothing is launched or written. The
+ *     row pointers stored inside base_ptrs / principle_ptrs are in device
+ *     memory, out of the host's sight: the kernels flag a NULL or misaligned
+ *     one per row, but one pointing to pageable host memory is not detected
+ *     (an illegal-address fault).
  *
  * Streams. Every compute call takes `stream`, a cudaStream_t passed as void*
  * (NULL = the legacy default stream); the CPU backend ignores it. CUDA calls
@@ -128,7 +144,8 @@ LINALIGN_API unsigned linalign_version(void) LINALIGN_NOEXCEPT;
 typedef enum linalign_status_t {
   LINALIGN_SUCCESS = 0,
   /* A NULL pointer, bad struct_size, bad shape or stride, bad parameter value,
-   * a target outside [0, vocab) that is not ignore_index, ... */
+   * a target outside [0, vocab) that is not ignore_index, pageable host
+   * memory passed to the CUDA backend, ... */
   LINALIGN_INVALID_ARGUMENT = 1,
   /* E.g. an unknown dtype, the CUDA backend not compiled in, struct fields
    * from a newer header that this library does not know. */
@@ -273,8 +290,9 @@ LINALIGN_API int linalign_cuda_device_count(void) LINALIGN_NOEXCEPT;
 
 /* Every parameter of SPEC §2–§4. A per-row parameter is a scalar `x` plus an
  * optional array `x_per_row`: when the array is non-NULL, row r uses
- * x_per_row[r] (rows entries; host memory for the CPU backend, device memory
- * for CUDA) and the scalar is ignored. Initialise with LINALIGN_PARAMS_INIT
+ * x_per_row[r] (rows entries; host memory for the CPU backend; device,
+ * managed or mapped pinned memory for CUDA, checked on the host per call)
+ * and the scalar is ignored. Initialise with LINALIGN_PARAMS_INIT
  * (or linalign_params_init), which gives the SPEC defaults, then change
  * fields. Ranges (checked by every call; LINALIGN_INVALID_ARGUMENT otherwise):
  * temperature > 0 and finite (>= 0 for linalign_sample, where 0 means greedy),
@@ -363,9 +381,12 @@ LINALIGN_API void linalign_params_init(linalign_params_t* params) LINALIGN_NOEXC
  *                      paired row pair_index[2r+1] (e.g. one [2B, V] LM-head
  *                      output).
  * Strides are in elements. `vocab` is V_valid: columns at and beyond it are
- * padding and are never read; every token id returned is < vocab. For the
- * CUDA backend every pointer here (including the pointer and index arrays) is
- * device memory. Initialise with LINALIGN_LOGITS_INIT. */
+ * padding and are never read; every token id returned is < vocab. Memory:
+ * host memory for the CPU backend; for CUDA every pointer here (including
+ * the pointer and index arrays, and the rows base_ptrs / principle_ptrs
+ * point to) is device, managed or mapped pinned memory, each field checked
+ * on the host per call (not the rows behind base_ptrs / principle_ptrs).
+ * Initialise with LINALIGN_LOGITS_INIT. */
 typedef struct linalign_logits_t {
   size_t struct_size; /* sizeof(linalign_logits_t) */
   int32_t dtype;      /* linalign_dtype_t; default LINALIGN_DTYPE_F32 */
@@ -413,7 +434,9 @@ typedef struct linalign_row_diagnostics_t {
 } linalign_row_diagnostics_t;
 
 /* Where linalign_score writes. `aligned` is required; the others may be NULL.
- * Initialise with LINALIGN_SCORE_OUTPUTS_INIT. */
+ * Every pointer (seq_offsets included) is host memory for the CPU backend;
+ * device, managed or mapped pinned memory for CUDA, checked on the host per
+ * call. Initialise with LINALIGN_SCORE_OUTPUTS_INIT. */
 typedef struct linalign_score_outputs_t {
   size_t struct_size; /* sizeof(linalign_score_outputs_t) */
   float* aligned;     /* [B]: l*_t (0 for ignored rows, NaN for invalid rows) */
@@ -441,9 +464,12 @@ typedef struct linalign_score_outputs_t {
  *   logits:          the input rows (see linalign_logits_t). Required.
  *   params:          parameters; NULL means LINALIGN_PARAMS_INIT.
  *   diagnostics:     [B] per-row diagnostics, or NULL.
- *   workspace:       scratch of at least linalign_workspace_size() bytes
- *                    (device memory for CUDA), or NULL to use the handle's
- *                    own buffer (may allocate; not graph-safe).
+ *   workspace:       scratch of at least linalign_workspace_size() bytes, or
+ *                    NULL to use the handle's own buffer (may allocate; not
+ *                    graph-safe).
+ * Memory of every pointer argument and field (see "Memory" at the top): host
+ * memory for the CPU backend; device, managed or mapped pinned memory for
+ * CUDA, each non-NULL one checked on the host per call.
  *   workspace_bytes: size of `workspace`; ignored when workspace is NULL.
  *   stream:          cudaStream_t for the CUDA backend (NULL = default
  *                    stream); ignored by the CPU backend.
@@ -451,7 +477,8 @@ typedef struct linalign_score_outputs_t {
  * launched, message in linalign_last_error(handle)):
  *   LINALIGN_INVALID_ARGUMENT        NULL handle/logits/output, struct_size
  *                                    too small, bad shape/stride/layout,
- *                                    parameter out of range, bad target;
+ *                                    parameter out of range, bad target,
+ *                                    pageable host memory on CUDA;
  *   LINALIGN_NOT_SUPPORTED           unsupported dtype, unknown struct fields;
  *   LINALIGN_INSUFFICIENT_WORKSPACE  workspace_bytes too small;
  *   LINALIGN_NO_DEVICE, LINALIGN_CUDA_ERROR, LINALIGN_INTERNAL.
@@ -500,7 +527,8 @@ typedef struct linalign_shard_stats_t {
   uint32_t words[16];
 } linalign_shard_stats_t;
 
-/* out: [B] records of this shard (device memory on CUDA). */
+/* out: [B] records of this shard (device, managed or mapped pinned memory on
+ * CUDA; host memory on the CPU backend). */
 LINALIGN_API linalign_status_t linalign_shard_stats(linalign_handle_t handle,
                                                     const linalign_logits_t* logits,
                                                     const linalign_params_t* params,

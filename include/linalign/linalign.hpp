@@ -18,6 +18,26 @@
 // empty support) is reported in that row's status; that row's outputs are
 // NaN / token -1 and every other row is computed exactly as if it were alone.
 //
+// Memory (docs/SEMANTICS.md item 17). The structs (Params, LogitsView,
+// ScoreOutputs) are read on the host during the call and may be reused as
+// soon as it returns. Every pointer they and the calls carry is dereferenced
+// by the backend, and must be in the memory of that backend:
+//   * CPU backend: host memory (pageable, pinned or managed); not checked.
+//   * CUDA backend: memory the device can address — device (cudaMalloc),
+//     managed (cudaMallocManaged) or mapped pinned host memory
+//     (cudaMallocHost, cudaHostAlloc, cudaHostRegister; through UVA). Every
+//     call checks every non-null pointer on the host with
+//     cudaPointerGetAttributes (no synchronisation; legal under stream
+//     capture): plain pageable host memory (cudaMemoryTypeUnregistered) is a
+//     call-level kInvalidArgument whose message names the argument, e.g.
+//     "sample: params.seed is host memory (cudaMemoryTypeUnregistered); ...",
+//     and nothing is launched or written. The row pointers stored inside
+//     LogitsView::base_ptrs / principle_ptrs are themselves in device memory,
+//     out of the host's sight without a copy: the kernels flag a null or
+//     misaligned one per row (kRowBadParameter), but one that points to
+//     pageable host memory is not detected (an illegal-address fault).
+// The comment above Context::align lists the memory of every argument.
+//
 // Thread safety: a Context may be used by one thread at a time (its last
 // error message and its internal workspace are per Context). Use one Context
 // per thread, or serialise.
@@ -35,7 +55,8 @@ namespace linalign {
 // Stable values: they are also the values of the C API's linalign_status_t.
 enum class Status : int32_t {
   kSuccess = 0,
-  kInvalidArgument = 1,        // a null pointer, bad shape/stride, bad parameter value
+  kInvalidArgument = 1,        // a null pointer, bad shape/stride, bad parameter value,
+                               // pageable host memory passed to the CUDA backend
   kNotSupported = 2,           // e.g. unsupported dtype, backend not compiled in
   kInsufficientWorkspace = 3,  // workspace_bytes < the queried size
   kNoDevice = 4,               // a CUDA call without a usable CUDA device
@@ -81,7 +102,8 @@ enum class NucleusSource : int32_t {
 };
 
 // A parameter that is either one value for every row, or an array with one
-// value per row (host memory for the CPU backend, device memory for CUDA).
+// value per row (CPU backend: host memory; CUDA: device, managed or mapped
+// pinned memory, checked on the host per call — see "Memory" at the top).
 template <class T>
 struct PerRow {
   T value{};
@@ -135,7 +157,11 @@ struct Params {
 //                      pair_index[2r+1] (e.g. one [2B, V] LM-head output).
 // Exactly one layout must be set. Strides are in elements. `vocab` is V_valid:
 // columns at and beyond it are padding and are ignored; every token id
-// returned is < vocab. For the CUDA backend every pointer is device memory.
+// returned is < vocab. Memory (see "Memory" at the top): CPU backend, host
+// memory; CUDA backend, device, managed or mapped pinned memory for base,
+// principle, base_ptrs, principle_ptrs, paired and pair_index, each checked
+// on the host per call — and for the rows base_ptrs[r] / principle_ptrs[r]
+// point to, which the host cannot check (they are read on the device).
 struct LogitsView {
   DType dtype = DType::kF32;
   int64_t rows = 0;   // B ≥ 0
@@ -207,7 +233,9 @@ struct RowDiagnostics {
   uint32_t status;     // RowStatus flags
 };
 
-// Where score() writes. `aligned` is required; the others may be null.
+// Where score() writes. `aligned` is required; the others may be null. Every
+// pointer (seq_offsets included) is host memory for the CPU backend, device,
+// managed or mapped pinned memory for CUDA (checked on the host per call).
 struct ScoreOutputs {
   float* aligned = nullptr;    // [B]: ℓ*_t (0 for ignored rows, NaN for invalid rows)
   float* base = nullptr;       // [B]: ℓ_t   (optional)
@@ -279,6 +307,22 @@ class Context {
   // `stream` is a cudaStream_t for the CUDA backend (nullptr = default
   // stream) and ignored by the CPU backend. CUDA calls are asynchronous and
   // never synchronise; CPU calls return when the results are written.
+  //
+  // Memory of the pointer arguments of the calls below (see "Memory" at the
+  // top). CPU backend: host memory. CUDA backend: device, managed or mapped
+  // pinned memory, each non-null pointer checked on the host per call
+  // (pageable host memory: kInvalidArgument naming it, nothing written):
+  //   logits      base, principle, base_ptrs, principle_ptrs, paired,
+  //               pair_index (the rows base_ptrs / principle_ptrs point to:
+  //               the same memory, not checked on the host);
+  //   params      the per-row arrays temperature, ratio, epsilon, eta_max,
+  //               top_p, top_k, min_p, seed, offset (Params itself: host);
+  //   align       out, diagnostics;
+  //   sample      tokens, token_logprob, diagnostics;
+  //   score       targets, every ScoreOutputs pointer, diagnostics;
+  //   shard_stats out;   align_shard  shards, out, diagnostics;
+  //   workspace   a caller's workspace (the context's own buffer, used when
+  //               workspace = nullptr, is device memory it allocates).
 
   // Aligned log-probs ℓ* into out[r*out_stride + i] for i < vocab (fp32);
   // out_stride ≥ vocab (0 means vocab). Padding columns are not written.

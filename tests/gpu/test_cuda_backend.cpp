@@ -9,7 +9,9 @@
 //     device arrays (bad values flag the row kRowBadParameter);
 //   * strided (padded, misaligned), pointer-array and paired layouts;
 //   * a call captured in a CUDA graph with a workspace, replayed;
-//   * statuses (never a crash) for bad arguments.
+//   * statuses (never a crash) for bad arguments; pageable host memory
+//     refused on the host, argument by argument, with nothing written (also
+//     during a capture); pinned and managed memory accepted (real CUDA).
 // Every test skips when no CUDA device is present.
 
 #include <cuda_runtime.h>
@@ -19,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <random>
@@ -236,6 +239,13 @@ LogitsView host_view(const Inputs& in) {
 }
 
 // ----------------------------------------------------------- comparing ---
+
+// The byte images of two arrays are equal (sentinels of any trivially
+// copyable type, NaN included).
+template <class T>
+bool same_bytes(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
 
 bool close(float a, float b, float rel, float abs_tol) {
   if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
@@ -951,6 +961,10 @@ TEST_F(CudaVsCpu, MasksDecideTheDraw) {
     const DeviceInputs din(in);
     std::vector<uint64_t> seeds(sz(B));
     for (int64_t r = 0; r < B; ++r) seeds[sz(r)] = uint64_t(1000 + 17 * r);
+    // The same seeds twice: host memory for the CPU backend (and for
+    // expect_tokens, which recomputes the Gumbel scores on the host), device
+    // memory for the CUDA backend, which reads them on the device.
+    const DeviceArray<uint64_t> dseeds(seeds);
     Params base = params_for(kRules[0]);
     base.seed = PerRow<uint64_t>::array(seeds.data());
     base.temperature = 1.5f;
@@ -981,8 +995,10 @@ TEST_F(CudaVsCpu, MasksDecideTheDraw) {
       m.min_tokens_to_keep = c.keep;
       m.nucleus_source = c.src;
       const std::string what = std::string(dtype_name(t)) + " " + c.name;
+      Params dm = m;
+      dm.seed = PerRow<uint64_t>::array(dseeds.get());
       const SampleResult cm = cpu_sample(*cpu_, in, m);
-      const SampleResult gm = gpu_sample(*gpu_, in, din, m);
+      const SampleResult gm = gpu_sample(*gpu_, in, din, dm);
       expect_tokens(gm, cm, ca, in, m, tie_tolerance(m), what);
       int changed = 0;
       for (int64_t r = 0; r < B; ++r) changed += cm.tokens[sz(r)] != free_draw.tokens[sz(r)];
@@ -1066,34 +1082,74 @@ TEST_F(CudaVsCpu, BadRowSourcesFlagTheRow) {
 }
 
 // A call with a workspace captured in a CUDA graph and replayed gives the
-// results of the direct call.
+// results of the direct call. Every pointer of the call (logits, per-row
+// seeds, outputs, diagnostics, workspace) goes through the host-side memory
+// check, which must be legal under capture (cudaPointerGetAttributes is no
+// stream operation): the captured call succeeds, and calls refused for a
+// host pointer in the middle of the capture return kInvalidArgument, leave
+// the capture active and valid (cudaStreamEndCapture succeeds) and add no
+// work to the graph (their device outputs keep their sentinels through the
+// replays).
 TEST_F(CudaVsCpu, GraphCapture) {
   const int64_t B = 4, V = 32001;
   const Inputs in = make_inputs(DType::kBF16, B, V, V, 21);
   const DeviceInputs din(in);
+  const std::vector<uint64_t> seeds = {5, 6, 7, 8};
+  const DeviceArray<uint64_t> dseeds(seeds);
   Params p = params_for(kRules[4]);
   p.top_p = 0.9f;
   p.top_k = 20;
-  p.seed = uint64_t(5);
+  p.seed = PerRow<uint64_t>::array(dseeds.get());
   const LogitsView v = din.view(in);
   cudaStream_t stream;
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   const size_t bytes = gpu_->workspace_size(linalign::Op::kSample, v, p);
   ASSERT_GT(bytes, 0u);
   DeviceArray<unsigned char> ws(bytes);
-  DeviceArray<int32_t> direct(sz(B)), graphed(sz(B));
+  DeviceArray<int32_t> direct(sz(B)), graphed(std::vector<int32_t>(sz(B), -5));
   DeviceArray<float> lp_direct(sz(B)), lp_graphed(sz(B));
-  ASSERT_EQ(gpu_->sample(v, p, direct.get(), lp_direct.get(), nullptr, ws.get(), bytes, stream),
-            Status::kSuccess)
+  DeviceArray<RowDiagnostics> diag_direct(sz(B)), diag_graphed(sz(B));
+  const std::vector<float> lp_sentinel(sz(B), -123.f);
+  DeviceArray<int32_t> refused_tokens_out(std::vector<int32_t>(sz(B), -5));
+  DeviceArray<float> refused_lp_out(lp_sentinel);
+  ASSERT_EQ(
+      gpu_->sample(v, p, direct.get(), lp_direct.get(), diag_direct.get(), ws.get(), bytes, stream),
+      Status::kSuccess)
       << gpu_->last_error();
   CUDA_OK(cudaStreamSynchronize(stream));
 
   cudaGraph_t graph;
   CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  const Status s =
-      gpu_->sample(v, p, graphed.get(), lp_graphed.get(), nullptr, ws.get(), bytes, stream);
+  // refused while capturing: host tokens, then a host seed array
+  std::vector<int32_t> host_tokens(sz(B), -5);
+  const Status refused_tokens = gpu_->sample(v, p, host_tokens.data(), refused_lp_out.get(),
+                                             nullptr, ws.get(), bytes, stream);
+  const std::string refused_tokens_error = gpu_->last_error();
+  Params host_seed = p;
+  host_seed.seed = PerRow<uint64_t>::array(seeds.data());
+  const Status refused_seed = gpu_->sample(v, host_seed, refused_tokens_out.get(),
+                                           refused_lp_out.get(), nullptr, ws.get(), bytes, stream);
+  const std::string refused_seed_error = gpu_->last_error();
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  const cudaError_t is_capturing = cudaStreamIsCapturing(stream, &capturing);
+  // the call that is captured
+  const Status s = gpu_->sample(v, p, graphed.get(), lp_graphed.get(), diag_graphed.get(), ws.get(),
+                                bytes, stream);
+  const std::string captured_error = gpu_->last_error();
   CUDA_OK(cudaStreamEndCapture(stream, &graph));
-  ASSERT_EQ(s, Status::kSuccess) << gpu_->last_error();
+  EXPECT_EQ(refused_tokens, Status::kInvalidArgument);
+  EXPECT_EQ(refused_tokens_error.rfind("sample: tokens is host memory", 0), 0u)
+      << refused_tokens_error;
+  EXPECT_EQ(refused_seed, Status::kInvalidArgument);
+  EXPECT_EQ(refused_seed_error.rfind("sample: params.seed is host memory", 0), 0u)
+      << refused_seed_error;
+  EXPECT_EQ(host_tokens, std::vector<int32_t>(sz(B), -5));
+  EXPECT_EQ(is_capturing, cudaSuccess);
+  EXPECT_EQ(capturing, cudaStreamCaptureStatusActive) << "a refused call ended the capture";
+  ASSERT_EQ(s, Status::kSuccess) << captured_error;
+  // capturing ran nothing
+  CUDA_OK(cudaStreamSynchronize(stream));
+  EXPECT_EQ(graphed.download(), std::vector<int32_t>(sz(B), -5));
   cudaGraphExec_t exec;
   CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
   for (int k = 0; k < 3; ++k) CUDA_OK(cudaGraphLaunch(exec, stream));
@@ -1101,6 +1157,9 @@ TEST_F(CudaVsCpu, GraphCapture) {
   EXPECT_EQ(graphed.download(), direct.download());
   const std::vector<float> a = lp_graphed.download(), b = lp_direct.download();
   for (int64_t r = 0; r < B; ++r) EXPECT_EQ(a[sz(r)], b[sz(r)]) << "row " << r;
+  EXPECT_TRUE(same_bytes(diag_graphed.download(), diag_direct.download()));
+  EXPECT_EQ(refused_tokens_out.download(), std::vector<int32_t>(sz(B), -5));
+  EXPECT_TRUE(same_bytes(refused_lp_out.download(), lp_sentinel));
 
   // align too
   const size_t abytes = gpu_->workspace_size(linalign::Op::kAlign, v, p);
@@ -1164,6 +1223,247 @@ TEST_F(CudaVsCpu, BadArgumentsReturnStatus) {
   EXPECT_EQ(Context::create(o, &ctx), Status::kInvalidArgument);
   EXPECT_EQ(ctx, nullptr);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+}
+
+// Plain host memory (cudaMemoryTypeUnregistered) handed to the CUDA backend,
+// one argument at a time, for every kind of argument: the call is refused on
+// the host with kInvalidArgument naming that argument, nothing is launched or
+// written (every device output keeps its sentinel, every host buffer too),
+// and the context stays usable — where a launch would have faulted with an
+// illegal address and lost the context for the rest of the process. The same
+// calls with device memory then succeed and overwrite the sentinels, so the
+// sentinel checks can see a write.
+TEST_F(CudaVsCpu, HostPointersAreRefused) {
+  const int64_t B = 3, V = 64;
+  const Inputs in = make_inputs(DType::kF32, B, V, V, 31);
+  const DeviceInputs din(in);
+  const LogitsView dv = din.view(in);
+  const Params p;
+
+  // Device outputs, all sentinels.
+  const std::vector<float> out0(sz(B * V), -123.f), row0(sz(B), -123.f), seq0(2, -123.f);
+  const std::vector<int32_t> tok0(sz(B), -5);
+  RowDiagnostics dsent;
+  std::memset(&dsent, 0x5a, sizeof(dsent));
+  const std::vector<RowDiagnostics> diag0(sz(B), dsent);
+  linalign::ShardStats ssent;
+  std::memset(&ssent, 0xa5, sizeof(ssent));
+  const std::vector<linalign::ShardStats> stats0(sz(B), ssent);
+  DeviceArray<float> out(out0), logprob(row0), aligned(row0), seq(seq0);
+  DeviceArray<int32_t> tokens(tok0);
+  DeviceArray<RowDiagnostics> diag(diag0);
+  DeviceArray<linalign::ShardStats> stats(stats0);
+
+  // Inputs that are fine in device memory, and their host twins.
+  const std::vector<int32_t> targets = {1, 2, p.ignore_index};
+  const std::vector<int64_t> offsets = {0, 2, 3};
+  DeviceArray<int32_t> dtargets(targets);
+  DeviceArray<int64_t> doffsets(offsets);
+  std::vector<const void*> zp(sz(B)), yp(sz(B));
+  for (int64_t r = 0; r < B; ++r) {
+    zp[sz(r)] = din.z.get() + r * V * 4;
+    yp[sz(r)] = din.y.get() + r * V * 4;
+  }
+  DeviceArray<const void*> dzp(zp), dyp(yp);
+  std::vector<int64_t> pair(sz(2 * B));
+  for (int64_t k = 0; k < 2 * B; ++k) pair[sz(k)] = k;
+  DeviceArray<int64_t> dpair(pair);
+  std::vector<unsigned char> paired_host(in.z);
+  paired_host.insert(paired_host.end(), in.y.begin(), in.y.end());
+  DeviceArray<unsigned char> dpaired(paired_host);
+
+  // Every device output still holds its sentinel, and the context is intact.
+  auto untouched = [&](const std::string& what) {
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+    EXPECT_TRUE(same_bytes(out.download(), out0)) << what << ": out was written";
+    EXPECT_TRUE(same_bytes(logprob.download(), row0)) << what << ": token_logprob was written";
+    EXPECT_TRUE(same_bytes(aligned.download(), row0)) << what << ": scores were written";
+    EXPECT_TRUE(same_bytes(seq.download(), seq0)) << what << ": sums were written";
+    EXPECT_TRUE(same_bytes(tokens.download(), tok0)) << what << ": tokens were written";
+    EXPECT_TRUE(same_bytes(diag.download(), diag0)) << what << ": diagnostics were written";
+    EXPECT_TRUE(same_bytes(stats.download(), stats0)) << what << ": shard stats were written";
+  };
+  auto refused = [&](Status s, const char* call, const char* arg) {
+    const std::string what = std::string(call) + " with host " + arg;
+    const std::string err = gpu_->last_error();
+    EXPECT_EQ(s, Status::kInvalidArgument) << what << ": " << err;
+    const std::string want =
+        std::string(call) + ": " + arg + " is host memory (cudaMemoryTypeUnregistered)";
+    EXPECT_EQ(err.rfind(want, 0), 0u) << what << ": the message does not name it: " << err;
+    untouched(what);
+  };
+
+  // logits, every layout
+  refused(gpu_->align(LogitsView::strided(DType::kF32, B, V, in.z.data(), din.y.get()), p,
+                      out.get(), V, diag.get()),
+          "align", "logits.base");
+  refused(gpu_->align(LogitsView::strided(DType::kF32, B, V, din.z.get(), in.y.data()), p,
+                      out.get(), V, diag.get()),
+          "align", "logits.principle");
+  refused(gpu_->align(LogitsView::pointers(DType::kF32, B, V, zp.data(), dyp.get()), p, out.get(),
+                      V, diag.get()),
+          "align", "logits.base_ptrs");
+  refused(gpu_->align(LogitsView::pointers(DType::kF32, B, V, dzp.get(), yp.data()), p, out.get(),
+                      V, diag.get()),
+          "align", "logits.principle_ptrs");
+  refused(gpu_->sample(LogitsView::pairs(DType::kF32, B, V, paired_host.data(), 2 * B, dpair.get()),
+                       p, tokens.get(), logprob.get(), diag.get()),
+          "sample", "logits.paired");
+  refused(gpu_->sample(LogitsView::pairs(DType::kF32, B, V, dpaired.get(), 2 * B, pair.data()), p,
+                       tokens.get(), logprob.get(), diag.get()),
+          "sample", "logits.pair_index");
+
+  // every per-row parameter array (valid values: only the memory is wrong)
+  const std::vector<float> ones(sz(B), 1.f), halves(sz(B), 0.5f);
+  const std::vector<int32_t> ks(sz(B), 5);
+  const std::vector<uint64_t> sevens(sz(B), 7);
+  const std::pair<const char*, std::function<void(Params&)>> param_cases[] = {
+      {"params.temperature", [&](Params& q) { q.temperature = PerRow<float>::array(ones.data()); }},
+      {"params.ratio", [&](Params& q) { q.ratio = PerRow<float>::array(ones.data()); }},
+      {"params.epsilon", [&](Params& q) { q.epsilon = PerRow<float>::array(halves.data()); }},
+      {"params.eta_max", [&](Params& q) { q.eta_max = PerRow<float>::array(ones.data()); }},
+      {"params.top_p", [&](Params& q) { q.top_p = PerRow<float>::array(halves.data()); }},
+      {"params.top_k", [&](Params& q) { q.top_k = PerRow<int32_t>::array(ks.data()); }},
+      {"params.min_p", [&](Params& q) { q.min_p = PerRow<float>::array(halves.data()); }},
+      {"params.seed", [&](Params& q) { q.seed = PerRow<uint64_t>::array(sevens.data()); }},
+      {"params.offset", [&](Params& q) { q.offset = PerRow<uint64_t>::array(sevens.data()); }},
+  };
+  for (const auto& c : param_cases) {
+    Params q;
+    c.second(q);
+    refused(gpu_->sample(dv, q, tokens.get(), logprob.get(), diag.get()), "sample", c.first);
+  }
+
+  // targets and every score output
+  ScoreOutputs so;
+  so.aligned = aligned.get();
+  so.seq_offsets = doffsets.get();
+  so.num_sequences = 2;
+  so.seq_aligned = seq.get();
+  refused(gpu_->score(dv, p, targets.data(), so, diag.get()), "score", "targets");
+  std::vector<float> host_scores(row0), host_seq(seq0);
+  ScoreOutputs bad = so;
+  bad.aligned = host_scores.data();
+  refused(gpu_->score(dv, p, dtargets.get(), bad, diag.get()), "score", "out.aligned");
+  bad = so;
+  bad.base = host_scores.data();
+  refused(gpu_->score(dv, p, dtargets.get(), bad, diag.get()), "score", "out.base");
+  bad = so;
+  bad.seq_offsets = offsets.data();
+  refused(gpu_->score(dv, p, dtargets.get(), bad, diag.get()), "score", "out.seq_offsets");
+  bad = so;
+  bad.seq_aligned = host_seq.data();
+  refused(gpu_->score(dv, p, dtargets.get(), bad, diag.get()), "score", "out.seq_aligned");
+  EXPECT_TRUE(same_bytes(host_scores, row0));
+  EXPECT_TRUE(same_bytes(host_seq, seq0));
+
+  // outputs of sample and align, the diagnostics
+  std::vector<int32_t> host_tokens(tok0);
+  std::vector<float> host_logprob(row0), host_out(out0);
+  std::vector<RowDiagnostics> host_diag(diag0);
+  refused(gpu_->sample(dv, p, host_tokens.data(), logprob.get(), diag.get()), "sample", "tokens");
+  refused(gpu_->sample(dv, p, tokens.get(), host_logprob.data(), diag.get()), "sample",
+          "token_logprob");
+  refused(gpu_->align(dv, p, host_out.data(), V, diag.get()), "align", "out");
+  refused(gpu_->align(dv, p, out.get(), V, host_diag.data()), "align", "diagnostics");
+  refused(gpu_->sample(dv, p, tokens.get(), logprob.get(), host_diag.data()), "sample",
+          "diagnostics");
+  EXPECT_TRUE(same_bytes(host_tokens, tok0));
+  EXPECT_TRUE(same_bytes(host_logprob, row0));
+  EXPECT_TRUE(same_bytes(host_out, out0));
+  EXPECT_TRUE(same_bytes(host_diag, diag0));
+
+  // the workspace
+  const size_t need = gpu_->workspace_size(linalign::Op::kAlign, dv, p);
+  ASSERT_GT(need, 0u);
+  std::vector<unsigned char> host_ws(need, 0x3c);
+  refused(gpu_->align(dv, p, out.get(), V, diag.get(), host_ws.data(), need), "align", "workspace");
+  EXPECT_TRUE(same_bytes(host_ws, std::vector<unsigned char>(need, 0x3c)));
+
+  // the vocabulary-parallel records, out and in
+  std::vector<linalign::ShardStats> host_stats(stats0);
+  refused(gpu_->shard_stats(dv, p, host_stats.data()), "shard_stats", "out");
+  refused(gpu_->align_shard(dv, p, host_stats.data(), 1, out.get(), V, diag.get()), "align_shard",
+          "shards");
+  EXPECT_TRUE(same_bytes(host_stats, stats0));
+
+  // The control: the same calls in device memory run and write.
+  ASSERT_EQ(gpu_->sample(dv, p, tokens.get(), logprob.get(), diag.get()), Status::kSuccess)
+      << gpu_->last_error();
+  ASSERT_EQ(gpu_->score(dv, p, dtargets.get(), so, nullptr), Status::kSuccess)
+      << gpu_->last_error();
+  ASSERT_EQ(gpu_->align(dv, p, out.get(), V, nullptr), Status::kSuccess) << gpu_->last_error();
+  ASSERT_EQ(gpu_->shard_stats(dv, p, stats.get()), Status::kSuccess) << gpu_->last_error();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<int32_t> t = tokens.download();
+  for (int64_t r = 0; r < B; ++r) {
+    EXPECT_GE(t[sz(r)], 0) << "row " << r;
+    EXPECT_LT(t[sz(r)], V) << "row " << r;
+  }
+  EXPECT_FALSE(same_bytes(logprob.download(), row0));
+  EXPECT_FALSE(same_bytes(diag.download(), diag0));
+  EXPECT_FALSE(same_bytes(aligned.download(), row0));
+  EXPECT_FALSE(same_bytes(seq.download(), seq0));
+  EXPECT_FALSE(same_bytes(out.download(), out0));
+  EXPECT_FALSE(same_bytes(stats.download(), stats0));
+}
+
+// Memory the device can address without being cudaMalloc'd is accepted:
+// mapped pinned host memory (cudaMallocHost, cudaMemoryTypeHost through UVA)
+// for the per-row seeds and the tokens, managed memory (cudaMallocManaged)
+// for the logits and the diagnostics; the tokens equal those of the same
+// call in device memory. (Real CUDA only: the emulator has neither kind.)
+TEST_F(CudaVsCpu, PinnedAndManagedMemoryAccepted) {
+#if defined(LINALIGN_SIMT_EMULATED)
+  GTEST_SKIP() << "the SIMT emulator has no pinned or managed memory";
+#else
+  const int64_t B = 4, V = 4099;
+  const Inputs in = make_inputs(DType::kF32, B, V, V, 41);
+  const DeviceInputs din(in);
+  const std::vector<uint64_t> seeds = {11, 12, 13, 14};
+  const DeviceArray<uint64_t> dseeds(seeds);
+  Params p = params_for(kRules[0]);
+  p.top_p = 0.9f;
+  p.seed = PerRow<uint64_t>::array(dseeds.get());
+  DeviceArray<int32_t> dtokens(sz(B));
+  DeviceArray<RowDiagnostics> ddiag(sz(B));
+  ASSERT_EQ(gpu_->sample(din.view(in), p, dtokens.get(), nullptr, ddiag.get()), Status::kSuccess)
+      << gpu_->last_error();
+
+  uint64_t* pinned_seeds = nullptr;
+  int32_t* pinned_tokens = nullptr;
+  void* managed_z = nullptr;
+  void* managed_y = nullptr;
+  RowDiagnostics* managed_diag = nullptr;
+  CUDA_OK(cudaMallocHost(reinterpret_cast<void**>(&pinned_seeds), seeds.size() * sizeof(uint64_t)));
+  CUDA_OK(cudaMallocHost(reinterpret_cast<void**>(&pinned_tokens), sz(B) * sizeof(int32_t)));
+  CUDA_OK(cudaMallocManaged(&managed_z, in.z.size()));
+  CUDA_OK(cudaMallocManaged(&managed_y, in.y.size()));
+  CUDA_OK(
+      cudaMallocManaged(reinterpret_cast<void**>(&managed_diag), sz(B) * sizeof(RowDiagnostics)));
+  std::memcpy(pinned_seeds, seeds.data(), seeds.size() * sizeof(uint64_t));
+  std::memcpy(managed_z, in.z.data(), in.z.size());
+  std::memcpy(managed_y, in.y.data(), in.y.size());
+  for (int64_t r = 0; r < B; ++r) pinned_tokens[r] = -5;
+  Params q = p;
+  q.seed = PerRow<uint64_t>::array(pinned_seeds);
+  const LogitsView mv = LogitsView::strided(DType::kF32, B, V, managed_z, managed_y);
+  const Status s = gpu_->sample(mv, q, pinned_tokens, nullptr, managed_diag);
+  EXPECT_EQ(s, Status::kSuccess) << gpu_->last_error();
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<int32_t> want = dtokens.download();
+  const std::vector<RowDiagnostics> want_diag = ddiag.download();
+  for (int64_t r = 0; r < B; ++r) {
+    EXPECT_EQ(pinned_tokens[r], want[sz(r)]) << "row " << r;
+    EXPECT_EQ(0, std::memcmp(&managed_diag[r], &want_diag[sz(r)], sizeof(RowDiagnostics)))
+        << "row " << r;
+  }
+  CUDA_OK(cudaFreeHost(pinned_seeds));
+  CUDA_OK(cudaFreeHost(pinned_tokens));
+  CUDA_OK(cudaFree(managed_z));
+  CUDA_OK(cudaFree(managed_y));
+  CUDA_OK(cudaFree(managed_diag));
+#endif
 }
 
 TEST(CudaBackend, CompiledAndCounted) {
