@@ -61,10 +61,15 @@ LINALIGN_HD bool mask_keep(const MaskThresholds& t, float lq, int64_t i) {
 
 // Arg-max with ties to the lower index; merges associatively, so partial
 // results of any split of the row combine (threads, warps, blocks, chunks).
+// No padding: the CUDA kernels read a slice's partial word by word past L1
+// (kernels/device.cuh load_coherent), and a padding word is memory no store
+// ever wrote — compute-sanitizer's initcheck reported exactly that when the
+// index was 64 bits wide. Token ids fit 32 bits (tokens are int32 outputs).
 struct ArgMax {
   float score;
-  int64_t index;  // −1 when empty
+  int32_t index;  // −1 when empty
 };
+static_assert(sizeof(ArgMax) == sizeof(float) + sizeof(int32_t), "no padding");
 LINALIGN_HD ArgMax argmax_empty() {
   return ArgMax{-kInf, -1};
 }
@@ -77,7 +82,7 @@ LINALIGN_HD ArgMax argmax_merge(const ArgMax& a, const ArgMax& b) {
 LINALIGN_HD void argmax_push(ArgMax& a, float score, int64_t index) {
   if (a.index < 0 || score > a.score || (score == a.score && index < a.index)) {
     a.score = score;
-    a.index = index;
+    a.index = int32_t(index);
   }
 }
 
