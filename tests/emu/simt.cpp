@@ -281,6 +281,22 @@ Machine& M() {
 // Kernel code of this OS thread runs with its accesses checked.
 thread_local bool t_armed = false;
 
+// The emulator's own code runs unarmed, also when kernel code calls into it:
+// the inline standard-library functions it uses (std::string, containers) may
+// be the instrumented copies the linker kept from a kernel translation unit
+// (one definition per program; which copy wins depends on the link), and
+// their accesses are the emulator's, not the kernel's — checked, they would
+// recurse into the check or be reported as a kernel touching host memory.
+// Fiber switches save and restore the flag (yield_to_scheduler), so a fiber
+// resumed inside the runtime stays unarmed until it returns to kernel code.
+struct Unarmed {
+  const bool was = t_armed;
+  Unarmed() { t_armed = false; }
+  ~Unarmed() { t_armed = was; }
+  Unarmed(const Unarmed&) = delete;
+  Unarmed& operator=(const Unarmed&) = delete;
+};
+
 // Switches between the scheduler and a fiber, with AddressSanitizer told
 // which stack is live.
 void switch_to_fiber(Machine& m, Fiber& f, int index) {
@@ -656,6 +672,7 @@ void shared_access(Machine& m, uintptr_t a, size_t bytes, bool write, bool atomi
 }
 
 void check_access(const void* p, size_t bytes, bool write, const char* access) {
+  const Unarmed runtime;
   Machine& m = M();
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   switch (space_of(m, a)) {
@@ -706,6 +723,7 @@ Armed::~Armed() {
 }
 
 void syncthreads(const char* file, int line) {
+  const Unarmed runtime;
   Machine& m = M();
   Fiber& f = *m.cur;
   f.st = St::kBlockWait;
@@ -716,6 +734,7 @@ void syncthreads(const char* file, int line) {
 }
 
 void threadfence() {
+  const Unarmed runtime;
   Machine& m = M();
   m.fences += 1;
   if (m.fences > kMaxFences)
@@ -725,6 +744,7 @@ void threadfence() {
 
 uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, int arg, int width,
                          const char* file, int line) {
+  const Unarmed runtime;
   Machine& m = M();
   Fiber& f = *m.cur;
   if (mask != 0xffffffffu)
@@ -772,6 +792,7 @@ uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, int arg
 }
 
 void load_global(void* dst, const void* p, size_t bytes, size_t align) {
+  const Unarmed runtime;
   Machine& m = M();
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   if (a % align != 0)
@@ -785,6 +806,7 @@ void load_global(void* dst, const void* p, size_t bytes, size_t align) {
 }
 
 void atomic_access(void* p, size_t bytes, const char* what) {
+  const Unarmed runtime;
   Machine& m = M();
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   if (a % bytes != 0)
@@ -921,11 +943,33 @@ void run_grid(dim3 grid, dim3 block, const char* name, const Body& body) {
 
 }  // namespace
 
-void launch(dim3 grid, dim3 block, cudaStream_t stream, const char* name, Body body) {
+namespace {
+// The kernel's __launch_bounds__ (threads per block), read back from the NOPs
+// the emulated attribute put at its entry (simt.hpp); 1024 without one.
+uint64_t launch_bound(const void* kernel) {
+#if defined(__x86_64__)
+  const unsigned char* c = static_cast<const unsigned char*>(kernel);
+  if (c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa) c += 4;  // endbr64
+  uint64_t nops = 0;
+  while (c[nops] == 0x90 && nops < 32) ++nops;
+  return nops > 0 ? nops * 32 : 1024;
+#else
+  (void)kernel;
+  return 1024;
+#endif
+}
+}  // namespace
+
+void launch(dim3 grid, dim3 block, cudaStream_t stream, const void* kernel, const char* name,
+            Body body) {
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.x > 0x7fffffffu || grid.y > 65535u || grid.z > 65535u) {
     M().last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
+  if (threads > launch_bound(kernel)) {
+    M().last_error = cudaErrorLaunchOutOfResources;
     return;
   }
   enqueue(stream, [grid, block, name, body]() { run_grid(grid, block, name, body); });
@@ -1126,6 +1170,8 @@ const char* cudaGetErrorName(cudaError_t e) {
       return "cudaErrorStreamCaptureIsolation";
     case cudaErrorLaunchFailure:
       return "cudaErrorLaunchFailure";
+    case cudaErrorLaunchOutOfResources:
+      return "cudaErrorLaunchOutOfResources";
   }
   return "cudaErrorUnknown";
 }

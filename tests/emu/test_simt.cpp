@@ -145,6 +145,24 @@ TEST(Simt, BlocksRunOnceInAScrambledOrder) {
   EXPECT_EQ(cudaFree(counter), cudaSuccess);
 }
 
+__global__ void __launch_bounds__(64) bounded(int* p) {
+  p[threadIdx.x] = 1;
+}
+
+// A block of more threads than the kernel's __launch_bounds__ is a launch
+// error, as on a GPU; up to the bound it runs.
+TEST(Simt, LaunchBoundsAreChecked) {
+  int* d = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), 1024 * sizeof(int)), cudaSuccess);
+  LINALIGN_SIMT_LAUNCH(bounded, 1, 64, nullptr)(d);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  LINALIGN_SIMT_LAUNCH(bounded, 1, 96, nullptr)(d);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorLaunchOutOfResources);
+  LINALIGN_SIMT_LAUNCH(write_index, 1, 1024, nullptr)(d);  // no bound: up to 1024
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  EXPECT_EQ(cudaFree(d), cudaSuccess);
+}
+
 __global__ void add_one(int* p) {
   p[threadIdx.x] += 1;
 }

@@ -62,9 +62,12 @@
 // memsets into a graph; the calls a capture forbids (cudaMalloc, cudaFree,
 // cudaMemcpy, synchronisation) invalidate it, as in global capture mode.
 //
-// Not emulated: __launch_bounds__ (ignored: a declaration attribute the
-// emulator cannot see at the launch), warp-synchronous execution beyond the
-// collectives, and timing.
+// A launch with more threads per block than the kernel's __launch_bounds__
+// fails with cudaErrorLaunchOutOfResources (x86-64 hosts).
+//
+// Not emulated: warp-synchronous execution beyond the collectives, CUB's
+// kernels (the emulated build sums sequences with SeqSumKernel instead of
+// cub::DeviceSegmentedReduce), and timing.
 //
 // This header is for the emulated build only (tests/emu/CMakeLists.txt).
 #pragma once
@@ -100,7 +103,12 @@ inline float4 make_float4(float x, float y, float z, float w) {
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __launch_bounds__(...)
+// __launch_bounds__(max_threads[, min_blocks]) becomes ⌈max_threads / 32⌉
+// one-byte NOPs at the kernel's entry (GCC's patchable_function_entry): the
+// launch reads them back from the kernel's address and refuses a block of
+// more threads than the bound (rounded up to whole warps), as a GPU does.
+#define __launch_bounds__(...) SIMT_LAUNCH_BOUNDS_(__VA_ARGS__, 0)
+#define SIMT_LAUNCH_BOUNDS_(n, ...) __attribute__((patchable_function_entry(((n) + 31) / 32)))
 // Thread-local function statics: blocks run one at a time, so one copy serves,
 // and the thread-local block holds nothing else kernel code touches — the
 // emulator knows every access there is to shared memory, poisons it at every
@@ -144,7 +152,8 @@ struct Armed {
 using Body = std::function<void()>;
 // Runs (or, on a capturing stream, records; on a stream, enqueues) every
 // block of a grid.
-void launch(dim3 grid, dim3 block, cudaStream_t stream, const char* name, Body body);
+void launch(dim3 grid, dim3 block, cudaStream_t stream, const void* kernel, const char* name,
+            Body body);
 
 template <class... P>
 struct Launcher {
@@ -157,7 +166,7 @@ struct Launcher {
     // Kernel parameters are copied at launch, as on the device.
     std::tuple<std::decay_t<P>...> params(std::forward<A>(args)...);
     void (*k)(P...) = kernel;
-    launch(grid, block, stream, name, [k, params]() {
+    launch(grid, block, stream, reinterpret_cast<const void*>(k), name, [k, params]() {
       // Onto the thread's stack first: the closure lives in host memory.
       void (*local_k)(P...) = k;
       std::tuple<std::decay_t<P>...> local = params;

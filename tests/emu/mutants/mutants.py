@@ -189,8 +189,8 @@ MUTANTS: List[Mutant] = [
         what="row_in, strided layout: the principle row addressed with the base stride",
         old="    y = static_cast<const char*>(s.principle) + r * s.principle_stride * eb;\n",
         new="    y = static_cast<const char*>(s.principle) + r * s.base_stride * eb;\n",
-        # Every strided test today passes base_stride == principle_stride; the
-        # wildcard picks up a test with different strides once there is one.
+        # CudaVsCpu.BaseAndPrincipleStridesDiffer is the test with different
+        # strides (every other strided test passes equal ones).
         tests=[(EMU, "CudaVsCpu.*Stride*")],
     ),
     Mutant(
@@ -207,6 +207,15 @@ MUTANTS: List[Mutant] = [
         new="    if (e != cudaSuccess) {\n",
         tests=[(EMU, "CudaVsCpu.HostPointersAreRefused")],
         tus=[BACKEND_TU],
+    ),
+    Mutant(
+        name="launch_bounds_below_block",
+        file="kernels/plan_kernels.cuh",
+        what="PlanKernel declares __launch_bounds__ of 256 threads but is launched with "
+        "kRowThreads (512): a launch error on a GPU",
+        old="__global__ void __launch_bounds__(host::kRowThreads) PlanKernel(",
+        new="__global__ void __launch_bounds__(256) PlanKernel(",
+        tests=[(EMU, "CudaVsCpu.StridedMisalignedPadded")],
     ),
 ]
 
