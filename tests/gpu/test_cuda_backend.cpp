@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "gpu_test_util.hpp"
 #include "linalign/linalign.hpp"
 #include "linalign/math/dtype.hpp"
 #include "linalign/math/philox.hpp"
@@ -51,6 +52,8 @@ using linalign::ScoreOutputs;
 using linalign::Status;
 using linalign::StepRule;
 using linalign::UpdateForm;
+using linalign_gpu_test::DeviceArray;
+using linalign_gpu_test::sz;
 
 constexpr float kInfF = std::numeric_limits<float>::infinity();
 constexpr float kNanF = std::numeric_limits<float>::quiet_NaN();
@@ -77,76 +80,12 @@ const std::vector<int64_t> kCoreVocab =
 const std::vector<int64_t> kCoreBatch =
     kEmulated ? std::vector<int64_t>{0, 1, 3, 23} : std::vector<int64_t>{0, 1, 3, 99};
 
-#define SKIP_WITHOUT_DEVICE()                                                 \
-  do {                                                                        \
-    if (linalign::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"; \
-  } while (0)
-
 #define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
 
 // ------------------------------------------------------------- helpers ---
 
-// int64 counts and indices as size_t.
-inline size_t sz(int64_t v) {
-  return static_cast<size_t>(v);
-}
-
-// A device buffer of n elements of T.
-template <class T>
-class DeviceArray {
- public:
-  DeviceArray() = default;
-  explicit DeviceArray(size_t n) : n_(n) {
-    if (n > 0 && cudaMalloc(reinterpret_cast<void**>(&ptr_), n * sizeof(T)) != cudaSuccess) {
-      ptr_ = nullptr;
-      ADD_FAILURE() << "cudaMalloc of " << n * sizeof(T) << " bytes failed";
-    }
-  }
-  explicit DeviceArray(const std::vector<T>& h) : DeviceArray(h.size()) { upload(h); }
-  ~DeviceArray() {
-    if (ptr_ != nullptr) (void)cudaFree(ptr_);
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  DeviceArray(DeviceArray&& o) noexcept : ptr_(o.ptr_), n_(o.n_) {
-    o.ptr_ = nullptr;
-    o.n_ = 0;
-  }
-  DeviceArray& operator=(DeviceArray&& o) noexcept {
-    std::swap(ptr_, o.ptr_);
-    std::swap(n_, o.n_);
-    return *this;
-  }
-  void upload(const std::vector<T>& h) {
-    if (!h.empty()) {
-      EXPECT_EQ(cudaMemcpy(ptr_, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice),
-                cudaSuccess);
-    }
-  }
-  std::vector<T> download() const {
-    std::vector<T> h(n_);
-    if (n_ > 0) {
-      EXPECT_EQ(cudaMemcpy(h.data(), ptr_, n_ * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    }
-    return h;
-  }
-  T* get() const { return ptr_; }
-  size_t size() const { return n_; }
-
- private:
-  T* ptr_ = nullptr;
-  size_t n_ = 0;
-};
-
 std::unique_ptr<Context> make(Backend b) {
-  ContextOptions o;
-  o.backend = b;
-  o.num_threads = 4;
-  std::unique_ptr<Context> ctx;
-  std::string err;
-  const Status s = Context::create(o, &ctx, &err);
-  EXPECT_EQ(s, Status::kSuccess) << err;
-  return ctx;
+  return linalign_gpu_test::make_context(b, 4);
 }
 
 int64_t elem_bytes(DType t) {

@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "gpu_test_util.hpp"
 #include "linalign/linalign.hpp"
 #include "linalign/math/dtype.hpp"
 
@@ -46,60 +47,14 @@ using linalign::Params;
 using linalign::RowDiagnostics;
 using linalign::ScoreOutputs;
 using linalign::Status;
+using linalign_gpu_test::DeviceArray;
+using linalign_gpu_test::sz;
 
 constexpr float kInfF = std::numeric_limits<float>::infinity();
 constexpr float kSentinel = 12345.f;  // what an output holds before a call
 
-#define SKIP_WITHOUT_DEVICE()                                                 \
-  do {                                                                        \
-    if (linalign::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"; \
-  } while (0)
-
-inline size_t sz(int64_t v) {
-  return static_cast<size_t>(v);
-}
-
-// A device copy of a host vector, freed on destruction.
-template <class T>
-class DeviceArray {
- public:
-  explicit DeviceArray(const std::vector<T>& h) : n_(h.size()) {
-    if (n_ == 0) return;
-    if (cudaMalloc(reinterpret_cast<void**>(&ptr_), n_ * sizeof(T)) != cudaSuccess) {
-      ptr_ = nullptr;
-      ADD_FAILURE() << "cudaMalloc of " << n_ * sizeof(T) << " bytes failed";
-      return;
-    }
-    EXPECT_EQ(cudaMemcpy(ptr_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  ~DeviceArray() {
-    if (ptr_ != nullptr) (void)cudaFree(ptr_);
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  std::vector<T> download() const {
-    std::vector<T> h(n_);
-    if (n_ > 0) {
-      EXPECT_EQ(cudaMemcpy(h.data(), ptr_, n_ * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    }
-    return h;
-  }
-  T* get() const { return ptr_; }
-
- private:
-  T* ptr_ = nullptr;
-  size_t n_ = 0;
-};
-
 std::unique_ptr<Context> make(Backend b) {
-  ContextOptions o;
-  o.backend = b;
-  o.num_threads = 2;
-  std::unique_ptr<Context> ctx;
-  std::string err;
-  const Status s = Context::create(o, &ctx, &err);
-  EXPECT_EQ(s, Status::kSuccess) << err;
-  return ctx;
+  return linalign_gpu_test::make_context(b, 2);
 }
 
 // B row pairs of V logits as raw bytes of dtype t: base 3·N(0,1), principle
