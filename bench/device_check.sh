@@ -8,10 +8,12 @@
 #   4. runs the four compute-sanitizer tools — memcheck, racecheck, initcheck,
 #      synccheck — on every test of each GPU test binary but the large core
 #      shapes,
-#   5. runs the GPU benchmarks (bench/gpu_bench.cu, JSON + console),
+#   5. runs the GPU benchmarks (bench/gpu_bench.cu, JSON + console), then
+#      Nsight Compute (ncu) on the headline rows: per-kernel time, DRAM
+#      bytes, instructions (issue 9),
 #   6. runs the PyTorch reference (bench/torch_reference.py) if torch is there,
 # each step bounded by `timeout`, each step's failure recorded and the next
-# step run anyway. Everything goes to $OUT (default ./device_out), 5 files
+# step run anyway. Everything goes to $OUT (default ./device_out), 6 files
 # (the device tool brings back at most 8, so none is ever dropped):
 #   summary.txt     pass/fail and wall time per step, the benchmark headline,
 #                   and a copy of the PyTorch reference table
@@ -19,6 +21,7 @@
 #                   sanitizers, one section each (lines "##### <section>")
 #   bench_gpu.log   benchmark console output;  bench_gpu.json  its JSON
 #   torch.log       the PyTorch reference table (whole output)
+#   ncu.log         Nsight Compute metrics (CSV rows) of the headline rows' kernels
 #
 # Usage, from the repository root:
 #   bash bench/device_check.sh               on the GPU machine (or a dry run
@@ -123,7 +126,7 @@ mkdir -p "$OUT" || exit 1
 OUT=$(cd "$OUT" && pwd)
 BUILD="$ROOT/build-device"
 DEADLINE_S=${DEVICE_CHECK_DEADLINE_S:-345}
-# Five files in $OUT: setup, ctest and the sanitizers share build_test.log.
+# Six files in $OUT: setup, ctest and the sanitizers share build_test.log.
 SUMMARY="$OUT/summary.txt"
 LOG="$OUT/build_test.log"
 BENCH_LOG="$OUT/bench_gpu.log"
@@ -449,6 +452,25 @@ if [[ -x "$BENCH_BIN" ]]; then
   record bench_gpu "$(result_of "$rc")" "$STEP_MS" "$note"
 else
   record bench_gpu SKIP 0 "linalign_bench_gpu not built ($CONFIG_NOTE)"
+fi
+
+# ------------------------------------------------ 5b. Nsight Compute --
+# Per-kernel time, DRAM bytes and instructions for the headline rows (issue
+# 9): align fp32 B=64, top-p fp32 B=64, top-p bf16 B=1, at V=128256, into
+# $OUT/ncu.log (ncu's CSV rows among the benchmark's own lines); skipped
+# when ncu is missing or the deadline is near.
+NCU_CSV="$OUT/ncu.log"
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null || true)
+if [[ -x "$BENCH_BIN" && -n "$NCU" ]] && (($(elapsed_s) + 150 < DEADLINE_S)); then
+  run_step ncu "$NCU_CSV" 140 \
+    env LINALIGN_BENCH_MIN_TIME=0.001 "$NCU" --clock-control none --cache-control none --csv \
+    --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum,smsp__inst_executed.sum,sm__throughput.avg.pct_of_peak_sustained_elapsed,gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size,launch__block_size,launch__registers_per_thread,sm__warps_active.avg.pct_of_peak_sustained_active \
+    -k 'regex:(StatsKernel|PlanKernel|MomentsKernel|FinishKernel|AlignKernel|SelectPassKernel|SampleKernel|ScoreKernel)' \
+    --launch-count 40 "$BENCH_BIN" \
+    '--benchmark_filter=^(align_linalign/fp32/B:64/V:128256|sample_topp_linalign/fp32/B:64/V:128256|sample_topp_linalign/bf16/B:1/V:128256)$'
+  record ncu "$(result_of "$STEP_RC")" "$STEP_MS" "$(grep -c '"gpu__time_duration.sum"' "$NCU_CSV" | tr -d ' ') kernel launches profiled, ncu.log"
+else
+  record ncu SKIP 0 "ncu not found, no benchmark binary, or too close to the deadline"
 fi
 
 # ---------------------------------------------------- 6. PyTorch reference --

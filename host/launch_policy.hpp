@@ -61,6 +61,18 @@ constexpr int kChunkItems = 8;
 // 64-byte partial RowStats per 8 KB (fp32) of input and a 512-thread merge of
 // ≤ 256 partials per row in the plan kernel.
 constexpr int64_t kSliceChunks = 1;
+// Slices are spread evenly over the row in granules of one warp's vectors
+// (math::slice_span): at V = 128256 fp32 every one of the 125 blocks of a
+// row gets 256 or 288 vectors (rounding each slice up to whole blocks' worth
+// left 41 of them empty and the busiest with 384).
+constexpr int64_t kSliceGranuleVectors = 32;
+// Register chunks a thread of the statistics sweep holds at once (the whole
+// slice on chip for the three-pass slice statistics, math/slice_stats.hpp):
+// with slices of ≈ kSliceChunks chunks per thread, rounded to the nearest
+// count and spread in warp granules, no thread gets more than 2 (checked
+// for every V by tests/cpu/test_partition.cpp). A slice that would need
+// more takes the online path (math::chunk_stats) instead.
+constexpr int kHeldChunks = 2;
 // Fraction of L2 the two input rows of a group may take (the output of align
 // and other traffic share the rest).
 constexpr int64_t kL2GroupNumerator = 1;

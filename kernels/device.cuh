@@ -127,6 +127,14 @@ __device__ __forceinline__ RowIn<E> row_in(const Source& s, int64_t r) {
   return row;
 }
 
+// The body vectors of vocabulary slice s of a row: every (slice, row) kernel
+// of a call walks the same slices (math::slice_span, spread evenly in
+// granules of one warp's vectors, host::kSliceGranuleVectors).
+template <class E>
+__device__ __forceinline__ math::Span vocab_slice(const RowIn<E>& row, int64_t slices, int64_t s) {
+  return math::slice_span(row.split.vectors, slices, s, host::kSliceGranuleVectors);
+}
+
 // ------------------------------------------------- register chunk walk ---
 
 // What one thread holds per step: kItems (z, y) pairs decoded to fp32, and
@@ -148,6 +156,54 @@ struct Chunk {
   }
 };
 
+// Step c of thread t's walk of the vectors `span` of a row with `threads`
+// threads into ch: c = −1 is the thread's scalar head/tail element (when
+// `has_scalar`), c ≥ 0 its register chunk c (slots past the span empty).
+// Empty slots hold (−inf, −inf). With kLoad = false only the indices are
+// filled (writers of invalid rows).
+template <class E, bool kLoad>
+__device__ __forceinline__ void load_step(const RowIn<E>& row, int64_t n, math::Span span,
+                                          bool has_scalar, int t, int threads, int64_t c,
+                                          Chunk<E>& ch) {
+  using C = Chunk<E>;
+  if (c < 0) {
+    ch.scalar = true;
+    ch.first[0] = has_scalar ? math::scalar_element(row.split, n, t) : -1;
+#pragma unroll
+    for (int u = 1; u < C::kU; ++u) ch.first[u] = -1;
+#pragma unroll
+    for (int k = 0; k < C::kItems; ++k) ch.z[k] = ch.y[k] = -math::kInf;
+    if (kLoad && has_scalar) {
+      ch.z[0] = load_scalar(row.z, ch.first[0]);
+      ch.y[0] = load_scalar(row.y, ch.first[0]);
+    }
+    return;
+  }
+  ch.scalar = false;
+#pragma unroll
+  for (int u = 0; u < C::kU; ++u) {
+    const int64_t j = math::walk_vector(span, threads, t, C::kU, c, u);
+    ch.first[u] = j >= 0 ? math::vector_element(row.split, j, C::kW) : -1;
+  }
+  if (kLoad) {
+#pragma unroll
+    for (int u = 0; u < C::kU; ++u) {  // all loads first: kU vectors per row in flight
+      if (ch.first[u] >= 0) {
+        load_vector(row.z + ch.first[u], &ch.z[u * C::kW]);
+        if (row.y_vector) {
+          load_vector(row.y + ch.first[u], &ch.y[u * C::kW]);
+        } else {
+#pragma unroll
+          for (int w = 0; w < C::kW; ++w) ch.y[u * C::kW + w] = load_scalar(row.y, ch.first[u] + w);
+        }
+      } else {
+#pragma unroll
+        for (int w = 0; w < C::kW; ++w) ch.z[u * C::kW + w] = ch.y[u * C::kW + w] = -math::kInf;
+      }
+    }
+  }
+}
+
 // Walks the vectors `span` of a row with `threads` threads (this is thread
 // t), plus the row's scalar head/tail elements when `with_scalars` (one per
 // thread, t < head + tail ≤ 14). fn(chunk) is called once per step. With
@@ -163,44 +219,8 @@ __device__ __forceinline__ void walk_row(const RowIn<E>& row, int64_t n, math::S
   const bool has_scalar = t < scalars;
   const int64_t chunks = math::walk_chunks(span, threads, kUniform ? 0 : t, C::kU);
   for (int64_t c = (kUniform ? scalars > 0 : has_scalar) ? -1 : 0; c < chunks; ++c) {
-    if (c < 0) {
-      ch.scalar = true;
-      // (Outside the uniform walk only a thread with a scalar takes this step.)
-      ch.first[0] = !kUniform || has_scalar ? math::scalar_element(row.split, n, t) : -1;
-#pragma unroll
-      for (int u = 1; u < C::kU; ++u) ch.first[u] = -1;
-#pragma unroll
-      for (int k = 0; k < C::kItems; ++k) ch.z[k] = ch.y[k] = -math::kInf;
-      if (kLoad && (!kUniform || has_scalar)) {
-        ch.z[0] = load_scalar(row.z, ch.first[0]);
-        ch.y[0] = load_scalar(row.y, ch.first[0]);
-      }
-    } else {
-      ch.scalar = false;
-#pragma unroll
-      for (int u = 0; u < C::kU; ++u) {
-        const int64_t j = math::walk_vector(span, threads, t, C::kU, c, u);
-        ch.first[u] = j >= 0 ? math::vector_element(row.split, j, C::kW) : -1;
-      }
-      if (kLoad) {
-#pragma unroll
-        for (int u = 0; u < C::kU; ++u) {  // all loads first: kU vectors per row in flight
-          if (ch.first[u] >= 0) {
-            load_vector(row.z + ch.first[u], &ch.z[u * C::kW]);
-            if (row.y_vector) {
-              load_vector(row.y + ch.first[u], &ch.y[u * C::kW]);
-            } else {
-#pragma unroll
-              for (int w = 0; w < C::kW; ++w)
-                ch.y[u * C::kW + w] = load_scalar(row.y, ch.first[u] + w);
-            }
-          } else {
-#pragma unroll
-            for (int w = 0; w < C::kW; ++w) ch.z[u * C::kW + w] = ch.y[u * C::kW + w] = -math::kInf;
-          }
-        }
-      }
-    }
+    // (Outside the uniform walk only a thread with a scalar takes step −1.)
+    load_step<E, kLoad>(row, n, span, has_scalar, t, threads, c, ch);
     fn(ch);
   }
 }
@@ -246,13 +266,15 @@ __device__ __forceinline__ T shfl_up(const T& v, int delta) {
   return shfl_words<false>(v, delta);
 }
 
-// Tree reduction of a warp; the result is valid in lane 0. The merge order
-// is fixed (lane l takes lane l + delta), so results are reproducible.
-template <class T, class Op>
+// Tree reduction of the first kLanes lanes of a warp (every lane takes
+// part); the result is valid in lane 0. The merge order is fixed (lane l
+// takes lane l + delta), so results are reproducible.
+template <int kLanes = 32, class T, class Op>
 __device__ __forceinline__ T warp_reduce(T v, const Op& op) {
+  static_assert(kLanes >= 1 && kLanes <= 32 && (kLanes & (kLanes - 1)) == 0, "lanes: 2^k <= 32");
   const int lane = int(threadIdx.x & 31u);
 #pragma unroll
-  for (int delta = 16; delta > 0; delta >>= 1) {
+  for (int delta = kLanes / 2; delta > 0; delta >>= 1) {
     const T o = shfl_down(v, delta);
     if (lane + delta < 32) v = op(v, o);
   }
@@ -271,8 +293,10 @@ __device__ __forceinline__ T block_reduce(T v, const Op& op, const T& empty) {
   if (lane == 0) part[warp] = v;
   __syncthreads();
   if (warp == 0) {
+    // only the kWarps partials: log2(kWarps) levels (the lanes above them
+    // would merge `empty`, which changes no bit)
     v = lane < kWarps ? part[lane] : empty;
-    v = warp_reduce(v, op);
+    v = warp_reduce<kWarps>(v, op);
     if (lane == 0) part[0] = v;
   }
   __syncthreads();

@@ -17,29 +17,129 @@
 #pragma once
 
 #include "device.cuh"
+#include "linalign/math/slice_stats.hpp"
 
 namespace linalign {
 namespace kernels {
+
+// The exponential of the slice statistics' weights (arguments ≤ 0): the
+// fast ex2.approx form; its error bound is worked through in
+// math/slice_stats.hpp (≤ 6.1e-6 relative on the sums, SPEC §6 allows 1e-4).
+struct WeightExp {
+  __device__ __forceinline__ float operator()(float x) const { return __expf(x); }
+};
+
+// The slice statistics' merges as block_reduce operators.
+struct MergeSliceMax {
+  __device__ __forceinline__ math::SliceMax operator()(const math::SliceMax& a,
+                                                       const math::SliceMax& b) const {
+    return math::slice_max_merge(a, b);
+  }
+};
+struct MergeSliceSums {
+  __device__ __forceinline__ math::SliceSums operator()(const math::SliceSums& a,
+                                                        const math::SliceSums& b) const {
+    return math::slice_sums_merge(a, b);
+  }
+};
+struct MergeSliceSpread {
+  __device__ __forceinline__ math::SliceSpread operator()(const math::SliceSpread& a,
+                                                          const math::SliceSpread& b) const {
+    return math::slice_spread_merge(a, b);
+  }
+};
+
+// The slice's RowStats from the slice held in registers: three passes over
+// the held elements (maxima; weights and first moments at the block maxima;
+// centred second moments at the block means), three plain block reductions.
+template <class E>
+__device__ __forceinline__ math::RowStats held_slice_stats(const RowIn<E>& row, int64_t n,
+                                                           math::Span span, bool first_slice,
+                                                           float inv_t, bool with_tilt, float eta) {
+  constexpr int kT = host::kSweepThreads;
+  constexpr int kSteps = host::kHeldChunks + 1;  // the scalar step, then the chunks
+  constexpr int kI = Chunk<E>::kItems;
+  const int t = int(threadIdx.x);
+  const int64_t scalars = first_slice ? math::split_scalars(row.split) : 0;
+  const int64_t chunks = math::walk_chunks(span, kT, t, Chunk<E>::kU);
+  // Step 0 is the scalar step (one element), steps 1.. the register chunks;
+  // a step without data is skipped (uniform over most warps: only threads
+  // of the slice's last granule have one chunk fewer or more).
+  Chunk<E> held[kSteps];
+  bool has[kSteps];
+#pragma unroll
+  for (int c = 0; c < kSteps; ++c) {
+    has[c] = row.bad == 0u && (c == 0 ? t < scalars : c - 1 < chunks);
+    if (has[c]) load_step<E, true>(row, n, span, t < scalars, t, kT, c - 1, held[c]);
+  }
+  math::SliceMax mx = math::slice_max_empty();
+#pragma unroll
+  for (int c = 0; c < kSteps; ++c)
+    if (has[c])
+#pragma unroll
+      for (int k = 0; k < (c == 0 ? 1 : kI); ++k)  // the scalar step: one item
+        math::slice_max_push(mx, held[c].z[k], held[c].y[k], inv_t, with_tilt, eta);
+  mx = block_reduce<kT>(mx, MergeSliceMax{}, math::slice_max_empty());
+  if (mx.count == 0) {  // uniform: the broadcast merge
+    math::RowStats r = math::row_stats_empty();
+    r.flags = mx.flags;
+    return r;
+  }
+  math::SliceSums sums = math::slice_sums_empty();
+  float wz[kSteps][kI], wt[kSteps][kI];
+#pragma unroll
+  for (int c = 0; c < kSteps; ++c)
+    if (has[c])
+#pragma unroll
+      for (int k = 0; k < (c == 0 ? 1 : kI); ++k)  // the scalar step: one item
+        math::slice_sums_push(sums, mx, held[c].z[k], held[c].y[k], inv_t, with_tilt, eta,
+                              WeightExp{}, &wz[c][k], &wt[c][k]);
+  sums = block_reduce<kT>(sums, MergeSliceSums{}, math::slice_sums_empty());
+  const math::SliceMeans mean = math::slice_means(sums);
+  math::SliceSpread q = math::slice_spread_empty();
+#pragma unroll
+  for (int c = 0; c < kSteps; ++c)
+    if (has[c])
+#pragma unroll
+      for (int k = 0; k < (c == 0 ? 1 : kI); ++k)  // the scalar step: one item
+        math::slice_spread_push(q, mean, held[c].z[k], held[c].y[k], inv_t, wz[c][k], wt[c][k]);
+  q = block_reduce<kT>(q, MergeSliceSpread{}, math::slice_spread_empty());
+  return math::slice_stats_finish(mx, sums, q, with_tilt);
+}
+
+// The same statistics online, element by element (math::chunk_stats): for a
+// slice larger than the held chunks (never under the launch policy; kept so
+// any slicing stays correct).
+template <class E>
+__device__ __forceinline__ math::RowStats online_slice_stats(const RowIn<E>& row, int64_t n,
+                                                             math::Span span, bool first_slice,
+                                                             float inv_t, bool with_tilt,
+                                                             float eta) {
+  math::RowStats acc = math::row_stats_empty();
+  if (row.bad == 0u)
+    walk_row<E, true>(
+        row, n, span, first_slice, int(threadIdx.x), host::kSweepThreads, [&](const Chunk<E>& ch) {
+          acc = math::row_stats_merge(
+              acc, math::chunk_stats(ChunkLoader<E>{ch}, Chunk<E>::kItems, inv_t, with_tilt, eta));
+        });
+  return block_reduce<host::kSweepThreads>(acc, MergeStats{}, math::row_stats_empty());
+}
 
 template <class E>
 __global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.y);
   const int64_t s = int64_t(blockIdx.x);
   const RowIn<E> row = row_in<E>(a.src, r);
-  math::RowStats acc = math::row_stats_empty();
-  if (row.bad == 0u) {
-    const float inv_t = inv_temperature(a, r);
-    const bool with_tilt = a.tilt_in_first;
-    const float eta = with_tilt ? math::eta_fixed(a.ratio.at(r)) : 0.f;
-    const math::Span span = math::slice_span(row.split.vectors, a.slices, s, host::kSweepThreads);
-    walk_row<E, true>(
-        row, a.src.vocab, span, s == 0, int(threadIdx.x), host::kSweepThreads,
-        [&](const Chunk<E>& ch) {
-          acc = math::row_stats_merge(
-              acc, math::chunk_stats(ChunkLoader<E>{ch}, Chunk<E>::kItems, inv_t, with_tilt, eta));
-        });
-  }
-  acc = block_reduce<host::kSweepThreads>(acc, MergeStats{}, math::row_stats_empty());
+  const float inv_t = row.bad == 0u ? inv_temperature(a, r) : 1.f;
+  const bool with_tilt = a.tilt_in_first;
+  const float eta = with_tilt && row.bad == 0u ? math::eta_fixed(a.ratio.at(r)) : 0.f;
+  const math::Span span = vocab_slice(row, a.slices, s);
+  // uniform over the block: thread 0 has the most chunks
+  const bool held =
+      math::walk_chunks(span, host::kSweepThreads, 0, Chunk<E>::kU) <= host::kHeldChunks;
+  math::RowStats acc =
+      held ? held_slice_stats<E>(row, a.src.vocab, span, s == 0, inv_t, with_tilt, eta)
+           : online_slice_stats<E>(row, a.src.vocab, span, s == 0, inv_t, with_tilt, eta);
   if (threadIdx.x == 0) {
     acc.flags |= row.bad;
     a.stats[r * a.slices + s] = acc;
@@ -148,7 +248,7 @@ template <class E>
 __device__ __forceinline__ void slice_moments(const Args& a, int64_t r, int64_t s,
                                               const math::RowPlan& plan, float eta) {
   const RowIn<E> row = row_in<E>(a.src, r);
-  const math::Span span = math::slice_span(row.split.vectors, a.slices, s, host::kSweepThreads);
+  const math::Span span = vocab_slice(row, a.slices, s);
   const int t = int(threadIdx.x);
   if (a.update == int32_t(math::Update::kTilt)) {
     math::TiltMoments m = math::tilt_empty();
@@ -318,7 +418,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a,
   uint16_t* out_bf16 = a.out_bf16 != nullptr ? a.out_bf16 + r * a.out_stride : nullptr;
   const bool out_vector = out != nullptr && (reinterpret_cast<uintptr_t>(out + row.split.head) %
                                              host::kVectorBytes) == 0;
-  const math::Span span = math::slice_span(row.split.vectors, a.slices, s, host::kSweepThreads);
+  const math::Span span = vocab_slice(row, a.slices, s);
   const int t = int(threadIdx.x);
   const bool valid = math::plan_valid(plan);
   float v[Chunk<E>::kItems];

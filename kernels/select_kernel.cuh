@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(host::kSweepThreads)
 
   const RowIn<E> row = row_in<E>(a.src, r);  // valid plan: the row is readable
   const bool from_principle = a.from_principle != 0;
-  const math::Span span = math::slice_span(row.split.vectors, a.slices, s, kT);
+  const math::Span span = vocab_slice(row, a.slices, s);
   unsigned long long count = 0;
   unsigned max_key = 0;
   walk_row<E, true, true>(row, a.src.vocab, span, s == 0, t, kT, [&](const Chunk<E>& ch) {

@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a
       th = m.th;
     }
     const bool from_principle = a.from_principle != 0;
-    const math::Span span = math::slice_span(row.split.vectors, a.slices, s, host::kSweepThreads);
+    const math::Span span = vocab_slice(row, a.slices, s);
     walk_row<E, true>(
         row, a.src.vocab, span, s == 0, int(threadIdx.x), host::kSweepThreads,
         [&](const Chunk<E>& ch) {

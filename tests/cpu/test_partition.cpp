@@ -64,7 +64,7 @@ bool walk_once(const WalkConfig& c, std::vector<int>& hits) {
   const uint64_t vbytes = uint64_t(c.width * c.elem_bytes);
   int64_t next_begin = 0;
   for (int64_t s = 0; s < c.slices; ++s) {
-    const Span span = m::slice_span(v.vectors, c.slices, s, c.threads);
+    const Span span = m::slice_span(v.vectors, c.slices, s, linalign::host::kSliceGranuleVectors);
     if (span.begin != next_begin || span.end < span.begin || span.end > v.vectors) {
       ADD_FAILURE() << "slice " << s << " [" << span.begin << ", " << span.end << ") "
                     << describe(c);
@@ -168,6 +168,55 @@ TEST(Partition, EveryElementExactlyOnceLargeVocab) {
               }
         }
       }
+}
+
+// The slices the policy picks for real vocabularies (slice_span spread in
+// warp granules): no block of a row without work, and the busiest slice at
+// most one granule above the mean (issue 9: rounding each slice up to whole
+// blocks' worth left 41 of 125 blocks empty at V = 128256 fp32).
+TEST(Partition, SlicesAreEvenAndNoneEmpty) {
+  namespace m = linalign::math;
+  const int64_t g = linalign::host::kSliceGranuleVectors;
+  for (int64_t V : {1537, 32000, 32001, 50257, 128256, 151936, 262144})
+    for (int64_t eb : {2, 4}) {
+      const auto p = linalign::host::choose_launch_policy(linalign::Op::kAlign, 1, V, eb,
+                                                          linalign::host::DeviceFacts{132, 0});
+      const int64_t vectors = V / p.vector_width;
+      int64_t lo = vectors, hi = 0, next = 0;
+      for (int64_t s = 0; s < p.vocab_slices; ++s) {
+        const Span sp = m::slice_span(vectors, p.vocab_slices, s, g);
+        ASSERT_EQ(sp.begin, next) << "V=" << V << " s=" << s;
+        next = sp.end;
+        lo = std::min(lo, sp.end - sp.begin);
+        hi = std::max(hi, sp.end - sp.begin);
+      }
+      EXPECT_EQ(next, vectors) << "V=" << V;
+      EXPECT_GT(lo, 0) << "an empty slice at V=" << V << " eb=" << eb;
+      EXPECT_LE(hi - lo, g) << "V=" << V << " eb=" << eb;
+      EXPECT_LE(hi * p.vocab_slices, vectors + g * p.vocab_slices) << "V=" << V;
+    }
+  // V = 128256 fp32: 32064 vectors over 125 slices, 256 or 288 each
+  EXPECT_EQ(m::slice_span(32064, 125, 0, g).end, 256);
+  EXPECT_EQ(m::slice_span(32064, 125, 124, g).end, 32064);
+}
+
+// The statistics sweep holds a thread's whole share of its slice in
+// registers (kHeldChunks chunks, plan_kernels.cuh): the policy's slices
+// never give a thread more, for any V and element size.
+TEST(Partition, SlicesFitTheHeldChunks) {
+  namespace m = linalign::math;
+  namespace h = linalign::host;
+  for (int64_t eb : {2, 4})
+    for (int64_t V = 1; V <= 400000; V += (V < 5000 ? 1 : 97)) {
+      const auto p =
+          h::choose_launch_policy(linalign::Op::kAlign, 1, V, eb, h::DeviceFacts{132, 0});
+      const int64_t vectors = V / p.vector_width;  // at most: an aligned row
+      for (int64_t s = 0; s < p.vocab_slices; ++s) {
+        const Span sp = m::slice_span(vectors, p.vocab_slices, s, h::kSliceGranuleVectors);
+        ASSERT_LE(m::walk_chunks(sp, p.threads, 0, p.vectors_per_chunk), h::kHeldChunks)
+            << "V=" << V << " eb=" << eb << " slice " << s << " of " << p.vocab_slices;
+      }
+    }
 }
 
 // A strided [B, stride] tensor: every row's own misalignment, as the kernels

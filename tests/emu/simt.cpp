@@ -213,7 +213,9 @@ const TlsBlock& tls_block() {
 }
 
 struct Machine {
-  std::recursive_mutex mutex;  // one launch at a time
+  std::recursive_mutex mutex;                            // one launch at a time
+  Traffic traffic;                                       // what kernels and memsets did (simt.hpp)
+  std::vector<std::pair<uintptr_t, uintptr_t>> watched;  // [begin, end) of watch()
   // the block running now
   uint3 bidx{0, 0, 0};
   dim3 bdim, gdim;
@@ -586,6 +588,15 @@ void global_access(Machine& m, uintptr_t a, size_t bytes, bool write, bool atomi
                    const char* access) {
   const size_t g0 = (a - reinterpret_cast<uintptr_t>(m.arena)) / kGranule;
   const size_t g1 = (a + bytes - 1 - reinterpret_cast<uintptr_t>(m.arena)) / kGranule;
+  if (atomic)
+    m.traffic.atomic_bytes += bytes;
+  else
+    (write ? m.traffic.store_bytes : m.traffic.load_bytes) += bytes;
+  for (const auto& [b, e] : m.watched)
+    if (a < e && a + bytes > b) {
+      const uint64_t in = std::min<uintptr_t>(e, a + bytes) - std::max<uintptr_t>(b, a);
+      (write ? m.traffic.watched_store_bytes : m.traffic.watched_load_bytes) += in;
+    }
   for (size_t g = g0; g <= g1; ++g) {
     Shadow& s = m.shadow[g];
     if (s.grid == kUnallocated)
@@ -701,6 +712,24 @@ void check_access(const void* p, size_t bytes, bool write, const char* access) {
 
 uint3 thread_idx() {
   return M().cur->tid;
+}
+
+Traffic traffic() {
+  Machine& m = M();
+  std::lock_guard<std::recursive_mutex> lock(m.mutex);
+  return m.traffic;
+}
+
+void watch(const void* p, size_t bytes) {
+  Machine& m = M();
+  std::lock_guard<std::recursive_mutex> lock(m.mutex);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (bytes > 0) m.watched.emplace_back(a, a + bytes);
+}
+void unwatch_all() {
+  Machine& m = M();
+  std::lock_guard<std::recursive_mutex> lock(m.mutex);
+  m.watched.clear();
 }
 uint3 block_idx() {
   return M().bidx;
@@ -902,6 +931,8 @@ void run_grid(dim3 grid, dim3 block, const char* name, const Body& body) {
   std::lock_guard<std::recursive_mutex> lock(m.mutex);
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
   const uint3 saved_bidx = m.bidx;
+  m.traffic.kernels += 1;
+  const Traffic before = m.traffic;
   m.bdim = block;
   m.gdim = grid;
   m.n = int(threads);
@@ -935,6 +966,14 @@ void run_grid(dim3 grid, dim3 block, const char* name, const Body& body) {
                    unsigned(j / (uint64_t(grid.x) * grid.y))};
     run_block(m);
   }
+  if (const char* log = std::getenv("LINALIGN_EMU_TRAFFIC"); log != nullptr && *log == '1')
+    std::fprintf(stderr,
+                 "[emu traffic] %s grid (%u,%u,%u) x %llu threads: loads %llu B, stores %llu B, "
+                 "atomics %llu B\n",
+                 name, grid.x, grid.y, grid.z, (unsigned long long)threads,
+                 (unsigned long long)(m.traffic.load_bytes - before.load_bytes),
+                 (unsigned long long)(m.traffic.store_bytes - before.store_bytes),
+                 (unsigned long long)(m.traffic.atomic_bytes - before.atomic_bytes));
   m.bidx = saved_bidx;
   m.cur = nullptr;
   m.body = nullptr;
@@ -1331,6 +1370,7 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t str
   std::lock_guard<std::recursive_mutex> lock(M().mutex);
   if (!in_arena(dst) || !device_range_ok(dst, bytes)) return set(cudaErrorInvalidValue);
   simt::enqueue(stream, [=]() {
+    simt::M().traffic.memsets += 1;
     std::memset(dst, value, bytes);
     set_shadow(dst, bytes, simt::kHostWritten);
   });

@@ -72,6 +72,7 @@
 // This header is for the emulated build only (tests/emu/CMakeLists.txt).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -148,6 +149,29 @@ struct Armed {
   Armed(const Armed&) = delete;
   Armed& operator=(const Armed&) = delete;
 };
+
+// What the device did since the process started, counted as a GPU profiler
+// would (the budgets of tests/emu/test_budgets.cpp; differences of two
+// snapshots give one call's share): grids run (a graph replay runs its
+// grids again), memsets, and the bytes kernels moved to and from global
+// memory — plain and __ldg loads, stores, and atomic read-modify-writes
+// (each counted once, by its size). Shared memory and registers are not
+// global traffic. A load served by L1/L2 on a GPU counts here all the same:
+// these are the bytes the kernels ask for, an upper bound on DRAM traffic.
+struct Traffic {
+  uint64_t kernels = 0;
+  uint64_t memsets = 0;
+  uint64_t load_bytes = 0;
+  uint64_t store_bytes = 0;
+  uint64_t atomic_bytes = 0;
+  // The part of load_bytes / store_bytes inside the ranges given to watch()
+  // (a call's inputs: how many times each logit is read).
+  uint64_t watched_load_bytes = 0;
+  uint64_t watched_store_bytes = 0;
+};
+Traffic traffic();
+void watch(const void* p, size_t bytes);
+void unwatch_all();
 
 using Body = std::function<void()>;
 // Runs (or, on a capturing stream, records; on a stream, enqueues) every
@@ -242,6 +266,10 @@ inline unsigned __ballot_sync(unsigned mask, int predicate, const char* file = _
                               int line = __builtin_LINE()) {
   return unsigned(
       simt::warp_collective(simt::kBallot, mask, predicate != 0 ? 1u : 0u, 0, 32, file, line));
+}
+// The fast exponential (ex2.approx on a GPU): here the accurate one.
+inline float __expf(float x) {
+  return std::exp(x);
 }
 inline int __popc(unsigned x) {
   return __builtin_popcount(x);

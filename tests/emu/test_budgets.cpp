@@ -1,0 +1,198 @@
+// The GPU design's memory and launch budgets, checked on machines without a
+// GPU (issue 9: "the regression guard between device runs"). The SIMT
+// emulator counts what every kernel of a call asks of global memory
+// (simt::traffic(): grids, memsets, bytes loaded, stored and atomically
+// updated); each case runs one call of the CUDA backend through the public
+// API and checks, against the bytes of the call's own inputs and outputs:
+//   * loads / input bytes — how many times each logit is read,
+//   * stores / output bytes — nothing written twice,
+//   * kernels per call.
+// The budgets are the design's as it stands (bench/NOTES.md, "Budgets"):
+// a change that reads the rows one more time, or adds a kernel, fails here.
+// The targets the H200 run set (each logit read from HBM once for align,
+// at most twice for a top-p sample, B = 1 in at most two kernels) are the
+// next design's; when it lands, its budgets replace these.
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gpu/gpu_test_util.hpp"
+#include "linalign/linalign.hpp"
+#include "linalign/math/dtype.hpp"
+#include "simt.hpp"
+
+namespace {
+
+using linalign::Backend;
+using linalign::DType;
+using linalign::LogitsView;
+using linalign::Params;
+using linalign::RowDiagnostics;
+using linalign::ScoreOutputs;
+using linalign::Status;
+using linalign::StepRule;
+using linalign_gpu_test::DeviceArray;
+using linalign_gpu_test::sz;
+
+enum class Call { kAlign, kSample, kScore };
+
+struct Budget {
+  const char* name;
+  Call call;
+  DType dtype;
+  int64_t rows, vocab;
+  StepRule rule;
+  bool top_p;        // sample: top-p 0.9 (the radix-select passes)
+  double max_reads;  // loads of the logits ≤ max_reads × their bytes
+  int max_kernels;   // grids per call
+};
+
+// Bytes a call may store per row beyond its outputs: the workspace records
+// (partial statistics per slice, plans, masks, histograms, arg-max partials).
+constexpr double kRecordBytesPerRow = 32.0 * 1024;
+
+struct Measured {
+  simt::Traffic t;
+  double input_bytes;
+  double output_bytes;
+};
+
+simt::Traffic operator-(const simt::Traffic& a, const simt::Traffic& b) {
+  simt::Traffic d;
+  d.kernels = a.kernels - b.kernels;
+  d.memsets = a.memsets - b.memsets;
+  d.load_bytes = a.load_bytes - b.load_bytes;
+  d.store_bytes = a.store_bytes - b.store_bytes;
+  d.atomic_bytes = a.atomic_bytes - b.atomic_bytes;
+  d.watched_load_bytes = a.watched_load_bytes - b.watched_load_bytes;
+  d.watched_store_bytes = a.watched_store_bytes - b.watched_store_bytes;
+  return d;
+}
+
+void encode(DType t, float x, unsigned char* to) {
+  if (t == DType::kF32) {
+    std::memcpy(to, &x, 4);
+  } else {
+    const uint16_t h =
+        t == DType::kBF16 ? linalign::math::float_to_bf16(x) : linalign::math::float_to_fp16(x);
+    std::memcpy(to, &h, 2);
+  }
+}
+
+Measured run(const Budget& b) {
+  const int64_t B = b.rows, V = b.vocab;
+  const size_t eb = b.dtype == DType::kF32 ? 4 : 2;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> n01(0.f, 1.f);
+  std::vector<unsigned char> hz(sz(B * V) * eb), hy(hz.size());
+  for (int64_t i = 0; i < B * V; ++i) {
+    const float z = 3.f * n01(rng), y = z + n01(rng);
+    encode(b.dtype, z, hz.data() + sz(i) * eb);
+    encode(b.dtype, y, hy.data() + sz(i) * eb);
+  }
+  const DeviceArray<unsigned char> dz(hz), dy(hy);
+  const LogitsView v = LogitsView::strided(b.dtype, B, V, dz.get(), dy.get());
+  Params p;
+  p.rule = b.rule;
+  if (b.top_p) p.top_p = 0.9f;
+  auto ctx = linalign_gpu_test::make_context(Backend::kCuda, 1);
+  const linalign::Op op = b.call == Call::kAlign    ? linalign::Op::kAlign
+                          : b.call == Call::kSample ? linalign::Op::kSample
+                                                    : linalign::Op::kScore;
+  DeviceArray<unsigned char> ws(ctx->workspace_size(op, v, p));
+  DeviceArray<RowDiagnostics> diag(sz(B));
+  Measured m{};
+  m.input_bytes = double(2 * sz(B * V) * eb);
+  m.output_bytes = double(sz(B) * sizeof(RowDiagnostics));
+  simt::unwatch_all();
+  simt::watch(dz.get(), hz.size());
+  simt::watch(dy.get(), hy.size());
+  const simt::Traffic before = simt::traffic();
+  Status s = Status::kSuccess;
+  if (b.call == Call::kAlign) {
+    DeviceArray<float> out(sz(B * V));
+    s = ctx->align(v, p, out.get(), V, diag.get(), ws.get(), ws.size());
+    m.output_bytes += double(sz(B * V) * sizeof(float));
+  } else if (b.call == Call::kSample) {
+    DeviceArray<int32_t> tokens(sz(B));
+    s = ctx->sample(v, p, tokens.get(), nullptr, diag.get(), ws.get(), ws.size());
+    m.output_bytes += double(sz(B) * sizeof(int32_t));
+  } else {
+    std::vector<int32_t> ht(sz(B));
+    for (int64_t r = 0; r < B; ++r) ht[sz(r)] = int32_t((r * 7919) % V);
+    const DeviceArray<int32_t> targets(ht);
+    DeviceArray<float> scores(sz(B));
+    ScoreOutputs o;
+    o.aligned = scores.get();
+    s = ctx->score(v, p, targets.get(), o, diag.get(), ws.get(), ws.size());
+    m.output_bytes += double(sz(B) * sizeof(float));
+  }
+  EXPECT_EQ(s, Status::kSuccess) << ctx->last_error();
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  m.t = simt::traffic() - before;
+  simt::unwatch_all();
+  return m;
+}
+
+class Budgets : public ::testing::TestWithParam<Budget> {
+ protected:
+  // An H200's L2 (60 MiB), so the calls here run as one row group, as they
+  // would there (the emulator's default is 1 MiB); set before the first
+  // context caches the device's facts.
+  static void SetUpTestSuite() { setenv("LINALIGN_EMU_L2_BYTES", "62914560", 1); }
+};
+
+TEST_P(Budgets, Hold) {
+  const Budget& b = GetParam();
+  const Measured m = run(b);
+  const double reads = double(m.t.watched_load_bytes) / m.input_bytes;
+  const double other_loads = double(m.t.load_bytes - m.t.watched_load_bytes);
+  std::printf(
+      "%-22s kernels %2llu  logits read %.3f times  other loads %.0f B  stores %.0f B (outputs "
+      "%.0f B)  atomics %llu B\n",
+      b.name, static_cast<unsigned long long>(m.t.kernels), reads, other_loads,
+      double(m.t.store_bytes), m.output_bytes, static_cast<unsigned long long>(m.t.atomic_bytes));
+  RecordProperty("kernels", std::to_string(m.t.kernels));
+  RecordProperty("logit_reads", std::to_string(reads));
+  // Every logit is read at least once, at most the budget's times.
+  EXPECT_GE(reads, 1.0) << b.name;
+  EXPECT_LE(reads, b.max_reads) << b.name << ": the logits are read " << reads << " times";
+  // The inputs are never written; every output is, and nothing else but
+  // the workspace records.
+  EXPECT_EQ(m.t.watched_store_bytes, 0u) << b.name;
+  EXPECT_GE(double(m.t.store_bytes), m.output_bytes) << b.name;
+  EXPECT_LE(double(m.t.store_bytes), m.output_bytes + kRecordBytesPerRow * double(b.rows))
+      << b.name;
+  EXPECT_LE(m.t.kernels, uint64_t(b.max_kernels)) << b.name;
+}
+
+// V = 32000 (31 slices of a row), 4 rows, every dtype where the path depends
+// on it; B = 1 for the decode step.
+// (name, call, dtype, B, V, rule, top-p, logit reads, kernels): today's
+// design. align: a statistics sweep and the output sweep (trust_region adds
+// the moments sweep at η); sample: statistics, then 4 radix-select passes
+// for top-p, then the draw; score: one sweep (and the target's element).
+const Budget kBudgets[] = {
+    {"align_fixed_f32_B4", Call::kAlign, DType::kF32, 4, 32000, StepRule::kFixed, false, 2.0, 3},
+    {"align_fixed_bf16_B4", Call::kAlign, DType::kBF16, 4, 32000, StepRule::kFixed, false, 2.0, 3},
+    {"align_trust_f32_B4", Call::kAlign, DType::kF32, 4, 32000, StepRule::kTrustRegion, false, 3.0,
+     5},
+    {"sample_greedy_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, false, 2.0, 3},
+    {"sample_topp_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, true, 6.0, 7},
+    {"sample_topp_bf16_B1", Call::kSample, DType::kBF16, 1, 32000, StepRule::kFixed, true, 6.0, 7},
+    {"score_fixed_f32_B4", Call::kScore, DType::kF32, 4, 32000, StepRule::kFixed, false, 1.001, 3},
+};
+
+INSTANTIATE_TEST_SUITE_P(Design, Budgets, ::testing::ValuesIn(kBudgets),
+                         [](const ::testing::TestParamInfo<Budget>& i) {
+                           return std::string(i.param.name);
+                         });
+
+}  // namespace
