@@ -87,6 +87,8 @@ CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   if (masks) off = align_up(off + B * sizeof(SelectRow));
   L.argmax_off = off;
   if (sample) off = align_up(off + B * S * 2 * sizeof(math::ArgMax));
+  L.stats_done_off = off;
+  off = align_up(off + B * sizeof(uint32_t));
   L.sample_done_off = off;
   if (sample) off = align_up(off + B * sizeof(uint32_t));
   L.score_off = off;

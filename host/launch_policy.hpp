@@ -3,8 +3,10 @@
 // call runs in. The kernels (kernels/) follow exactly what is chosen here.
 //
 // One call is a pipeline of kernels over groups of rows:
-//   stats   (slice, row)  first sweep: partial RowStats of a vocabulary slice
-//   plan    (row)         merge the slices, η (exact_kl: block-wide sweeps)
+//   stats   (slice, row)  first sweep: partial RowStats of a vocabulary slice;
+//                         the row's last block merges the slices and plans
+//                         the row, η (exact_kl: starts the solve) — a plan
+//                         kernel runs only for align_shard (merged shards)
 //   moments (slice, row)  second sweep at η (trust_region, exact_kl, linear)
 //   finish  (row)         merge, plan_finish_*, diagnostics
 //   align (slice, row) / score (row) — the operation, or for sample:
@@ -121,13 +123,14 @@ constexpr size_t kSeqTempBytes = 256;
 // Byte offsets of one call's workspace (from a base aligned to kWorkspaceAlign).
 constexpr size_t kWorkspaceAlign = 256;
 struct CudaLayout {
-  size_t stats_off = 0;   // rows*slices RowStats (first sweep partials)
-  size_t sweep_off = 0;   // rows*slices TiltMoments | LinearSums (second sweep)
-  size_t plan_off = 0;    // rows RowPlan
-  size_t solve_off = 0;   // rows SolveRow (exact_kl)
-  size_t mask_off = 0;    // rows RowMask (sample with masks)
-  size_t select_off = 0;  // rows SelectRow (sample with masks; the plan kernel zeroes the bins)
-  size_t argmax_off = 0;  // rows*slices*2 ArgMax (sample: masked, unmasked)
+  size_t stats_off = 0;       // rows*slices RowStats (first sweep partials)
+  size_t sweep_off = 0;       // rows*slices TiltMoments | LinearSums (second sweep)
+  size_t plan_off = 0;        // rows RowPlan
+  size_t solve_off = 0;       // rows SolveRow (exact_kl)
+  size_t mask_off = 0;        // rows RowMask (sample with masks)
+  size_t select_off = 0;      // rows SelectRow (sample with masks; the plan kernel zeroes the bins)
+  size_t argmax_off = 0;      // rows*slices*2 ArgMax (sample: masked, unmasked)
+  size_t stats_done_off = 0;  // rows uint32 (StatsKernel blocks done; zeroed per call)
   size_t sample_done_off = 0;  // rows uint32 (sample: blocks done; zeroed by the plan kernel)
   size_t score_off = 0;        // rows × 3 float (score: ℓ*_t, ℓ_t, ℓᵖ_t)
   size_t seq_temp_off = 0;     // score: CUB's temporary storage for the per-sequence sums

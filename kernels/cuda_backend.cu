@@ -322,6 +322,7 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   a.select = reinterpret_cast<SelectRow*>(ws + L.select_off);
   a.select_passes = a.masks_possible ? select_passes(p) : 0;
   a.argmax = reinterpret_cast<kernels::ArgMaxPair*>(ws + L.argmax_off);
+  a.stats_done = reinterpret_cast<uint32_t*>(ws + L.stats_done_off);
   a.sample_done = reinterpret_cast<uint32_t*>(ws + L.sample_done_off);
   a.row_scores = reinterpret_cast<kernels::ScoreTriple*>(ws + L.score_off);
   a.seq_temp = ws + L.seq_temp_off;

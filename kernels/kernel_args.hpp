@@ -110,6 +110,7 @@ struct Args {
   host::SelectRow* select;  // sample with masks: [B] selection state + histograms
   int32_t select_passes;    // passes launched (host::select_passes)
   ArgMaxPair* argmax;       // sample: [B × slices] per-slice arg-maxes
+  uint32_t* stats_done;     // [B] StatsKernel blocks of the row done (the last one plans it)
   uint32_t* sample_done;    // sample: [B] blocks of the row done (the last one picks the token)
   ScoreTriple* row_scores;  // [B] (score: ℓ*_t, ℓ_t, ℓᵖ_t; 0 for ignored rows)
   void* seq_temp;           // CUB's temporary storage for the per-sequence sums

@@ -79,12 +79,21 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
 
   const int64_t B = a.rows;
   const Op op = Op(a.op);
+  // The StatsKernel blocks count themselves per row (the last one plans the
+  // row, then zeroes its counter): the counters start at zero.
+  if (op != Op::kAlignShard && op != Op::kShardStats && B > 0) {
+    const cudaError_t e = cudaMemsetAsync(a.stats_done, 0, size_t(B) * sizeof(uint32_t), stream);
+    if (e != cudaSuccess) return LaunchResult{e, "cudaMemsetAsync (row counters)"};
+  }
   for (int64_t row0 = 0; row0 < B; row0 += policy.rows_per_group) {
     const int64_t n = std::min(policy.rows_per_group, B - row0);
     const dim3 sweep_grid(unsigned(a.slices), unsigned(n));
     const dim3 row_grid{unsigned(n), 1u, 1u};
 
-    if (op != Op::kAlignShard) {  // align_shard brings the merged statistics
+    if (op == Op::kAlignShard) {  // the merged statistics come with the call
+      LINALIGN_LAUNCH(PlanKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
+      LINALIGN_LAUNCHED("PlanKernel");
+    } else {  // the statistics; the last block of each row plans it
       LINALIGN_LAUNCH(StatsKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("StatsKernel");
     }
@@ -93,8 +102,6 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
       LINALIGN_LAUNCHED("ShardStatsKernel");
       continue;
     }
-    LINALIGN_LAUNCH(PlanKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
-    LINALIGN_LAUNCHED("PlanKernel");
     if (a.rule == int32_t(math::Rule::kExactKl)) {
       for (int pass = 0; pass < host::kExactKlPasses; ++pass) {
         LINALIGN_LAUNCH(KlPassKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);

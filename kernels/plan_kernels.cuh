@@ -1,11 +1,14 @@
 // From logits to a RowPlan per row (SPEC §2), and the aligned log-probs.
 //
-//   StatsKernel   (slice, row)  RowStats of a vocabulary slice: every thread
-//                 runs math::chunk_stats over its register chunks and merges
-//                 them; the block merges the threads (fixed + tilt: the tilted
-//                 moments in the same sweep, as the CPU backend does).
-//   PlanKernel    (row)         merges the slices, checks the per-row device
-//                 parameters, plan_begin, η (exact_kl: starts the solve).
+//   StatsKernel   (slice, row)  RowStats of a vocabulary slice, held in the
+//                 threads' registers (math/slice_stats.hpp: maxima, sums,
+//                 centred spread; fixed + tilt: the tilted moments in the
+//                 same sweep, as the CPU backend does); the row's last block
+//                 (a counter after __threadfence) merges the slices and plans
+//                 the row (plan_row: per-row device parameters, plan_begin,
+//                 η; exact_kl: starts the solve) — no separate plan launch.
+//   PlanKernel    (row)         align_shard only: plan_row from the merged
+//                 all-gathered shards.
 //   KlPassKernel  (slice, row)  exact_kl, × kExactKlPasses: one KL evaluation
 //                 over the whole grid, the solver stepped by the row's last block.
 //   KlSolveKernel (row)         exact_kl rows still unsolved: one block sweeps
@@ -21,6 +24,9 @@
 
 namespace linalign {
 namespace kernels {
+
+template <int kThreads>
+__device__ __forceinline__ void plan_row(const Args& a, int64_t r, math::RowStats st);
 
 // The exponential of the slice statistics' weights (arguments ≤ 0): the
 // fast ex2.approx form; its error bound is worked through in
@@ -140,10 +146,24 @@ __global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a,
   math::RowStats acc =
       held ? held_slice_stats<E>(row, a.src.vocab, span, s == 0, inv_t, with_tilt, eta)
            : online_slice_stats<E>(row, a.src.vocab, span, s == 0, inv_t, with_tilt, eta);
+  __shared__ bool last;
   if (threadIdx.x == 0) {
     acc.flags |= row.bad;
     a.stats[r * a.slices + s] = acc;
+    last = false;
+    if (a.op != int32_t(Op::kShardStats)) {
+      __threadfence();  // the partial is visible device-wide before the count
+      last = atomicAdd(&a.stats_done[r], 1u) == gridDim.x - 1u;
+    }
   }
+  __syncthreads();
+  if (!last) return;  // uniform
+  // The last block of the row: merge the slices (written by other blocks of
+  // this grid: read past L1) and plan the row — no PlanKernel launch.
+  __threadfence();
+  const math::RowStats st = merge_partials<host::kSweepThreads>(
+      a.stats + r * a.slices, a.slices, MergeStats{}, math::row_stats_empty(), true);
+  plan_row<host::kSweepThreads>(a, r, st);
 }
 
 // shard_stats (SPEC §7): the merged statistics of this shard's slices, the
@@ -184,16 +204,13 @@ struct BlockRowEval {
   }
 };
 
-template <class E>
-__global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, int64_t row0) {
-  const int64_t r = row0 + int64_t(blockIdx.x);
-  // align_shard: the all-gathered shards ([num_shards × B]), same tree everywhere
-  math::RowStats st =
-      a.shard_in != nullptr
-          ? merge_partials<host::kRowThreads>(a.shard_in + r, a.num_shards, MergeStats{},
-                                              math::row_stats_empty(), false, a.rows)
-          : merge_partials<host::kRowThreads>(a.stats + r * a.slices, a.slices, MergeStats{},
-                                              math::row_stats_empty());
+// Row r's plan from its merged statistics `st` (uniform over the block): the
+// per-row parameter checks, plan_begin, η by the rule (exact_kl: starts the
+// solve), the sample call's counters, the plan and, without a second sweep,
+// the diagnostics. Run by the last StatsKernel block of the row (kThreads =
+// kSweepThreads) or by PlanKernel (align_shard: the all-gathered shards).
+template <int kThreads>
+__device__ __forceinline__ void plan_row(const Args& a, int64_t r, math::RowStats st) {
   st.flags |= row_param_flags(a, r);  // a bad per-row parameter invalidates the row
 
   const float inv_t = inv_temperature(a, r);
@@ -229,7 +246,7 @@ __global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, in
     // and the per-row count of SampleKernel blocks.
     if (a.masks_possible) {
       uint32_t* bins = reinterpret_cast<uint32_t*>(&a.select[r].bins);
-      for (int i = int(threadIdx.x); i < int(sizeof(host::SelectBins) / 4); i += host::kRowThreads)
+      for (int i = int(threadIdx.x); i < int(sizeof(host::SelectBins) / 4); i += kThreads)
         bins[i] = 0u;
     }
     if (threadIdx.x == 0) a.sample_done[r] = 0u;
@@ -240,6 +257,16 @@ __global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, in
     // completes it and writes the diagnostics.
     if (a.tilt_in_first && a.diagnostics != nullptr) a.diagnostics[r] = diagnostics_of(plan);
   }
+}
+
+// align_shard: the plan from the all-gathered shards ([num_shards × B]),
+// merged by the same tree on every device.
+template <class E>
+__global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.x);
+  const math::RowStats st = merge_partials<host::kRowThreads>(
+      a.shard_in + r, a.num_shards, MergeStats{}, math::row_stats_empty(), false, a.rows);
+  plan_row<host::kRowThreads>(a, r, st);
 }
 
 // The second-sweep partial of slice s of row r at η (tilted moments or

@@ -110,19 +110,12 @@ MUTANTS: List[Mutant] = [
         what="StatsKernel (the first sweep, every op): slice bounds over the row's vectors "
         "rounded down to whole granules, so the last slice misses its tail. Not planted in "
         "math::slice_span, which the CPU backend uses too (both would move alike)",
-        old="    const math::Span span = math::slice_span(row.split.vectors, a.slices, s, "
-        "host::kSweepThreads);\n"
-        "    walk_row<E, true>(\n"
-        "        row, a.src.vocab, span, s == 0, int(threadIdx.x), host::kSweepThreads,\n"
-        "        [&](const Chunk<E>& ch) {\n"
-        "          acc = math::row_stats_merge(\n",
-        new="    const math::Span span = math::slice_span(\n"
-        "        row.split.vectors / host::kSweepThreads * host::kSweepThreads, a.slices, s,\n"
-        "        host::kSweepThreads);\n"
-        "    walk_row<E, true>(\n"
-        "        row, a.src.vocab, span, s == 0, int(threadIdx.x), host::kSweepThreads,\n"
-        "        [&](const Chunk<E>& ch) {\n"
-        "          acc = math::row_stats_merge(\n",
+        old="  const math::Span span = vocab_slice(row, a.slices, s);\n"
+        "  // uniform over the block: thread 0 has the most chunks\n",
+        new="  const math::Span span = math::slice_span(\n"
+        "      row.split.vectors / host::kSliceGranuleVectors * host::kSliceGranuleVectors,\n"
+        "      a.slices, s, host::kSliceGranuleVectors);\n"
+        "  // uniform over the block: thread 0 has the most chunks\n",
         tests=[(EMU, "CudaVsCpu.StridedMisalignedPadded:CudaVsCpu.VocabularyShards")],
     ),
     Mutant(
@@ -211,11 +204,11 @@ MUTANTS: List[Mutant] = [
     Mutant(
         name="launch_bounds_below_block",
         file="kernels/plan_kernels.cuh",
-        what="PlanKernel declares __launch_bounds__ of 256 threads but is launched with "
-        "kRowThreads (512): a launch error on a GPU",
+        what="PlanKernel (align_shard) declares __launch_bounds__ of 256 threads but is "
+        "launched with kRowThreads (512): a launch error on a GPU",
         old="__global__ void __launch_bounds__(host::kRowThreads) PlanKernel(",
         new="__global__ void __launch_bounds__(256) PlanKernel(",
-        tests=[(EMU, "CudaVsCpu.StridedMisalignedPadded")],
+        tests=[(EMU, "CudaVsCpu.VocabularyShards")],
     ),
 ]
 
