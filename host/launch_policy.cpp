@@ -85,6 +85,9 @@ CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   if (masks) off = align_up(off + B * sizeof(RowMask));
   L.select_off = off;
   if (masks) off = align_up(off + B * sizeof(SelectRow));
+  L.candidates_off = off;
+  if (masks)
+    off = align_up(off + B * size_t(candidate_capacity(call.logits.vocab)) * sizeof(Candidate));
   L.argmax_off = off;
   if (sample) off = align_up(off + B * S * 2 * sizeof(math::ArgMax));
   L.stats_done_off = off;

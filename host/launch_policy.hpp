@@ -104,6 +104,15 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
 // min_tokens_to_keep ≥ 2 (host/radix_select.hpp). Per-row arrays count as on.
 int select_passes(const Params& p);
 
+// Candidates the first select pass gathers per row (host/radix_select.hpp,
+// "selection from candidates"): 16384 × 8 bytes per row of workspace. A
+// row of more candidates (a flat distribution, p near 1) runs the later
+// passes over the whole row instead.
+constexpr int64_t kMaxCandidates = 16384;
+inline int64_t candidate_capacity(int64_t vocab) {
+  return vocab < kMaxCandidates ? (vocab > 0 ? vocab : 1) : kMaxCandidates;
+}
+
 // A per-row mask record in the workspace (select → sample kernels).
 struct RowMask {
   math::MaskThresholds th;
@@ -129,6 +138,7 @@ struct CudaLayout {
   size_t solve_off = 0;       // rows SolveRow (exact_kl)
   size_t mask_off = 0;        // rows RowMask (sample with masks)
   size_t select_off = 0;      // rows SelectRow (sample with masks; the plan kernel zeroes the bins)
+  size_t candidates_off = 0;  // rows × candidate_capacity(V) Candidate (sample with masks)
   size_t argmax_off = 0;      // rows*slices*2 ArgMax (sample: masked, unmasked)
   size_t stats_done_off = 0;  // rows uint32 (StatsKernel blocks done; zeroed per call)
   size_t sample_done_off = 0;  // rows uint32 (sample: blocks done; zeroed by the plan kernel)

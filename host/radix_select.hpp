@@ -298,6 +298,8 @@ struct SelectBins {
   uint64_t n;               // first pass: tokens with lq > −inf
   uint32_t max_key;         // first pass: max ascending_key(lq) over them; 0: none
   uint32_t done;            // kernels: blocks of the row done with this pass
+  uint32_t candidates;      // first pass: tokens gathered as candidates (even past capacity)
+  uint32_t unused;
 };
 // A row's selection in the CUDA workspace.
 struct SelectRow {
@@ -339,6 +341,64 @@ LINALIGN_HD void select_pass_done(SelectState& s, const SelectBins& b, bool firs
 LINALIGN_HD math::MaskThresholds select_thresholds(const SelectState& s, int32_t top_k, float min_p,
                                                    int32_t min_keep) {
   return mask_thresholds(s.top_p, s.rank[0], s.rank[1], s.n, s.lq_max, top_k, min_p, min_keep);
+}
+
+// ------------------------------------------- selection from candidates ---
+//
+// Top-p needs four passes over the row, one digit each — unless the tokens
+// that can matter are few and gathered in the first. Which can matter:
+// let τ be the top-p threshold, M the row's total fixed-point mass (the sum
+// of the first pass's mass histogram, exact) and n = |q|. The tokens with
+// lq ≤ τ carry M − (mass strictly above τ) > M − p, and there are at most n
+// of them, each of mass ≤ mass(τ) (fixed_mass is monotone in lq); so
+//   mass(τ) > (M − p) / n,
+// and every token with lq ≥ τ has mass ≥ c for any c ≤ ⌊(M − p) / n⌋. The
+// candidates — the tokens of mass ≥ c — are then an upper set of the rank
+// order holding every token with lq ≥ τ, and the selections run over them
+// take exactly the decisions they take over the whole row:
+//   * top-p, at each level: the bins above the chosen one hold only tokens
+//     above τ (all candidates, identical sums); the chosen bin still brings
+//     the running mass to ≥ p (the tokens with lq ≥ τ alone do); so the same
+//     digit qualifies first;
+//   * a rank selection of rank ρ < |candidates|: the tokens ranked at or
+//     before ρ are candidates, so the counts up to the chosen bin, and each
+//     group's minimum key, are identical.
+// |q| and lq_max come from the first pass over the whole row. The first
+// pass gathers with c fixed before M and n are known (a lower bound from
+// |S| ≥ n and M ≥ 1 − 2⁻¹⁰ of the unit, see candidate_min_mass); its last
+// block checks the bound with the exact M and n (candidates_suffice) and
+// otherwise the passes go on over the whole row as before — the result is
+// the same either way, only the work differs.
+
+// A gathered candidate (the CUDA workspace: [B × capacity]).
+struct Candidate {
+  float lq;
+  int32_t index;
+};
+
+// The gathering threshold c of a row: ⌊((1 − 2⁻¹⁰) − p) / n_bound⌋ in fixed
+// point (0 — gather nothing useful — when p is that close to 1), with
+// n_bound ≥ |q| (the plan's |S|).
+LINALIGN_HD uint64_t candidate_min_mass(float top_p, int64_t n_bound) {
+  const float share = (0.9990234375f - top_p) / float(n_bound > 0 ? n_bound : 1);
+  return share > 0.f ? fixed_point(share) : 0;
+}
+
+// Whether the candidates gathered with threshold c (n_cand of them, all
+// stored when n_cand ≤ capacity) decide the row: top-p on, the bound holds
+// for the exact total mass and |q|, and every busy rank selection's rank
+// lies among them.
+LINALIGN_HD bool candidates_suffice(const SelectState& first, uint64_t total_mass, uint64_t c,
+                                    uint64_t n_cand, uint64_t capacity, int32_t top_k,
+                                    int32_t min_keep) {
+  const MassSelect& p = first.top_p;
+  if (c == 0 || n_cand == 0 || n_cand > capacity || first.n <= 0) return false;
+  if (total_mass <= p.p || (total_mass - p.p) / uint64_t(first.n) < c) return false;
+  for (int q = 0; q < 2; ++q) {
+    const int64_t wanted = int64_t(q == 0 ? top_k : min_keep) - 1;
+    if (rank_select_busy(first.rank[q]) && wanted >= int64_t(n_cand)) return false;
+  }
+  return true;
 }
 
 // ------------------------------------------------------- the CPU backend ---

@@ -320,6 +320,8 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   a.solve = reinterpret_cast<SolveRow*>(ws + L.solve_off);
   a.masks = reinterpret_cast<RowMask*>(ws + L.mask_off);
   a.select = reinterpret_cast<SelectRow*>(ws + L.select_off);
+  a.candidates = reinterpret_cast<Candidate*>(ws + L.candidates_off);
+  a.candidate_capacity = candidate_capacity(call.logits.vocab);
   a.select_passes = a.masks_possible ? select_passes(p) : 0;
   a.argmax = reinterpret_cast<kernels::ArgMaxPair*>(ws + L.argmax_off);
   a.stats_done = reinterpret_cast<uint32_t*>(ws + L.stats_done_off);

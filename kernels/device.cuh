@@ -344,6 +344,8 @@ struct WholeWords<math::ArgMax> : std::bool_constant<sizeof(math::ArgMax) == 4 +
 template <>
 struct WholeWords<ArgMaxPair> : std::bool_constant<sizeof(ArgMaxPair) == 2 * (4 + 4)> {};
 template <>
+struct WholeWords<host::Candidate> : std::bool_constant<sizeof(host::Candidate) == 4 + 4> {};
+template <>
 struct WholeWords<math::RowStats> : std::bool_constant<sizeof(math::RowStats) == 16 * 4> {};
 template <>
 struct WholeWords<math::TiltMoments> : std::bool_constant<sizeof(math::TiltMoments) == 7 * 4> {};

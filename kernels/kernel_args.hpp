@@ -107,8 +107,10 @@ struct Args {
   math::RowPlan* plans;
   host::SolveRow* solve;  // exact_kl: [B] solver state between the KL passes
   host::RowMask* masks;
-  host::SelectRow* select;  // sample with masks: [B] selection state + histograms
-  int32_t select_passes;    // passes launched (host::select_passes)
+  host::SelectRow* select;      // sample with masks: [B] selection state + histograms
+  int32_t select_passes;        // passes launched (host::select_passes)
+  host::Candidate* candidates;  // sample with masks: [B × candidate_capacity] first-pass gathers
+  int64_t candidate_capacity;
   ArgMaxPair* argmax;       // sample: [B × slices] per-slice arg-maxes
   uint32_t* stats_done;     // [B] StatsKernel blocks of the row done (the last one plans it)
   uint32_t* sample_done;    // sample: [B] blocks of the row done (the last one picks the token)

@@ -83,6 +83,7 @@ struct SelectShared {
   unsigned long long inv_min_key[2];
   unsigned long long n;
   unsigned max_key;
+  unsigned gathered;   // first pass: candidates the row's blocks gathered
   SelectPick pick[3];  // 0: top-p, 1, 2: the rank selections
   bool last;
 };
@@ -144,6 +145,83 @@ __device__ __forceinline__ void select_decide(host::SelectState& st, SelectShare
   }
 }
 
+// One token's vote into the block's histograms (whole warps: the walks are
+// uniform).
+__device__ __forceinline__ void add_vote(SelectShared& sh, const host::SelectState& st,
+                                         const host::SelectVote& v) {
+  if (st.top_p.active) warp_add_mass(sh.mass, v.mass_on, v.mass_digit, v.mass);
+#pragma unroll
+  for (int q = 0; q < 2; ++q) {
+    if (!host::rank_select_busy(st.rank[q])) continue;  // uniform
+    if (st.rank[q].stage == host::kRankDigits) {
+      warp_add_count(sh.count[q], v.rank_on[q], v.rank_digit[q]);
+    } else {
+      warp_max_inv_key(&sh.inv_min_key[q], v.min_on[q], v.key);
+    }
+  }
+}
+
+// Appends the lanes' candidates (`on`) to row r's list: one atomic per warp
+// on the row's count; slots past the capacity are counted, not written.
+__device__ __forceinline__ void warp_append(const Args& a, int64_t r, unsigned* count, bool on,
+                                            float lq, int64_t i) {
+  const unsigned ballot = __ballot_sync(kFullMask, on);
+  if (ballot == 0u) return;  // uniform
+  const int lane = int(threadIdx.x & 31u);
+  const int leader = __ffs(int(ballot)) - 1;
+  unsigned base = 0u;
+  if (lane == leader) base = atomicAdd(count, unsigned(__popc(int(ballot))));
+  base = __shfl_sync(kFullMask, base, leader);
+  if (on) {
+    const int64_t slot = int64_t(base) + __popc(int(ballot & ((1u << lane) - 1u)));
+    if (slot < a.candidate_capacity)
+      a.candidates[r * a.candidate_capacity + slot] = host::Candidate{lq, int32_t(i)};
+  }
+}
+
+// The last block of the first pass, once the first digit is decided: when
+// the gathered candidates suffice (radix_select.hpp, "selection from
+// candidates"), the remaining digits are taken over them here, round by
+// round in shared memory, and the later passes find the row done.
+template <int kT>
+__device__ __forceinline__ void select_over_candidates(const Args& a, int64_t r,
+                                                       host::SelectState& st, SelectShared& sh,
+                                                       unsigned long long total_mass,
+                                                       uint64_t min_mass, uint64_t gathered,
+                                                       int32_t top_k) {
+  if (!host::candidates_suffice(st, uint64_t(total_mass), min_mass, gathered,
+                                uint64_t(a.candidate_capacity), top_k, a.min_keep))
+    return;  // uniform
+  const host::Candidate* cand = a.candidates + r * a.candidate_capacity;
+  const int64_t n = int64_t(gathered);
+  const int t = int(threadIdx.x);
+  for (int round = 1; round < host::kMaxSelectPasses && host::select_busy(st); ++round) {
+    // Every thread has read the last decision's inputs (a minimum stage reads
+    // sh.inv_min_key with no barrier after it) before they are zeroed.
+    __syncthreads();
+    for (int i = t; i < host::kRadixBins; i += kT) {
+      sh.mass[i] = 0;
+      sh.count[0][i] = 0;
+      sh.count[1][i] = 0;
+    }
+    if (t < 2) sh.inv_min_key[t] = 0;
+    __syncthreads();
+    for (int64_t j0 = 0; j0 < n; j0 += kT) {  // the same trip count in every thread
+      const int64_t j = j0 + t;
+      float lq = -math::kInf;
+      int64_t index = 0;
+      if (j < n) {  // written by the pass's blocks before their fence and count
+        const host::Candidate e = load_coherent(cand + j);
+        lq = e.lq;
+        index = e.index;
+      }
+      add_vote(sh, st, host::select_vote(st, lq, index));
+    }
+    __syncthreads();
+    select_decide<kT>(st, sh);
+  }
+}
+
 template <class E>
 __global__ void __launch_bounds__(host::kSweepThreads)
     SelectPassKernel(const Args a, int64_t row0, int pass) {
@@ -180,6 +258,10 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   const math::Span span = vocab_slice(row, a.slices, s);
   unsigned long long count = 0;
   unsigned max_key = 0;
+  host::SelectBins& g = row_sel->bins;
+  // The first pass of a top-p row gathers its candidates (mass ≥ min_mass).
+  const bool gather = pass == 0 && st.top_p.active;
+  const uint64_t min_mass = gather ? host::candidate_min_mass(top_p, plan.count) : 0;
   walk_row<E, true, true>(row, a.src.vocab, span, s == 0, t, kT, [&](const Chunk<E>& ch) {
 #pragma unroll
     for (int k = 0; k < Chunk<E>::kItems; ++k) {
@@ -193,20 +275,12 @@ __global__ void __launch_bounds__(host::kSweepThreads)
         const unsigned key = host::ascending_key(lq);
         max_key = key > max_key ? key : max_key;
       }
-      if (st.top_p.active) warp_add_mass(sh.mass, v.mass_on, v.mass_digit, v.mass);
-#pragma unroll
-      for (int q = 0; q < 2; ++q) {
-        if (!host::rank_select_busy(st.rank[q])) continue;  // uniform
-        if (st.rank[q].stage == host::kRankDigits) {
-          warp_add_count(sh.count[q], v.rank_on[q], v.rank_digit[q]);
-        } else {
-          warp_max_inv_key(&sh.inv_min_key[q], v.min_on[q], v.key);
-        }
-      }
+      add_vote(sh, st, v);
+      if (gather)  // uniform
+        warp_append(a, r, &g.candidates, min_mass > 0 && v.mass >= min_mass, lq, i);
     }
   });
 
-  host::SelectBins& g = row_sel->bins;
   if (pass == 0) {
     count = block_reduce<kT>(
         count, [](unsigned long long x, unsigned long long y) { return x + y; }, 0ull);
@@ -251,11 +325,22 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   if (t == 0) {
     sh.n = load_coherent(reinterpret_cast<unsigned long long*>(&g.n));
     sh.max_key = load_coherent(&g.max_key);
+    sh.gathered = gather ? load_coherent(&g.candidates) : 0u;
     g.done = 0;
   }
   __syncthreads();
+  // The first pass's whole mass (exact: integer bins) for the candidates' bound.
+  unsigned long long total_mass = 0;
+  if (gather) {
+    unsigned long long part = 0;
+    for (int i = t; i < host::kRadixBins; i += kT) part += sh.mass[i];
+    total_mass = block_reduce<kT>(
+        part, [](unsigned long long x, unsigned long long y) { return x + y; }, 0ull);
+  }
   if (pass == 0) host::select_first_pass_done(st, uint64_t(sh.n), sh.max_key);
   select_decide<kT>(st, sh);
+  if (gather && host::select_busy(st))  // uniform
+    select_over_candidates<kT>(a, r, st, sh, total_mass, min_mass, sh.gathered, top_k);
   if (t == 0) {
     row_sel->state = st;
     if (!host::select_busy(st) || pass == a.select_passes - 1) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "launch_policy.hpp"
@@ -231,6 +232,89 @@ TEST(RadixSelect, ThresholdsKeepTheSameSetAsASort) {
 
 // The bin-by-bin digit decisions the kernel evaluates in parallel choose
 // exactly one bin, the one the sequential step takes.
+// The select kernel's first pass with candidates (radix_select.hpp,
+// "selection from candidates"): the whole row once (|q|, lq_max, the first
+// digit, the total mass), the tokens of mass ≥ c gathered; when they
+// suffice, the remaining digits over them alone. *used tells which path ran.
+SelectRun run_select_candidates(const std::vector<float>& lq, float top_p, int32_t top_k,
+                                float min_p, int32_t min_keep, uint64_t capacity, bool* used) {
+  h::SelectState s = h::select_begin(top_p, top_k, min_keep);
+  const uint64_t c = h::candidate_min_mass(top_p, int64_t(lq.size()));
+  h::SelectBins first{};
+  std::vector<h::Candidate> cand;
+  for (size_t i = 0; i < lq.size(); ++i) {
+    const h::SelectVote v = h::select_vote(s, lq[i], int64_t(i));
+    h::select_add(first, v);
+    if (lq[i] > -kInfF) {
+      first.n += 1;
+      first.max_key = std::max(first.max_key, h::ascending_key(lq[i]));
+      if (s.top_p.active && v.mass >= c) cand.push_back(h::Candidate{lq[i], int32_t(i)});
+    }
+  }
+  uint64_t total = 0;
+  for (int d = 0; d < h::kRadixBins; ++d) total += first.mass[d];
+  h::select_pass_done(s, first, true);
+  *used = h::select_busy(s) &&
+          h::candidates_suffice(s, total, c, cand.size(), capacity, top_k, min_keep);
+  int passes = 1;
+  for (; passes < h::kMaxSelectPasses && h::select_busy(s); ++passes) {
+    h::SelectBins bins{};
+    if (*used) {
+      for (const h::Candidate& e : cand) h::select_add(bins, h::select_vote(s, e.lq, e.index));
+    } else {
+      for (size_t i = 0; i < lq.size(); ++i)
+        h::select_add(bins, h::select_vote(s, lq[i], int64_t(i)));
+    }
+    h::select_pass_done(s, bins, false);
+  }
+  EXPECT_FALSE(h::select_busy(s));
+  return SelectRun{h::select_thresholds(s, top_k, min_p, min_keep), s.n, passes};
+}
+
+// The candidates decide exactly what the whole row decides — the same
+// thresholds, field by field — whenever candidates_suffice says so, and
+// they suffice for the usual rows (top-p below 0.999, not flat).
+TEST(RadixSelect, CandidatesDecideLikeTheWholeRow) {
+  std::mt19937 rng(99);
+  int used_count = 0, checked = 0;
+  for (int64_t V : {2, 37, 1000, 32001})
+    for (Shape shape :
+         {Shape::kNormal, Shape::kTies, Shape::kOneHot, Shape::kConstant, Shape::kMasked})
+      for (float top_p : {0.99f, 0.9f, 0.5f, 1e-3f})
+        for (int32_t top_k : {0, 1, 20, int32_t(V)})
+          for (int32_t keep : {1, 3, int32_t(V)})
+            for (uint64_t capacity : {uint64_t(16), uint64_t(1) << 20}) {
+              const std::vector<float> lq = make_row(shape, V, rng);
+              const SelectRun full = run_select(lq, top_p, top_k, 0.f, keep);
+              bool used = false;
+              const SelectRun cand =
+                  run_select_candidates(lq, top_p, top_k, 0.f, keep, capacity, &used);
+              used_count += used ? 1 : 0;
+              ++checked;
+              const auto where = [&]() {
+                return "V=" + std::to_string(V) + " shape=" + std::to_string(int(shape)) +
+                       " p=" + std::to_string(top_p) + " k=" + std::to_string(top_k) +
+                       " keep=" + std::to_string(keep) + " cap=" + std::to_string(capacity) +
+                       (used ? " (candidates)" : " (whole row)");
+              };
+              ASSERT_EQ(cand.n, full.n) << where();
+              ASSERT_EQ(cand.th.tau_p, full.th.tau_p) << where();
+              ASSERT_EQ(cand.th.lq_max, full.th.lq_max) << where();
+              ASSERT_EQ(cand.th.has_topk, full.th.has_topk) << where();
+              ASSERT_EQ(cand.th.has_keep, full.th.has_keep) << where();
+              if (full.th.has_topk) {
+                ASSERT_EQ(cand.th.kth.lq, full.th.kth.lq) << where();
+                ASSERT_EQ(cand.th.kth.index, full.th.kth.index) << where();
+              }
+              if (full.th.has_keep) {
+                ASSERT_EQ(cand.th.keep_last.lq, full.th.keep_last.lq) << where();
+                ASSERT_EQ(cand.th.keep_last.index, full.th.keep_last.index) << where();
+              }
+            }
+  EXPECT_GT(used_count, checked / 4) << "the candidates should decide most rows";
+  EXPECT_LT(used_count, checked) << "and the tiny capacity must send some to the whole row";
+}
+
 TEST(RadixSelect, DigitDecisionsChooseExactlyOneBin) {
   std::mt19937_64 rng(42);
   for (int trial = 0; trial < 2000; ++trial) {

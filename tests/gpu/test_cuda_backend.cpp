@@ -990,6 +990,66 @@ TEST_F(CudaVsCpu, MasksDecideTheDraw) {
   }
 }
 
+// Top-p from the candidates the first select pass gathers, and the rows
+// the candidates cannot decide (host/radix_select.hpp "selection from
+// candidates"): peaked rows (few candidates), flat rows of V = 20011 > the
+// 16384 candidates a row keeps, p so close to 1 that nothing is gathered,
+// a top-k rank beyond the candidates, min_tokens_to_keep — the same tokens
+// as the CPU backend's whole-row selection every time.
+TEST_F(CudaVsCpu, TopPFromCandidatesAndTheWholeRow) {
+  const int64_t B = 9, V = 20011;
+  const DType t = DType::kF32;
+  Inputs in;
+  in.dtype = t;
+  in.rows = B;
+  in.vocab = in.stride = V;
+  in.z.assign(sz(B * V * elem_bytes(t)), 0);
+  in.y = in.z;
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int64_t r = 0; r < B; ++r) {
+    const float spread = r % 3 == 0 ? 6.f : r % 3 == 1 ? 0.f : 1.5f;  // peaked, flat, between
+    for (int64_t i = 0; i < V; ++i) {
+      const float z = spread * nd(rng), y = z + 0.3f * spread * nd(rng);
+      put(in.z, t, r * V + i, z);
+      put(in.y, t, r * V + i, y);
+    }
+  }
+  const DeviceInputs din(in);
+  std::vector<uint64_t> seeds(sz(B));
+  for (int64_t r = 0; r < B; ++r) seeds[sz(r)] = uint64_t(31 + 7 * r);
+  const DeviceArray<uint64_t> dseeds(seeds);
+  Params base = params_for(kRules[0]);
+  base.seed = PerRow<uint64_t>::array(seeds.data());
+  const AlignResult ca = cpu_align(*cpu_, in, base);
+  struct Case {
+    float top_p;
+    int32_t top_k;
+    int32_t keep;
+    NucleusSource src;
+    const char* name;
+  };
+  const Case cases[] = {
+      {0.9f, 0, 1, NucleusSource::kPrinciple, "top-p 0.9 (principle)"},
+      {0.9f, 0, 1, NucleusSource::kAligned, "top-p 0.9 (aligned)"},
+      {0.9995f, 0, 1, NucleusSource::kAligned, "top-p 0.9995 (nothing gathered)"},
+      {0.8f, 16500, 1, NucleusSource::kPrinciple, "top-p 0.8 + top-k 16500 (rank past them)"},
+      {0.7f, 0, 3, NucleusSource::kAligned, "top-p 0.7 + min_tokens_to_keep 3"},
+  };
+  for (const Case& c : cases) {
+    Params m = base;
+    m.top_p = c.top_p;
+    m.top_k = c.top_k;
+    m.min_tokens_to_keep = c.keep;
+    m.nucleus_source = c.src;
+    Params dm = m;
+    dm.seed = PerRow<uint64_t>::array(dseeds.get());
+    const SampleResult cm = cpu_sample(*cpu_, in, m);
+    const SampleResult gm = gpu_sample(*gpu_, in, din, dm);
+    expect_tokens(gm, cm, ca, in, m, tie_tolerance(m), c.name);
+  }
+}
+
 // Row-level errors: NaN, +inf, empty support → status, NaN, token −1.
 TEST_F(CudaVsCpu, RowLevelErrors) {
   const Inputs in = make_inputs(DType::kBF16, 33, 4099, 4099, 3, true);
