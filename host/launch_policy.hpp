@@ -117,6 +117,7 @@ inline int64_t candidate_capacity(int64_t vocab) {
 struct RowMask {
   math::MaskThresholds th;
   int32_t masked;  // 0: the row keeps every candidate (masks off or min_keep ≥ |q|)
+  int32_t drawn;   // 1: the first select pass drew the token from its candidates
 };
 
 // A row's exact_kl solve in the workspace (plan kernel → KL passes).

@@ -374,6 +374,7 @@ LINALIGN_HD math::MaskThresholds select_thresholds(const SelectState& s, int32_t
 struct Candidate {
   float lq;
   int32_t index;
+  float score;  // the draw's score ℓ* (+ Gumbel noise), −inf when ℓ* = −inf
 };
 
 // The gathering threshold c of a row: ⌊((1 − 2⁻¹⁰) − p) / n_bound⌋ in fixed

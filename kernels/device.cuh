@@ -135,6 +135,27 @@ __device__ __forceinline__ math::Span vocab_slice(const RowIn<E>& row, int64_t s
   return math::slice_span(row.split.vectors, slices, s, host::kSliceGranuleVectors);
 }
 
+// --------------------------------------------------------- the draw ---
+
+// Lane i % 4 of a Philox group (tokens 4g .. 4g + 3).
+__device__ __forceinline__ uint32_t philox_lane(const math::Philox4& p, int64_t i) {
+  const int lane = int(i & 3);
+  return lane == 0 ? p.v[0] : lane == 1 ? p.v[1] : lane == 2 ? p.v[2] : p.v[3];
+}
+// Row r's Philox stream (SPEC §4) and whether its draw is greedy (T = 0).
+__device__ __forceinline__ math::RowRng row_rng(const Args& a, int64_t r) {
+  return math::RowRng::make(a.seed.at(r), a.offset.at(r), a.per_row_seed ? 0u : uint32_t(r));
+}
+__device__ __forceinline__ bool row_greedy(const Args& a, int64_t r) {
+  return a.greedy || a.temperature.at(r) == 0.f;
+}
+// The draw's score of token i with ℓ* = al > −inf (SPEC §3): ℓ*, or ℓ* +
+// Gumbel noise from the row's Philox group bits (bits of group i / 4).
+__device__ __forceinline__ float draw_score(bool greedy, float al, const math::Philox4& bits,
+                                            int64_t i) {
+  return greedy ? al : al + math::gumbel_from_bits(philox_lane(bits, i));
+}
+
 // ------------------------------------------------- register chunk walk ---
 
 // What one thread holds per step: kItems (z, y) pairs decoded to fp32, and
@@ -344,7 +365,7 @@ struct WholeWords<math::ArgMax> : std::bool_constant<sizeof(math::ArgMax) == 4 +
 template <>
 struct WholeWords<ArgMaxPair> : std::bool_constant<sizeof(ArgMaxPair) == 2 * (4 + 4)> {};
 template <>
-struct WholeWords<host::Candidate> : std::bool_constant<sizeof(host::Candidate) == 4 + 4> {};
+struct WholeWords<host::Candidate> : std::bool_constant<sizeof(host::Candidate) == 4 + 4 + 4> {};
 template <>
 struct WholeWords<math::RowStats> : std::bool_constant<sizeof(math::RowStats) == 16 * 4> {};
 template <>

@@ -164,7 +164,7 @@ __device__ __forceinline__ void add_vote(SelectShared& sh, const host::SelectSta
 // Appends the lanes' candidates (`on`) to row r's list: one atomic per warp
 // on the row's count; slots past the capacity are counted, not written.
 __device__ __forceinline__ void warp_append(const Args& a, int64_t r, unsigned* count, bool on,
-                                            float lq, int64_t i) {
+                                            const host::Candidate& c) {
   const unsigned ballot = __ballot_sync(kFullMask, on);
   if (ballot == 0u) return;  // uniform
   const int lane = int(threadIdx.x & 31u);
@@ -174,8 +174,7 @@ __device__ __forceinline__ void warp_append(const Args& a, int64_t r, unsigned* 
   base = __shfl_sync(kFullMask, base, leader);
   if (on) {
     const int64_t slot = int64_t(base) + __popc(int(ballot & ((1u << lane) - 1u)));
-    if (slot < a.candidate_capacity)
-      a.candidates[r * a.candidate_capacity + slot] = host::Candidate{lq, int32_t(i)};
+    if (slot < a.candidate_capacity) a.candidates[r * a.candidate_capacity + slot] = c;
   }
 }
 
@@ -184,14 +183,14 @@ __device__ __forceinline__ void warp_append(const Args& a, int64_t r, unsigned* 
 // candidates"), the remaining digits are taken over them here, round by
 // round in shared memory, and the later passes find the row done.
 template <int kT>
-__device__ __forceinline__ void select_over_candidates(const Args& a, int64_t r,
+__device__ __forceinline__ bool select_over_candidates(const Args& a, int64_t r,
                                                        host::SelectState& st, SelectShared& sh,
                                                        unsigned long long total_mass,
                                                        uint64_t min_mass, uint64_t gathered,
                                                        int32_t top_k) {
   if (!host::candidates_suffice(st, uint64_t(total_mass), min_mass, gathered,
                                 uint64_t(a.candidate_capacity), top_k, a.min_keep))
-    return;  // uniform
+    return false;  // uniform
   const host::Candidate* cand = a.candidates + r * a.candidate_capacity;
   const int64_t n = int64_t(gathered);
   const int t = int(threadIdx.x);
@@ -220,6 +219,33 @@ __device__ __forceinline__ void select_over_candidates(const Args& a, int64_t r,
     __syncthreads();
     select_decide<kT>(st, sh);
   }
+  return true;
+}
+
+struct MergeArgMax {
+  __device__ __forceinline__ math::ArgMax operator()(const math::ArgMax& a,
+                                                     const math::ArgMax& b) const {
+    return math::argmax_merge(a, b);
+  }
+};
+
+// The draw over the candidates once they decided the row's masks: every
+// kept token is a candidate (radix_select.hpp), each stored with its draw
+// score, so the masked arg-max is SampleKernel's. Empty when every kept
+// token has ℓ* = −inf (the linear update's clip): SampleKernel then draws
+// from the whole row as usual.
+template <int kT>
+__device__ __forceinline__ math::ArgMax draw_from_candidates(const Args& a, int64_t r,
+                                                             const math::MaskThresholds& th,
+                                                             uint64_t gathered) {
+  const host::Candidate* cand = a.candidates + r * a.candidate_capacity;
+  math::ArgMax best = math::argmax_empty();
+  for (int64_t j = threadIdx.x; j < int64_t(gathered); j += kT) {
+    const host::Candidate e = load_coherent(cand + j);
+    if (e.score > -math::kInf && math::mask_keep(th, e.lq, e.index))
+      math::argmax_push(best, e.score, e.index);
+  }
+  return block_reduce<kT>(best, MergeArgMax{}, math::argmax_empty());
 }
 
 template <class E>
@@ -262,6 +288,8 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   // The first pass of a top-p row gathers its candidates (mass ≥ min_mass).
   const bool gather = pass == 0 && st.top_p.active;
   const uint64_t min_mass = gather ? host::candidate_min_mass(top_p, plan.count) : 0;
+  const bool greedy = row_greedy(a, r);
+  const math::RowRng rng = row_rng(a, r);
   walk_row<E, true, true>(row, a.src.vocab, span, s == 0, t, kT, [&](const Chunk<E>& ch) {
 #pragma unroll
     for (int k = 0; k < Chunk<E>::kItems; ++k) {
@@ -276,8 +304,17 @@ __global__ void __launch_bounds__(host::kSweepThreads)
         max_key = key > max_key ? key : max_key;
       }
       add_vote(sh, st, v);
-      if (gather)  // uniform
-        warp_append(a, r, &g.candidates, min_mass > 0 && v.mass >= min_mass, lq, i);
+      if (gather) {  // uniform
+        const bool on = min_mass > 0 && v.mass >= min_mass;
+        float score = -math::kInf;
+        if (on) {  // the draw's score (SampleKernel's): few tokens, one Philox call each
+          const float al = from_principle ? math::aligned_logprob(plan, ch.z[k], ch.y[k]) : lq;
+          if (al > -math::kInf)
+            score =
+                draw_score(greedy, al, greedy ? math::Philox4{} : rng.group(uint64_t(i >> 2)), i);
+        }
+        warp_append(a, r, &g.candidates, on, host::Candidate{lq, int32_t(i), score});
+      }
     }
   });
 
@@ -339,14 +376,26 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   }
   if (pass == 0) host::select_first_pass_done(st, uint64_t(sh.n), sh.max_key);
   select_decide<kT>(st, sh);
-  if (gather && host::select_busy(st))  // uniform
-    select_over_candidates<kT>(a, r, st, sh, total_mass, min_mass, sh.gathered, top_k);
+  bool drawn = false;
+  if (gather && host::select_busy(st) &&  // uniform
+      select_over_candidates<kT>(a, r, st, sh, total_mass, min_mass, sh.gathered, top_k)) {
+    const math::ArgMax pick = draw_from_candidates<kT>(
+        a, r, host::select_thresholds(st, top_k, min_p, a.min_keep), sh.gathered);
+    drawn = pick.index >= 0;  // uniform: the broadcast merge
+    if (drawn && t == 0) {
+      a.tokens[r] = pick.index;
+      if (a.token_logprob != nullptr)
+        a.token_logprob[r] = math::aligned_logprob(plan, load_scalar(row.z, pick.index),
+                                                   load_scalar(row.y, pick.index));
+    }
+  }
   if (t == 0) {
     row_sel->state = st;
     if (!host::select_busy(st) || pass == a.select_passes - 1) {
       host::RowMask m{};
       m.th = host::select_thresholds(st, top_k, min_p, a.min_keep);
       m.masked = m.th.has_keep ? 1 : 0;  // min_keep ≥ |q|: every token is kept
+      m.drawn = drawn ? 1 : 0;
       a.masks[r] = m;
     }
   }

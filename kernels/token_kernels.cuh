@@ -28,22 +28,18 @@ struct MergeArgMaxPair {
   }
 };
 
-__device__ __forceinline__ uint32_t philox_lane(const math::Philox4& p, int64_t i) {
-  const int lane = int(i & 3);
-  return lane == 0 ? p.v[0] : lane == 1 ? p.v[1] : lane == 2 ? p.v[2] : p.v[3];
-}
-
 template <class E>
 __global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.y);
   const int64_t s = int64_t(blockIdx.x);
+  // A row the first select pass drew from its candidates is done.
+  if (a.masks_possible && a.masks[r].drawn != 0) return;  // uniform
   const math::RowPlan plan = a.plans[r];
   ArgMaxPair best{math::argmax_empty(), math::argmax_empty()};
   if (math::plan_valid(plan)) {
     const RowIn<E> row = row_in<E>(a.src, r);
-    const bool greedy = a.greedy || a.temperature.at(r) == 0.f;
-    const math::RowRng rng =
-        math::RowRng::make(a.seed.at(r), a.offset.at(r), a.per_row_seed ? 0u : uint32_t(r));
+    const bool greedy = row_greedy(a, r);
+    const math::RowRng rng = row_rng(a, r);
     bool masked = false;
     math::MaskThresholds th{};
     if (a.masks_possible) {
@@ -65,14 +61,11 @@ __global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a
             const float z = ch.z[k], y = ch.y[k];
             const float al = math::aligned_logprob(plan, z, y);
             if (!(al > -math::kInf)) continue;
-            float score = al;
-            if (!greedy) {
-              if ((i >> 2) != group) {  // one Philox call per group of 4 tokens
-                group = i >> 2;
-                bits = rng.group(uint64_t(group));
-              }
-              score = al + math::gumbel_from_bits(philox_lane(bits, i));
+            if (!greedy && (i >> 2) != group) {  // one Philox call per group of 4 tokens
+              group = i >> 2;
+              bits = rng.group(uint64_t(group));
             }
+            const float score = draw_score(greedy, al, bits, i);
             math::argmax_push(best.all, score, i);
             if (!masked ||
                 math::mask_keep(th, from_principle ? math::principle_logprob(plan, z, y) : al, i))

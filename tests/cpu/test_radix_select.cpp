@@ -248,7 +248,7 @@ SelectRun run_select_candidates(const std::vector<float>& lq, float top_p, int32
     if (lq[i] > -kInfF) {
       first.n += 1;
       first.max_key = std::max(first.max_key, h::ascending_key(lq[i]));
-      if (s.top_p.active && v.mass >= c) cand.push_back(h::Candidate{lq[i], int32_t(i)});
+      if (s.top_p.active && v.mass >= c) cand.push_back(h::Candidate{lq[i], int32_t(i), 0.f});
     }
   }
   uint64_t total = 0;

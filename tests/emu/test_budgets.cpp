@@ -189,9 +189,10 @@ TEST_P(Budgets, Hold) {
 // design. align: a statistics sweep whose last block per row plans the row,
 // and the output sweep (trust_region adds the moments sweep at η and its
 // finish); sample: statistics, then 4 radix-select passes for top-p, then
-// the draw — the first pass gathers the candidates of mass ≥ c and, when
-// they suffice, decides the row from them, so passes 2–4 return at once
-// and the logits are read 3 times (statistics, first pass, draw); score: one
+// the draw — the first pass gathers the candidates of mass ≥ c with their
+// draw scores and, when they suffice, decides the row's masks and draws its
+// token from them, so passes 2–4 and the draw return at once and the
+// logits are read twice (statistics, first pass); score: one
 // sweep (and the target's element), then the scores.
 // Every call but align_shard / shard_stats also zeroes its row counters
 // (one memset).
@@ -201,8 +202,8 @@ const Budget kBudgets[] = {
     {"align_trust_f32_B4", Call::kAlign, DType::kF32, 4, 32000, StepRule::kTrustRegion, false, 3.0,
      4},
     {"sample_greedy_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, false, 2.0, 2},
-    {"sample_topp_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, true, 3.0, 6},
-    {"sample_topp_bf16_B1", Call::kSample, DType::kBF16, 1, 32000, StepRule::kFixed, true, 3.0, 6},
+    {"sample_topp_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, true, 2.0, 6},
+    {"sample_topp_bf16_B1", Call::kSample, DType::kBF16, 1, 32000, StepRule::kFixed, true, 2.0, 6},
     {"score_fixed_f32_B4", Call::kScore, DType::kF32, 4, 32000, StepRule::kFixed, false, 1.001, 2},
 };
 
