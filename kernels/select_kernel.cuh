@@ -145,6 +145,19 @@ __device__ __forceinline__ void select_decide(host::SelectState& st, SelectShare
   }
 }
 
+// Zeroes the block's histograms (by all kT threads; a barrier must come
+// before anything is added to them).
+template <int kT>
+__device__ __forceinline__ void clear_histograms(SelectShared& sh) {
+  const int t = int(threadIdx.x);
+  for (int i = t; i < host::kRadixBins; i += kT) {
+    sh.mass[i] = 0;
+    sh.count[0][i] = 0;
+    sh.count[1][i] = 0;
+  }
+  if (t < 2) sh.inv_min_key[t] = 0;
+}
+
 // One token's vote into the block's histograms (whole warps: the walks are
 // uniform).
 __device__ __forceinline__ void add_vote(SelectShared& sh, const host::SelectState& st,
@@ -198,12 +211,7 @@ __device__ __forceinline__ bool select_over_candidates(const Args& a, int64_t r,
     // Every thread has read the last decision's inputs (a minimum stage reads
     // sh.inv_min_key with no barrier after it) before they are zeroed.
     __syncthreads();
-    for (int i = t; i < host::kRadixBins; i += kT) {
-      sh.mass[i] = 0;
-      sh.count[0][i] = 0;
-      sh.count[1][i] = 0;
-    }
-    if (t < 2) sh.inv_min_key[t] = 0;
+    clear_histograms<kT>(sh);
     __syncthreads();
     for (int64_t j0 = 0; j0 < n; j0 += kT) {  // the same trip count in every thread
       const int64_t j = j0 + t;
@@ -271,12 +279,7 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   host::SelectState st = pass == 0 ? host::select_begin(top_p, top_k, a.min_keep) : row_sel->state;
   if (!host::select_busy(st)) return;  // uniform: done in an earlier pass
 
-  for (int i = t; i < host::kRadixBins; i += kT) {
-    sh.mass[i] = 0;
-    sh.count[0][i] = 0;
-    sh.count[1][i] = 0;
-  }
-  if (t < 2) sh.inv_min_key[t] = 0;
+  clear_histograms<kT>(sh);
   __syncthreads();
 
   const RowIn<E> row = row_in<E>(a.src, r);  // valid plan: the row is readable

@@ -113,6 +113,17 @@ struct Inputs {
   std::vector<unsigned char> z, y;
 };
 
+// B dense rows of V zeros of dtype t, for a test to fill (put).
+Inputs zero_inputs(DType t, int64_t B, int64_t V) {
+  Inputs in;
+  in.dtype = t;
+  in.rows = B;
+  in.vocab = in.stride = V;
+  in.z.assign(sz(B * V * elem_bytes(t)), 0);
+  in.y = in.z;
+  return in;
+}
+
 // Row kinds cycle over: correlated normal, Gumbel, −inf masks, constant base,
 // one-hot rows, +50 shift, independent rows. With `row_errors`, a few rows get
 // a NaN, a +inf or an empty support (SPEC §5 row-level errors).
@@ -917,12 +928,7 @@ TEST_F(CudaVsCpu, PerRowDeviceParameters) {
 TEST_F(CudaVsCpu, MasksDecideTheDraw) {
   const int64_t B = 24, V = 6001;
   for (DType t : {DType::kF32, DType::kBF16}) {
-    Inputs in;
-    in.dtype = t;
-    in.rows = B;
-    in.vocab = in.stride = V;
-    in.z.assign(sz(B * V * elem_bytes(t)), 0);
-    in.y = in.z;
+    Inputs in = zero_inputs(t, B, V);
     std::mt19937 rng(uint32_t(5 + int(t)));
     std::normal_distribution<float> nd(0.f, 0.7f), small(0.f, 0.3f);
     for (int64_t r = 0; r < B; ++r) {
@@ -999,12 +1005,7 @@ TEST_F(CudaVsCpu, MasksDecideTheDraw) {
 TEST_F(CudaVsCpu, TopPFromCandidatesAndTheWholeRow) {
   const int64_t B = 9, V = 20011;
   const DType t = DType::kF32;
-  Inputs in;
-  in.dtype = t;
-  in.rows = B;
-  in.vocab = in.stride = V;
-  in.z.assign(sz(B * V * elem_bytes(t)), 0);
-  in.y = in.z;
+  Inputs in = zero_inputs(t, B, V);
   std::mt19937 rng(77);
   std::normal_distribution<float> nd(0.f, 1.f);
   for (int64_t r = 0; r < B; ++r) {

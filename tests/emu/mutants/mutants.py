@@ -143,9 +143,11 @@ MUTANTS: List[Mutant] = [
         file="kernels/select_kernel.cuh",
         what="SelectPassKernel: no barrier after zeroing the shared histograms (threads add "
         "to bins another thread has not zeroed yet)",
-        old="  if (t < 2) sh.inv_min_key[t] = 0;\n"
-        "  __syncthreads();\n",
-        new="  if (t < 2) sh.inv_min_key[t] = 0;\n",
+        old="  clear_histograms<kT>(sh);\n"
+        "  __syncthreads();\n\n"
+        "  const RowIn<E> row",
+        new="  clear_histograms<kT>(sh);\n\n"
+        "  const RowIn<E> row",
         tests=[(EMU, "CudaVsCpu.MasksDecideTheDraw")],
     ),
     Mutant(
