@@ -105,9 +105,10 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
 int select_passes(const Params& p);
 
 // Candidates the first select pass gathers per row (host/radix_select.hpp,
-// "selection from candidates"): 16384 × 8 bytes per row of workspace. A
-// row of more candidates (a flat distribution, p near 1) runs the later
-// passes over the whole row instead.
+// "selection from candidates"): min(V, 16384) × 12 bytes (192 KiB) per row
+// of a sample call's workspace when masks are possible. LM rows at top-p
+// 0.9 have hundreds to a few thousand; a row of more (a flat distribution,
+// p near 1) runs the later passes over the whole row instead.
 constexpr int64_t kMaxCandidates = 16384;
 inline int64_t candidate_capacity(int64_t vocab) {
   return vocab < kMaxCandidates ? (vocab > 0 ? vocab : 1) : kMaxCandidates;
