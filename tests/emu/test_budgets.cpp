@@ -51,7 +51,7 @@ struct Budget {
   DType dtype;
   int64_t rows, vocab;
   StepRule rule;
-  bool top_p;        // sample: top-p 0.9 (the radix-select passes)
+  float top_p;       // sample: top-p (< 1: the radix-select passes)
   double max_reads;  // loads of the logits ≤ max_reads × their bytes
   int max_kernels;   // grids per call
 };
@@ -103,7 +103,7 @@ Measured run(const Budget& b) {
   const LogitsView v = LogitsView::strided(b.dtype, B, V, dz.get(), dy.get());
   Params p;
   p.rule = b.rule;
-  if (b.top_p) p.top_p = 0.9f;
+  p.top_p = b.top_p;
   auto ctx = linalign_gpu_test::make_context(Backend::kCuda, 1);
   const linalign::Op op = b.call == Call::kAlign    ? linalign::Op::kAlign
                           : b.call == Call::kSample ? linalign::Op::kSample
@@ -172,7 +172,7 @@ TEST_P(Budgets, Hold) {
   EXPECT_GE(double(m.t.store_bytes), m.output_bytes) << b.name;
   // (a sample call with top-p also stores its gathered candidates: at most
   // candidate_capacity(V) of 8 bytes per row)
-  const double candidates = b.call == Call::kSample && b.top_p
+  const double candidates = b.call == Call::kSample && b.top_p < 1.f
                                 ? double(sizeof(linalign::host::Candidate)) *
                                       double(linalign::host::candidate_capacity(b.vocab))
                                 : 0.0;
@@ -185,7 +185,7 @@ TEST_P(Budgets, Hold) {
 
 // V = 32000 (31 slices of a row), 4 rows, every dtype where the path depends
 // on it; B = 1 for the decode step.
-// (name, call, dtype, B, V, rule, top-p, logit reads, kernels): today's
+// (name, call, dtype, B, V, rule, top_p, logit reads, kernels): today's
 // design. align: a statistics sweep whose last block per row plans the row,
 // and the output sweep (trust_region adds the moments sweep at η and its
 // finish); sample: statistics, then 4 radix-select passes for top-p, then
@@ -197,14 +197,18 @@ TEST_P(Budgets, Hold) {
 // Every call but align_shard / shard_stats also zeroes its row counters
 // (one memset).
 const Budget kBudgets[] = {
-    {"align_fixed_f32_B4", Call::kAlign, DType::kF32, 4, 32000, StepRule::kFixed, false, 2.0, 2},
-    {"align_fixed_bf16_B4", Call::kAlign, DType::kBF16, 4, 32000, StepRule::kFixed, false, 2.0, 2},
-    {"align_trust_f32_B4", Call::kAlign, DType::kF32, 4, 32000, StepRule::kTrustRegion, false, 3.0,
+    {"align_fixed_f32_B4", Call::kAlign, DType::kF32, 4, 32000, StepRule::kFixed, 1.f, 2.0, 2},
+    {"align_fixed_bf16_B4", Call::kAlign, DType::kBF16, 4, 32000, StepRule::kFixed, 1.f, 2.0, 2},
+    {"align_trust_f32_B4", Call::kAlign, DType::kF32, 4, 32000, StepRule::kTrustRegion, 1.f, 3.0,
      4},
-    {"sample_greedy_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, false, 2.0, 2},
-    {"sample_topp_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, true, 2.0, 6},
-    {"sample_topp_bf16_B1", Call::kSample, DType::kBF16, 1, 32000, StepRule::kFixed, true, 2.0, 6},
-    {"score_fixed_f32_B4", Call::kScore, DType::kF32, 4, 32000, StepRule::kFixed, false, 1.001, 2},
+    {"sample_greedy_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 1.f, 2.0, 2},
+    {"sample_topp_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 0.9f, 2.0, 6},
+    {"sample_topp_bf16_B1", Call::kSample, DType::kBF16, 1, 32000, StepRule::kFixed, 0.9f, 2.0, 6},
+    // p so close to 1 that no candidate is gathered: the whole-row passes
+    // (4 reads) and the draw (1) after the statistics
+    {"sample_topp9995_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 0.9995f, 6.0,
+     6},
+    {"score_fixed_f32_B4", Call::kScore, DType::kF32, 4, 32000, StepRule::kFixed, 1.f, 1.001, 2},
 };
 
 INSTANTIATE_TEST_SUITE_P(Design, Budgets, ::testing::ValuesIn(kBudgets),
