@@ -16,6 +16,7 @@
 
 #include "linalign/linalign.h"
 #include "linalign/linalign.hpp"
+#include "linalign/math/row_stats.hpp"
 
 // The handle: a Context plus the last error message of calls on it. The
 // message of an error the C layer finds itself lives here; a Context error is
@@ -71,6 +72,17 @@ static_assert(static_cast<uint32_t>(linalign::kRowOk) == LINALIGN_ROW_OK, "row s
 static_assert(static_cast<uint32_t>(linalign::kRowNaN) == LINALIGN_ROW_NAN, "row status");
 static_assert(static_cast<uint32_t>(linalign::kRowPosInf) == LINALIGN_ROW_POS_INF, "row status");
 static_assert(static_cast<uint32_t>(linalign::kRowEmptySupport) == LINALIGN_ROW_EMPTY_SUPPORT,
+              "row status");
+static_assert(static_cast<uint32_t>(linalign::kRowBadParameter) == LINALIGN_ROW_BAD_PARAMETER,
+              "row status");
+// The bits themselves are defined once, in math/row_stats.hpp (the kernels
+// and the CPU backend set them); the public enums mirror them.
+static_assert(static_cast<uint32_t>(linalign::kRowNaN) == linalign::math::kFlagNaN, "row status");
+static_assert(static_cast<uint32_t>(linalign::kRowPosInf) == linalign::math::kFlagPosInf,
+              "row status");
+static_assert(static_cast<uint32_t>(linalign::kRowEmptySupport) == linalign::math::kFlagEmpty,
+              "row status");
+static_assert(static_cast<uint32_t>(linalign::kRowBadParameter) == linalign::math::kFlagBadParam,
               "row status");
 
 // Diagnostics are written by the C++ API straight into the caller's array

@@ -214,9 +214,11 @@ typedef enum linalign_op_t {
  * row is valid; any flag makes it invalid. Values equal linalign::RowStatus. */
 typedef enum linalign_row_status_t {
   LINALIGN_ROW_OK = 0,
-  LINALIGN_ROW_NAN = 1,          /* a NaN logit in the base or principle row (within vocab) */
-  LINALIGN_ROW_POS_INF = 2,      /* a +inf logit in the base or principle row */
-  LINALIGN_ROW_EMPTY_SUPPORT = 4 /* no token is finite in both rows (S is empty) */
+  LINALIGN_ROW_NAN = 1,           /* a NaN logit in the base or principle row (within vocab) */
+  LINALIGN_ROW_POS_INF = 2,       /* a +inf logit in the base or principle row */
+  LINALIGN_ROW_EMPTY_SUPPORT = 4, /* no token is finite in both rows (S is empty) */
+  LINALIGN_ROW_BAD_PARAMETER = 8  /* CUDA backend only: a per-row parameter in a device
+                                     array (or the row's source) was unusable */
 } linalign_row_status_t;
 
 /* ------------------------------------------------------------- handle --- */
