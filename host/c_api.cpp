@@ -438,8 +438,7 @@ linalign_status_t linalign_workspace_size(linalign_handle_t handle, linalign_op_
     linalign::Params p;
     const linalign_status_t s = prepare(call, logits, params, &view, &p);
     if (s != LINALIGN_SUCCESS) return s;
-    *bytes = handle->context->workspace_size(static_cast<Op>(o), view, p);
-    return LINALIGN_SUCCESS;
+    return forward(call, handle->context->workspace_size(static_cast<Op>(o), view, p, bytes));
   });
 }
 

@@ -42,6 +42,9 @@ inline int64_t dtype_bytes(DType t) {
 // targets and sequence offsets are host memory and are checked element by
 // element; otherwise (CUDA) only what the host can see is checked here.
 Status validate_call(Call* call, bool host_arrays, std::string* message);
+// The checks a workspace query can make (no pointer is needed yet): dtype,
+// rows, vocab, the strides that are set, the op.
+Status validate_shape(const Call& call, std::string* message);
 
 // Row r's base and principle rows (valid after validate_call).
 inline void row_pointers(const LogitsView& v, int64_t r, const void** z, const void** y) {

@@ -1,6 +1,8 @@
 // linalign::Context: validation (SPEC §5), workspace policy and dispatch to
 // the backend. Nothing here throws past the API.
+#include <exception>
 #include <new>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -163,17 +165,32 @@ const char* Context::last_error() const {
   return impl_->error.c_str();
 }
 
-size_t Context::workspace_size(Op op, const LogitsView& logits, const Params& params) const {
+Status Context::workspace_size(Op op, const LogitsView& logits, const Params& params,
+                               size_t* bytes) const {
+  impl_->error.clear();
+  if (bytes == nullptr) {
+    impl_->error = "workspace_size: bytes is null";
+    return Status::kInvalidArgument;
+  }
+  *bytes = 0;
   host::Call call = make_call(op, "workspace_size", logits, params);
+  const Status s = host::validate_shape(call, &impl_->error);
+  if (s != Status::kSuccess) return s;
   if (call.logits.base_stride == 0) call.logits.base_stride = logits.vocab;
   if (call.logits.principle_stride == 0) call.logits.principle_stride = logits.vocab;
   if (call.logits.paired_stride == 0) call.logits.paired_stride = logits.vocab;
-  if (logits.rows < 0 || logits.vocab <= 0) return 64;
   try {
-    return impl_->backend->workspace_size(call);
-  } catch (...) {
-    return 0;
+    *bytes = impl_->backend->workspace_size(call);
+  } catch (const std::exception& e) {
+    impl_->error = std::string("workspace_size: ") + e.what();
+    return Status::kInternal;
   }
+  return Status::kSuccess;
+}
+
+size_t Context::workspace_size(Op op, const LogitsView& logits, const Params& params) const {
+  size_t bytes = 0;
+  return workspace_size(op, logits, params, &bytes) == Status::kSuccess ? bytes : 0;
 }
 
 Status Context::align(const LogitsView& logits, const Params& params, float* out,

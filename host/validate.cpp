@@ -49,14 +49,10 @@ bool check_param(const PerRow<T>& p, int64_t rows, bool host_arrays, Pred ok, co
 
 }  // namespace
 
-Status validate_call(Call* call, bool host_arrays, std::string* message) {
-  Checker c{call->name, message};
-  LogitsView& v = call->logits;
-  const Params* pp = call->params;
-  if (pp == nullptr) return c.fail(Status::kInvalidArgument, "params is null");
-  const Params& p = *pp;
-
-  // ---- shapes and layout
+namespace {
+// The shape part of the checks: dtype, rows, vocab, and any stride that is
+// set (0 means vocab, resolved by the caller). Needs no pointer.
+Status check_shape(const LogitsView& v, Checker& c) {
   if (int(v.dtype) < 0 || int(v.dtype) > 2)
     return c.fail(Status::kNotSupported,
                   "logits.dtype " + show(int(v.dtype)) + " is not supported (f32, bf16, f16)");
@@ -66,6 +62,40 @@ Status validate_call(Call* call, bool host_arrays, std::string* message) {
                   "logits.vocab must be >= 1 (got " + show(v.vocab) + ")");
   if (v.vocab > INT32_MAX)
     return c.fail(Status::kNotSupported, "logits.vocab must fit in int32 (token ids are int32)");
+  return Status::kSuccess;
+}
+}  // namespace
+
+Status validate_shape(const Call& call, std::string* message) {
+  Checker c{call.name, message};
+  const Status s = check_shape(call.logits, c);
+  if (s != Status::kSuccess) return s;
+  const LogitsView& v = call.logits;
+  const struct {
+    int64_t stride;
+    const char* name;
+  } strides[] = {{v.base_stride, "logits.base_stride"},
+                 {v.principle_stride, "logits.principle_stride"},
+                 {v.paired_stride, "logits.paired_stride"}};
+  for (const auto& st : strides)
+    if (st.stride != 0 && st.stride < v.vocab)
+      return c.fail(Status::kInvalidArgument, std::string(st.name) + " (" + show(st.stride) +
+                                                  ") must be >= logits.vocab (" + show(v.vocab) +
+                                                  ")");
+  if (int(call.op) < 0 || int(call.op) > int(Op::kAlignShard))
+    return c.fail(Status::kInvalidArgument, "op " + show(int(call.op)) + " is unknown");
+  return Status::kSuccess;
+}
+
+Status validate_call(Call* call, bool host_arrays, std::string* message) {
+  Checker c{call->name, message};
+  LogitsView& v = call->logits;
+  const Params* pp = call->params;
+  if (pp == nullptr) return c.fail(Status::kInvalidArgument, "params is null");
+  const Params& p = *pp;
+
+  // ---- shapes and layout
+  if (const Status s = check_shape(v, c); s != Status::kSuccess) return s;
   const bool strided = v.base != nullptr || v.principle != nullptr;
   const bool ptrs = v.base_ptrs != nullptr || v.principle_ptrs != nullptr;
   const bool paired = v.paired != nullptr || v.pair_index != nullptr;

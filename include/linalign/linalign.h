@@ -489,9 +489,11 @@ typedef struct linalign_score_outputs_t {
  * Not thread-safe per handle (see the top of this file). */
 
 /* Bytes of workspace a call of `op` on these shapes and parameters needs, into
- * *bytes (may be 0). Does not synchronise, launch or allocate.
- * LINALIGN_INVALID_ARGUMENT when handle, logits or bytes is NULL, a
- * struct_size is too small, or op is unknown. */
+ * *bytes (may be 0). Does not synchronise, launch or allocate; needs no data
+ * pointer. LINALIGN_INVALID_ARGUMENT when handle, logits or bytes is NULL, a
+ * struct_size is too small, op is unknown, or the shape is one no call could
+ * take (rows < 0, vocab < 1, a stride set below vocab; *bytes = 0, the message
+ * names the argument); LINALIGN_NOT_SUPPORTED for an unknown dtype. */
 LINALIGN_API linalign_status_t linalign_workspace_size(linalign_handle_t handle, linalign_op_t op,
                                                        const linalign_logits_t* logits,
                                                        const linalign_params_t* params,

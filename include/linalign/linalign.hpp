@@ -298,10 +298,17 @@ class Context {
   Backend backend() const;         // the backend actually in use (never kAuto)
   const char* last_error() const;  // message of the last failed call ("" after success)
 
-  // Bytes of workspace a call of `op` with these shapes needs. Calls given a
-  // workspace of at least this size allocate nothing (and, on CUDA, are
-  // graph-capturable). Passing workspace = nullptr lets the context use a
-  // buffer it owns (grown on demand: may allocate, not graph-safe).
+  // Bytes of workspace a call of `op` with these shapes needs, into *bytes.
+  // Calls given a workspace of at least this size allocate nothing (and, on
+  // CUDA, are graph-capturable). Passing workspace = nullptr lets the context
+  // use a buffer it owns (grown on demand: may allocate, not graph-safe).
+  // Needs no data pointer. kInvalidArgument / kNotSupported, naming the
+  // argument (last_error()), for a shape no call could take — bytes null,
+  // logits.rows < 0, logits.vocab < 1 or past int32, an unknown dtype or op,
+  // a stride set below vocab — with *bytes = 0.
+  Status workspace_size(Op op, const LogitsView& logits, const Params& params, size_t* bytes) const;
+  // The same as a value: 0 for such a shape (the call itself then reports
+  // the error).
   size_t workspace_size(Op op, const LogitsView& logits, const Params& params) const;
 
   // `stream` is a cudaStream_t for the CUDA backend (nullptr = default

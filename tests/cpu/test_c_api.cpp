@@ -671,6 +671,15 @@ TEST_F(c_api_round_trip, CallerWorkspace) {
     EXPECT_EQ(bytes,
               ctx_->workspace_size(static_cast<linalign::Op>(op), cxx_view(), linalign::Params{}));
   }
+  // A shape no call could take is an error naming the argument, 0 bytes.
+  linalign_logits_t bad = cv;
+  bad.vocab = 0;
+  size_t none = 12345;
+  EXPECT_EQ(linalign_workspace_size(h_, LINALIGN_OP_ALIGN, &bad, &cp, &none),
+            LINALIGN_INVALID_ARGUMENT);
+  EXPECT_EQ(none, 0u);
+  EXPECT_TRUE(contains(linalign_last_error(h_), "logits.vocab")) << linalign_last_error(h_);
+
   size_t bytes = 0;
   ASSERT_EQ(linalign_workspace_size(h_, LINALIGN_OP_ALIGN, &cv, nullptr, &bytes), LINALIGN_SUCCESS);
   std::vector<unsigned char> ws(bytes + 64);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -59,6 +60,62 @@ TEST(Workspace, AnyStartAddressExactSizeSameBits) {
     for (float x : out) ASSERT_EQ(x, 5.f);
     for (int32_t t : tok) ASSERT_EQ(t, 5);
   }
+}
+
+}  // namespace
+
+namespace {
+
+// The query reports a shape no call could take (issue 10, item 6): a status
+// naming the argument and 0 bytes, never a made-up size; a good shape gives
+// the same bytes as the value form. No data pointer is needed.
+TEST(Workspace, QueryReportsBadShapes) {
+  std::unique_ptr<Context> ctx;
+  ASSERT_EQ(Context::create({}, &ctx), Status::kSuccess);
+  const Params p;
+  LogitsView good;
+  good.dtype = DType::kBF16;
+  good.rows = 4;
+  good.vocab = 1000;
+  size_t bytes = 123;
+  ASSERT_EQ(ctx->workspace_size(Op::kSample, good, p, &bytes), Status::kSuccess)
+      << ctx->last_error();
+  EXPECT_EQ(bytes, ctx->workspace_size(Op::kSample, good, p));
+  EXPECT_STREQ(ctx->last_error(), "");
+
+  struct Bad {
+    LogitsView v;
+    Op op;
+    Status want;
+    const char* names;
+  };
+  std::vector<Bad> bad;
+  LogitsView v = good;
+  v.rows = -1;
+  bad.push_back({v, Op::kAlign, Status::kInvalidArgument, "logits.rows"});
+  v = good;
+  v.vocab = 0;
+  bad.push_back({v, Op::kAlign, Status::kInvalidArgument, "logits.vocab"});
+  v = good;
+  v.base_stride = 999;
+  bad.push_back({v, Op::kAlign, Status::kInvalidArgument, "logits.base_stride"});
+  v = good;
+  v.paired_stride = 10;
+  bad.push_back({v, Op::kSample, Status::kInvalidArgument, "logits.paired_stride"});
+  v = good;
+  v.dtype = static_cast<DType>(7);
+  bad.push_back({v, Op::kScore, Status::kNotSupported, "logits.dtype"});
+  bad.push_back({good, static_cast<Op>(42), Status::kInvalidArgument, "op"});
+  for (const Bad& b : bad) {
+    bytes = 123;
+    EXPECT_EQ(ctx->workspace_size(b.op, b.v, p, &bytes), b.want) << b.names;
+    EXPECT_EQ(bytes, 0u) << b.names;
+    EXPECT_NE(std::strstr(ctx->last_error(), b.names), nullptr)
+        << b.names << ": " << ctx->last_error();
+    EXPECT_EQ(ctx->workspace_size(b.op, b.v, p), 0u) << b.names;
+  }
+  EXPECT_EQ(ctx->workspace_size(Op::kAlign, good, p, nullptr), Status::kInvalidArgument);
+  EXPECT_NE(std::strstr(ctx->last_error(), "bytes"), nullptr);
 }
 
 }  // namespace
