@@ -353,6 +353,25 @@ __device__ __forceinline__ T block_exclusive_sum(T v, T* total) {
   return before + inc - v;
 }
 
+// The threadfence-reduction ticket (the CUDA samples' threadFenceReduction),
+// the one "last block of the row" of every kernel that merges its blocks'
+// partials in-grid. Called by every thread of a block once the block's share
+// of the row's partials is written (plain stores or atomics, by any of its
+// threads); returns, in every thread, whether this block is the last of
+// `blocks` to arrive at the row's `count`. That block may then read every
+// other block's partials past L1 (load_coherent): each fenced before it
+// counted. Whoever owns `count` zeroes it before the grid runs.
+__device__ __forceinline__ bool last_block_of_row(uint32_t* count, uint32_t blocks) {
+  __shared__ bool last;
+  __threadfence();  // this thread's partial stores / atomics are visible device-wide ...
+  __syncthreads();  // ... for every thread of the block, before the count
+  if (threadIdx.x == 0) last = atomicAdd(count, 1u) == blocks - 1u;
+  __syncthreads();
+  const bool arrived_last = last;
+  if (arrived_last) __threadfence();  // then the other blocks' partials
+  return arrived_last;
+}
+
 // Types load_coherent may read: every byte belongs to a member. It reads
 // whole words, padding included, and padding is memory no store wrote (a
 // struct store writes its members): compute-sanitizer's initcheck reports

@@ -146,21 +146,14 @@ __global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a,
   math::RowStats acc =
       held ? held_slice_stats<E>(row, a.src.vocab, span, s == 0, inv_t, with_tilt, eta)
            : online_slice_stats<E>(row, a.src.vocab, span, s == 0, inv_t, with_tilt, eta);
-  __shared__ bool last;
   if (threadIdx.x == 0) {
     acc.flags |= row.bad;
     a.stats[r * a.slices + s] = acc;
-    last = false;
-    if (a.op != int32_t(Op::kShardStats)) {
-      __threadfence();  // the partial is visible device-wide before the count
-      last = atomicAdd(&a.stats_done[r], 1u) == gridDim.x - 1u;
-    }
   }
-  __syncthreads();
-  if (!last) return;  // uniform
+  if (a.op == int32_t(Op::kShardStats)) return;  // uniform: the partials are the result
+  if (!last_block_of_row(&a.stats_done[r], gridDim.x)) return;  // uniform
   // The last block of the row: merge the slices (written by other blocks of
   // this grid: read past L1) and plan the row — no PlanKernel launch.
-  __threadfence();
   const math::RowStats st = merge_partials<host::kSweepThreads>(
       a.stats + r * a.slices, a.slices, MergeStats{}, math::row_stats_empty(), true);
   plan_row<host::kSweepThreads>(a, r, st);
@@ -322,14 +315,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) KlPassKernel(const Args a
   if (math::exact_kl_done(st)) return;  // uniform
   const float eta = st.at;
   slice_moments<E>(a, r, int64_t(blockIdx.x), plan, eta);
-  __shared__ bool last;
-  if (threadIdx.x == 0) {
-    __threadfence();  // the partial is visible device-wide before the count
-    last = atomicAdd(&sr->done, 1u) == gridDim.x - 1u;
-  }
-  __syncthreads();
-  if (!last) return;  // uniform
-  __threadfence();
+  if (!last_block_of_row(&sr->done, gridDim.x)) return;  // uniform
   math::KlPoint p;
   if (a.update == int32_t(math::Update::kTilt)) {
     const math::TiltMoments m = merge_partials<kT>(a.tilt_partials + r * a.slices, a.slices,

@@ -85,7 +85,6 @@ struct SelectShared {
   unsigned max_key;
   unsigned gathered;   // first pass: candidates the row's blocks gathered
   SelectPick pick[3];  // 0: top-p, 1, 2: the rank selections
-  bool last;
 };
 
 // Bins 2t, 2t + 1 of a histogram in scan order (descending bins for top-p),
@@ -340,16 +339,11 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   }
   if (t < 2 && sh.inv_min_key[t] != 0ull)
     atomicMax(reinterpret_cast<unsigned long long*>(&g.inv_min_key[t]), sh.inv_min_key[t]);
-  __threadfence();  // each thread's atomics are performed device-wide ...
-  __syncthreads();  // ... for every thread of the block, before the count
-  if (t == 0) sh.last = atomicAdd(&g.done, 1u) == gridDim.x - 1u;
-  __syncthreads();
-  if (!sh.last) return;  // uniform
+  if (!last_block_of_row(&g.done, gridDim.x)) return;  // uniform
 
   // The last block of the row: every other block's atomics are visible
   // (their fence came before their count). Read the sums past L1 and clear
   // them for the next pass.
-  __threadfence();
   for (int i = t; i < host::kRadixBins; i += kT) {
     sh.mass[i] = load_coherent(reinterpret_cast<unsigned long long*>(&g.mass[i]));
     sh.count[0][i] = load_coherent(&g.count[0][i]);

@@ -75,17 +75,10 @@ __global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a
   }
   best = block_reduce<host::kSweepThreads>(best, MergeArgMaxPair{},
                                            ArgMaxPair{math::argmax_empty(), math::argmax_empty()});
-  __shared__ bool last;
-  if (threadIdx.x == 0) {
-    a.argmax[r * a.slices + s] = best;
-    __threadfence();  // the partial is visible device-wide before the count
-    last = atomicAdd(&a.sample_done[r], 1u) == gridDim.x - 1u;
-  }
-  __syncthreads();
-  if (!last) return;  // uniform
+  if (threadIdx.x == 0) a.argmax[r * a.slices + s] = best;
+  if (!last_block_of_row(&a.sample_done[r], gridDim.x)) return;  // uniform
   // The last block of the row: merge the slices (the arg-max merge is exact,
   // so the order does not matter) and pick the token.
-  __threadfence();
   const ArgMaxPair all = merge_partials<host::kSweepThreads>(
       a.argmax + r * a.slices, a.slices, MergeArgMaxPair{},
       ArgMaxPair{math::argmax_empty(), math::argmax_empty()}, true);

@@ -129,13 +129,15 @@ MUTANTS: List[Mutant] = [
     ),
     Mutant(
         name="last_block_highest_index",
-        file="kernels/token_kernels.cuh",
-        what="SampleKernel: 'the last block of the row' is the highest blockIdx.x, not the "
-        "ticket counter (SampleKernel: every sample call; the same pattern is in "
-        "SelectPassKernel and KlPassKernel)",
-        old="    last = atomicAdd(&a.sample_done[r], 1u) == gridDim.x - 1u;\n",
-        new="    (void)atomicAdd(&a.sample_done[r], 1u);\n"
-        "    last = blockIdx.x == gridDim.x - 1u;\n",
+        file="kernels/device.cuh",
+        what="last_block_of_row: 'the last block of the row' is the highest blockIdx.x, not "
+        "the ticket counter (every kernel that merges its blocks in-grid: StatsKernel, "
+        "SelectPassKernel, SampleKernel, KlPassKernel)",
+        old="  if (threadIdx.x == 0) last = atomicAdd(count, 1u) == blocks - 1u;\n",
+        new="  if (threadIdx.x == 0) {\n"
+        "    (void)atomicAdd(count, 1u);\n"
+        "    last = blockIdx.x == blocks - 1u;\n"
+        "  }\n",
         tests=[(EMU, "CudaVsCpu.MasksDecideTheDraw:CudaVsCpu.PerRowDeviceParameters")],
     ),
     Mutant(
@@ -152,11 +154,10 @@ MUTANTS: List[Mutant] = [
     ),
     Mutant(
         name="ticket_no_threadfence",
-        file="kernels/token_kernels.cuh",
-        what="SampleKernel: no __threadfence() between the slice's partial and the atomicAdd "
-        "on the row's counter (SampleKernel: every sample call; KlPassKernel and "
-        "SelectPassKernel have the same fence)",
-        old="    __threadfence();  // the partial is visible device-wide before the count\n",
+        file="kernels/device.cuh",
+        what="last_block_of_row: no __threadfence() between a block's partials and the "
+        "atomicAdd on the row's counter (every kernel that merges its blocks in-grid)",
+        old="  __threadfence();  // this thread's partial stores / atomics are visible device-wide ...\n",
         new="",
         tests=[(EMU, "CudaVsCpu.MasksDecideTheDraw:CudaVsCpu.PerRowDeviceParameters")],
     ),
