@@ -32,8 +32,8 @@ std::unique_ptr<BackendImpl> make_cpu_backend(int threads);
 // Defined in kernels/ when the CUDA backend is compiled in; otherwise a stub
 // returning kNotSupported.
 Status make_cuda_backend(int device, std::unique_ptr<BackendImpl>* out, std::string* message);
-int cuda_devices();
-bool cuda_built();
+int cuda_device_count();
+bool cuda_compiled();
 
 }  // namespace host
 }  // namespace linalign

@@ -138,7 +138,8 @@ Status Context::create(const ContextOptions& options, std::unique_ptr<Context>* 
       set_error("Context::create: options.num_threads must be >= 0");
       return Status::kInvalidArgument;
     }
-    if (want == Backend::kAuto) want = host::cuda_devices() > 0 ? Backend::kCuda : Backend::kCpu;
+    if (want == Backend::kAuto)
+      want = host::cuda_device_count() > 0 ? Backend::kCuda : Backend::kCpu;
     if (want == Backend::kCuda) {
       Status st = host::make_cuda_backend(options.device, &impl->backend, &msg);
       if (st != Status::kSuccess) {
@@ -252,10 +253,10 @@ Status Context::align_shard(const LogitsView& shard, const Params& params, const
 }
 
 bool cuda_compiled() {
-  return host::cuda_built();
+  return host::cuda_compiled();
 }
 int cuda_device_count() {
-  return host::cuda_devices();
+  return host::cuda_device_count();
 }
 
 }  // namespace linalign

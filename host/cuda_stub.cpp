@@ -11,10 +11,10 @@ Status make_cuda_backend(int, std::unique_ptr<BackendImpl>*, std::string* messag
       "LINALIGN_ENABLE_CUDA=ON and a CUDA toolkit)";
   return Status::kNotSupported;
 }
-int cuda_devices() {
+int cuda_device_count() {
   return 0;
 }
-bool cuda_built() {
+bool cuda_compiled() {
   return false;
 }
 

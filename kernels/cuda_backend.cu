@@ -392,7 +392,7 @@ Status make_cuda_backend(int device, std::unique_ptr<BackendImpl>* out, std::str
   return Status::kSuccess;
 }
 
-int cuda_devices() {
+int cuda_device_count() {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) {
     (void)cudaGetLastError();
@@ -401,7 +401,7 @@ int cuda_devices() {
   return count;
 }
 
-bool cuda_built() {
+bool cuda_compiled() {
   return true;
 }
 
