@@ -257,6 +257,22 @@ struct ChunkLoader {
 };
 
 // --------------------------------------------------------- reductions ---
+//
+// Hand-written rather than CUB's, for two reasons: the SIMT emulator
+// (tests/emu) runs every kernel on the CPU in CI, and it emulates shuffles,
+// barriers and atomics — not CUB's PTX; and a fixed merge tree (lane l takes
+// lane l + delta, warps in order) keeps every bit of a row's result
+// independent of the batch it is in and of the launch (SPEC §5), which CUB
+// documents for none of these. What each mirrors:
+//   shfl_down / shfl_up   cub::ShuffleDown / ShuffleUp (any whole-word type)
+//   warp_reduce           cub::WarpReduce::Reduce (fixed tree, lane 0 valid)
+//   block_reduce          cub::BlockReduce::Reduce + a shared broadcast
+//                         (BLOCK_REDUCE_WARP_REDUCTIONS order)
+//   block_exclusive_sum   cub::BlockScan::ExclusiveSum (integers: exact)
+//   merge_partials        a strided cub::BlockReduce over global partials
+//   last_block_of_row     the threadfence reduction of the CUDA samples (no
+//                         CUB primitive: cub's decoupled look-back is a scan)
+//   load_coherent         cub::ThreadLoad<LOAD_CG> (past the non-coherent L1)
 
 // A shuffle of any whole-word type, word by word: from lane + delta
 // (kDown) or lane − delta.
