@@ -272,7 +272,7 @@ struct ChunkLoader {
 //   merge_partials        a strided cub::BlockReduce over global partials
 //   last_block_of_row     the threadfence reduction of the CUDA samples (no
 //                         CUB primitive: cub's decoupled look-back is a scan)
-//   load_coherent         cub::ThreadLoad<LOAD_CG> (past the non-coherent L1)
+//   load_coherent         cub::ThreadLoad<LOAD_VOLATILE>, word by word (past L1)
 
 // A shuffle of any whole-word type, word by word: from lane + delta
 // (kDown) or lane − delta.
