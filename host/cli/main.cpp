@@ -609,7 +609,7 @@ npy::Array to_array(const std::vector<float>& v, const std::vector<int64_t>& sha
   npy::Array a(dtype == 1 ? npy::DType::kF16 : npy::DType::kU16, shape);
   uint16_t* o = a.as<uint16_t>();
   for (size_t i = 0; i < v.size(); ++i)
-    o[i] = dtype == 1 ? npy::float_to_half(v[i]) : npy::float_to_bf16(v[i]);
+    o[i] = dtype == 1 ? linalign::math::float_to_fp16(v[i]) : linalign::math::float_to_bf16(v[i]);
   return a;
 }
 
@@ -693,8 +693,8 @@ int run_info(const Args& a) {
     const int64_t n = arr.size();
     auto fval = [&](int64_t i) -> float {
       if (t == npy::DType::kF32) return arr.as<float>()[i];
-      if (t == npy::DType::kF16) return npy::half_to_float(arr.as<uint16_t>()[i]);
-      return npy::bf16_to_float(arr.as<uint16_t>()[i]);
+      if (t == npy::DType::kF16) return linalign::math::fp16_to_float(arr.as<uint16_t>()[i]);
+      return linalign::math::bf16_to_float(arr.as<uint16_t>()[i]);
     };
     auto ival = [&](int64_t i) -> int64_t {
       if (t == npy::DType::kI32) return arr.as<int32_t>()[i];

@@ -32,6 +32,8 @@
 #include <utility>
 #include <vector>
 
+#include "linalign/math/dtype.hpp"
+
 namespace linalign_cli {
 namespace npy {
 
@@ -543,73 +545,8 @@ inline void require_same_shape(const Array& a, const std::string& a_name, const 
               " is " + shape_string(b.shape()));
 }
 
-// ----------------------------------------------- 16-bit float conversions ---
-
-// IEEE binary16 → float (exact).
-inline float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  uint32_t mant = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);  // inf / NaN (payload kept)
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112u) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;
-  } else {  // subnormal: normalise
-    int e = -1;
-    do {
-      ++e;
-      mant <<= 1;
-    } while ((mant & 0x400u) == 0);
-    bits = sign | ((112u - static_cast<uint32_t>(e)) << 23) | ((mant & 0x3ffu) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-// float → IEEE binary16, round to nearest even; overflow to ±inf; NaN stays NaN.
-inline uint16_t float_to_half(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
-  const uint32_t ax = x & 0x7fffffffu;
-  if (ax >= 0x7f800000u) return sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u);
-  if (ax >= 0x477ff000u) return sign | 0x7c00u;  // ≥ 65520 rounds to inf
-  if (ax < 0x38800000u) {                        // below the smallest normal 2^-14
-    if (ax < 0x33000000u) return sign;           // < 2^-25 rounds to 0
-    const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
-    const int shift = 126 - static_cast<int>(ax >> 23);  // 14..24 (+ the 10-bit alignment)
-    uint32_t r = mant >> shift;
-    const uint32_t rem = mant & ((1u << shift) - 1u);
-    const uint32_t half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (r & 1u))) ++r;
-    return sign | static_cast<uint16_t>(r);
-  }
-  uint32_t r = ((ax >> 13) - (112u << 10));
-  const uint32_t rem = ax & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) ++r;
-  return sign | static_cast<uint16_t>(r);
-}
-
-// bfloat16 bits → float (exact).
-inline float bf16_to_float(uint16_t b) {
-  const uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-// float → bfloat16 bits, round to nearest even; NaN stays NaN.
-inline uint16_t float_to_bf16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
-  x += 0x7fffu + ((x >> 16) & 1u);
-  return static_cast<uint16_t>(x >> 16);
-}
+// 16-bit float conversions: linalign::math (math/dtype.hpp), the codecs the
+// kernels and the CPU backend use — one definition.
 
 }  // namespace npy
 }  // namespace linalign_cli

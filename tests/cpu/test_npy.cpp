@@ -17,6 +17,7 @@
 
 #include "cli/npy.hpp"
 #include "cli/parse.hpp"
+#include "linalign/math/dtype.hpp"
 
 namespace npy = linalign_cli::npy;
 namespace parse = linalign_cli::parse;
@@ -325,50 +326,50 @@ TEST_F(NpyTest, RankAndShapeChecks) {
 // ------------------------------------------------------------ half / bfloat16
 
 TEST(NpyConvert, HalfKnownValues) {
-  EXPECT_EQ(npy::float_to_half(1.0f), 0x3c00);
-  EXPECT_EQ(npy::float_to_half(-2.0f), 0xc000);
-  EXPECT_EQ(npy::float_to_half(65504.f), 0x7bff);
-  EXPECT_EQ(npy::float_to_half(65519.f), 0x7bff);  // rounds down
-  EXPECT_EQ(npy::float_to_half(65520.f), 0x7c00);  // rounds to inf
-  EXPECT_EQ(npy::float_to_half(std::ldexp(1.f, -24)), 0x0001);
-  EXPECT_EQ(npy::float_to_half(std::ldexp(1.f, -25)), 0x0000);        // tie to even: 0
-  EXPECT_EQ(npy::float_to_half(std::ldexp(1.5f, -25)), 0x0001);       // above the tie
-  EXPECT_EQ(npy::float_to_half(std::ldexp(3.f, -25)), 0x0002);        // tie 1.5 ulp -> even 2
-  EXPECT_EQ(npy::float_to_half(std::ldexp(1.f, -14)), 0x0400);        // smallest normal
-  EXPECT_EQ(npy::float_to_half(1.f + std::ldexp(1.f, -11)), 0x3c00);  // tie -> even
-  EXPECT_EQ(npy::float_to_half(1.f + std::ldexp(3.f, -11)), 0x3c02);  // tie -> even (up)
-  EXPECT_EQ(npy::float_to_half(std::numeric_limits<float>::infinity()), 0x7c00);
-  EXPECT_EQ(npy::float_to_half(-std::numeric_limits<float>::infinity()), 0xfc00);
-  EXPECT_EQ(npy::float_to_half(-0.f), 0x8000);
-  EXPECT_TRUE(
-      std::isnan(npy::half_to_float(npy::float_to_half(std::numeric_limits<float>::quiet_NaN()))));
-  EXPECT_EQ(npy::half_to_float(0x0001), std::ldexp(1.f, -24));
-  EXPECT_EQ(npy::half_to_float(0x03ff), std::ldexp(1023.f, -24));
-  EXPECT_EQ(npy::half_to_float(0x7bff), 65504.f);
-  EXPECT_EQ(npy::half_to_float(0xfc00), -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(linalign::math::float_to_fp16(1.0f), 0x3c00);
+  EXPECT_EQ(linalign::math::float_to_fp16(-2.0f), 0xc000);
+  EXPECT_EQ(linalign::math::float_to_fp16(65504.f), 0x7bff);
+  EXPECT_EQ(linalign::math::float_to_fp16(65519.f), 0x7bff);  // rounds down
+  EXPECT_EQ(linalign::math::float_to_fp16(65520.f), 0x7c00);  // rounds to inf
+  EXPECT_EQ(linalign::math::float_to_fp16(std::ldexp(1.f, -24)), 0x0001);
+  EXPECT_EQ(linalign::math::float_to_fp16(std::ldexp(1.f, -25)), 0x0000);   // tie to even: 0
+  EXPECT_EQ(linalign::math::float_to_fp16(std::ldexp(1.5f, -25)), 0x0001);  // above the tie
+  EXPECT_EQ(linalign::math::float_to_fp16(std::ldexp(3.f, -25)), 0x0002);   // tie 1.5 ulp -> even 2
+  EXPECT_EQ(linalign::math::float_to_fp16(std::ldexp(1.f, -14)), 0x0400);   // smallest normal
+  EXPECT_EQ(linalign::math::float_to_fp16(1.f + std::ldexp(1.f, -11)), 0x3c00);  // tie -> even
+  EXPECT_EQ(linalign::math::float_to_fp16(1.f + std::ldexp(3.f, -11)), 0x3c02);  // tie -> even (up)
+  EXPECT_EQ(linalign::math::float_to_fp16(std::numeric_limits<float>::infinity()), 0x7c00);
+  EXPECT_EQ(linalign::math::float_to_fp16(-std::numeric_limits<float>::infinity()), 0xfc00);
+  EXPECT_EQ(linalign::math::float_to_fp16(-0.f), 0x8000);
+  EXPECT_TRUE(std::isnan(linalign::math::fp16_to_float(
+      linalign::math::float_to_fp16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(linalign::math::fp16_to_float(0x0001), std::ldexp(1.f, -24));
+  EXPECT_EQ(linalign::math::fp16_to_float(0x03ff), std::ldexp(1023.f, -24));
+  EXPECT_EQ(linalign::math::fp16_to_float(0x7bff), 65504.f);
+  EXPECT_EQ(linalign::math::fp16_to_float(0xfc00), -std::numeric_limits<float>::infinity());
 }
 
 TEST(NpyConvert, HalfRoundTripsEveryValue) {
   for (uint32_t h = 0; h < 0x10000; ++h) {
-    const float f = npy::half_to_float(static_cast<uint16_t>(h));
+    const float f = linalign::math::fp16_to_float(static_cast<uint16_t>(h));
     if (std::isnan(f)) continue;
-    ASSERT_EQ(npy::float_to_half(f), h) << std::hex << h;
+    ASSERT_EQ(linalign::math::float_to_fp16(f), h) << std::hex << h;
   }
 }
 
 TEST(NpyConvert, BFloat16) {
-  EXPECT_EQ(npy::float_to_bf16(1.0f), 0x3f80);
-  EXPECT_EQ(npy::bf16_to_float(0x3f80), 1.0f);
-  EXPECT_EQ(npy::bf16_to_float(0xff80), -std::numeric_limits<float>::infinity());
-  EXPECT_EQ(npy::float_to_bf16(1.f + std::ldexp(1.f, -8)), 0x3f80);  // tie -> even
-  EXPECT_EQ(npy::float_to_bf16(1.f + std::ldexp(3.f, -8)), 0x3f82);  // tie -> even (up)
-  EXPECT_EQ(npy::float_to_bf16(std::numeric_limits<float>::max()), 0x7f80);
-  EXPECT_TRUE(
-      std::isnan(npy::bf16_to_float(npy::float_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(linalign::math::float_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(linalign::math::bf16_to_float(0x3f80), 1.0f);
+  EXPECT_EQ(linalign::math::bf16_to_float(0xff80), -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(linalign::math::float_to_bf16(1.f + std::ldexp(1.f, -8)), 0x3f80);  // tie -> even
+  EXPECT_EQ(linalign::math::float_to_bf16(1.f + std::ldexp(3.f, -8)), 0x3f82);  // tie -> even (up)
+  EXPECT_EQ(linalign::math::float_to_bf16(std::numeric_limits<float>::max()), 0x7f80);
+  EXPECT_TRUE(std::isnan(linalign::math::bf16_to_float(
+      linalign::math::float_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
   for (uint32_t b = 0; b < 0x10000; ++b) {
-    const float f = npy::bf16_to_float(static_cast<uint16_t>(b));
+    const float f = linalign::math::bf16_to_float(static_cast<uint16_t>(b));
     if (std::isnan(f)) continue;
-    ASSERT_EQ(npy::float_to_bf16(f), b) << std::hex << b;
+    ASSERT_EQ(linalign::math::float_to_bf16(f), b) << std::hex << b;
   }
 }
 
