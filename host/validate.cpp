@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "call.hpp"
+#include "linalign/math/param_ranges.hpp"
 
 namespace linalign {
 namespace host {
@@ -172,41 +173,29 @@ Status validate_call(Call* call, bool host_arrays, std::string* message) {
   const int64_t B = v.rows;
   Status st = Status::kSuccess;
   const bool sampling = call->op == Op::kSample;
-  auto finite = [](float x) { return std::isfinite(x); };
-  if (sampling) {
-    if (!check_param(
-            p.temperature, B, host_arrays, [](float t) { return std::isfinite(t) && t >= 0.f; },
-            "temperature", "must be finite and >= 0 (0 = greedy)", c, &st))
-      return st;
-  } else if (!check_param(
-                 p.temperature, B, host_arrays, [](float t) { return std::isfinite(t) && t > 0.f; },
-                 "temperature", "must be finite and > 0", c, &st)) {
+  // (the ranges: math/param_ranges.hpp, which the kernels check too)
+  if (!check_param(
+          p.temperature, B, host_arrays,
+          [sampling](float t) { return math::temperature_ok(t, sampling); }, "temperature",
+          sampling ? "must be finite and >= 0 (0 = greedy)" : "must be finite and > 0", c, &st))
     return st;
-  }
   if (p.rule == StepRule::kFixed) {
-    if (!check_param(p.ratio, B, host_arrays, finite, "ratio", "must be finite", c, &st)) return st;
-  } else {
-    if (!check_param(
-            p.epsilon, B, host_arrays, [](float e) { return std::isfinite(e) && e > 0.f; },
-            "epsilon", "must be finite and > 0", c, &st))
+    if (!check_param(p.ratio, B, host_arrays, math::ratio_ok, "ratio", "must be finite", c, &st))
       return st;
-    if (!check_param(
-            p.eta_max, B, host_arrays, [](float e) { return std::isfinite(e) && e >= 0.f; },
-            "eta_max", "must be finite and >= 0", c, &st))
+  } else {
+    if (!check_param(p.epsilon, B, host_arrays, math::epsilon_ok, "epsilon",
+                     "must be finite and > 0", c, &st))
+      return st;
+    if (!check_param(p.eta_max, B, host_arrays, math::eta_max_ok, "eta_max",
+                     "must be finite and >= 0", c, &st))
       return st;
   }
   if (sampling) {
-    if (!check_param(
-            p.top_p, B, host_arrays, [](float x) { return x > 0.f && x <= 1.f; }, "top_p",
-            "must be in (0, 1]", c, &st))
+    if (!check_param(p.top_p, B, host_arrays, math::top_p_ok, "top_p", "must be in (0, 1]", c, &st))
       return st;
-    if (!check_param(
-            p.top_k, B, host_arrays, [](int32_t k) { return k >= 0; }, "top_k", "must be >= 0", c,
-            &st))
+    if (!check_param(p.top_k, B, host_arrays, math::top_k_ok, "top_k", "must be >= 0", c, &st))
       return st;
-    if (!check_param(
-            p.min_p, B, host_arrays, [](float x) { return x >= 0.f && x <= 1.f; }, "min_p",
-            "must be in [0, 1]", c, &st))
+    if (!check_param(p.min_p, B, host_arrays, math::min_p_ok, "min_p", "must be in [0, 1]", c, &st))
       return st;
   }
 
@@ -254,7 +243,7 @@ Status validate_call(Call* call, bool host_arrays, std::string* message) {
       if (host_arrays) {
         for (int64_t r = 0; r < B; ++r) {
           const int32_t t = call->targets[r];
-          if (t != p.ignore_index && (t < 0 || int64_t(t) >= v.vocab))
+          if (!math::target_ok(t, p.ignore_index, v.vocab))
             return c.fail(Status::kInvalidArgument, "targets[" + show(r) + "] = " + show(t) +
                                                         " is outside [0, vocab = " + show(v.vocab) +
                                                         ") and is not ignore_index (" +

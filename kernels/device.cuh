@@ -16,6 +16,7 @@
 #include "linalign/math/config.hpp"
 #include "linalign/math/dtype.hpp"
 #include "linalign/math/nucleus.hpp"
+#include "linalign/math/param_ranges.hpp"
 #include "linalign/math/partition.hpp"
 #include "linalign/math/philox.hpp"
 #include "linalign/math/row_stats.hpp"
@@ -472,37 +473,21 @@ __device__ __forceinline__ float inv_temperature(const Args& a, int64_t r) {
 __device__ __forceinline__ uint32_t row_param_flags(const Args& a, int64_t r) {
   bool ok = true;
   const bool sample = a.op == int32_t(Op::kSample);
-  if (a.temperature.values != nullptr) {
-    const float t = a.temperature.values[r];
-    ok = ok && math::is_finite(t) && (sample ? t >= 0.f : t > 0.f);
-  }
+  if (a.temperature.values != nullptr)
+    ok = ok && math::temperature_ok(a.temperature.values[r], sample);
   if (a.rule == int32_t(math::Rule::kFixed)) {
-    if (a.ratio.values != nullptr) ok = ok && math::is_finite(a.ratio.values[r]);
+    if (a.ratio.values != nullptr) ok = ok && math::ratio_ok(a.ratio.values[r]);
   } else {
-    if (a.epsilon.values != nullptr) {
-      const float e = a.epsilon.values[r];
-      ok = ok && math::is_finite(e) && e > 0.f;
-    }
-    if (a.eta_max.values != nullptr) {
-      const float e = a.eta_max.values[r];
-      ok = ok && math::is_finite(e) && e >= 0.f;
-    }
+    if (a.epsilon.values != nullptr) ok = ok && math::epsilon_ok(a.epsilon.values[r]);
+    if (a.eta_max.values != nullptr) ok = ok && math::eta_max_ok(a.eta_max.values[r]);
   }
   if (sample) {
-    if (a.top_p.values != nullptr) {
-      const float p = a.top_p.values[r];
-      ok = ok && p > 0.f && p <= 1.f;
-    }
-    if (a.top_k.values != nullptr) ok = ok && a.top_k.values[r] >= 0;
-    if (a.min_p.values != nullptr) {
-      const float p = a.min_p.values[r];
-      ok = ok && p >= 0.f && p <= 1.f;
-    }
+    if (a.top_p.values != nullptr) ok = ok && math::top_p_ok(a.top_p.values[r]);
+    if (a.top_k.values != nullptr) ok = ok && math::top_k_ok(a.top_k.values[r]);
+    if (a.min_p.values != nullptr) ok = ok && math::min_p_ok(a.min_p.values[r]);
   }
-  if (a.op == int32_t(Op::kScore)) {
-    const int32_t t = a.targets[r];
-    ok = ok && (t == a.ignore_index || (t >= 0 && int64_t(t) < a.src.vocab));
-  }
+  if (a.op == int32_t(Op::kScore))
+    ok = ok && math::target_ok(a.targets[r], a.ignore_index, a.src.vocab);
   return ok ? 0u : math::kFlagBadParam;
 }
 
