@@ -7,6 +7,7 @@
 #include <string>
 
 #include "linalign/linalign.hpp"
+#include "linalign/math/layout.hpp"
 
 namespace linalign {
 namespace host {
@@ -47,18 +48,15 @@ Status validate_call(Call* call, bool host_arrays, std::string* message);
 Status validate_shape(const Call& call, std::string* message);
 
 // Row r's base and principle rows (valid after validate_call).
+inline math::Layout layout_of(const LogitsView& v) {
+  return v.base != nullptr        ? math::Layout::kStrided
+         : v.base_ptrs != nullptr ? math::Layout::kPointers
+                                  : math::Layout::kPaired;
+}
 inline void row_pointers(const LogitsView& v, int64_t r, const void** z, const void** y) {
-  const int64_t eb = dtype_bytes(v.dtype);
-  if (v.base != nullptr) {
-    *z = static_cast<const char*>(v.base) + r * v.base_stride * eb;
-    *y = static_cast<const char*>(v.principle) + r * v.principle_stride * eb;
-  } else if (v.base_ptrs != nullptr) {
-    *z = v.base_ptrs[r];
-    *y = v.principle_ptrs[r];
-  } else {
-    *z = static_cast<const char*>(v.paired) + v.pair_index[2 * r] * v.paired_stride * eb;
-    *y = static_cast<const char*>(v.paired) + v.pair_index[2 * r + 1] * v.paired_stride * eb;
-  }
+  const math::RowAddress a = math::row_address(v, layout_of(v), r, dtype_bytes(v.dtype));
+  *z = a.z;
+  *y = a.y;
 }
 
 // Whether token selection may need the masks for some row.

@@ -92,21 +92,9 @@ struct RowIn {
 template <class E>
 __device__ __forceinline__ RowIn<E> row_in(const Source& s, int64_t r) {
   constexpr int64_t eb = int64_t(sizeof(E));
-  const char* z = nullptr;
-  const char* y = nullptr;
-  if (s.layout == kStrided) {
-    z = static_cast<const char*>(s.base) + r * s.base_stride * eb;
-    y = static_cast<const char*>(s.principle) + r * s.principle_stride * eb;
-  } else if (s.layout == kPointers) {
-    z = static_cast<const char*>(s.base_ptrs[r]);
-    y = static_cast<const char*>(s.principle_ptrs[r]);
-  } else {
-    const int64_t a = s.pair_index[2 * r], b = s.pair_index[2 * r + 1];
-    if (a >= 0 && a < s.paired_rows && b >= 0 && b < s.paired_rows) {
-      z = static_cast<const char*>(s.paired) + a * s.paired_stride * eb;
-      y = static_cast<const char*>(s.paired) + b * s.paired_stride * eb;
-    }
-  }
+  const math::RowAddress ra = math::row_address(s, math::Layout(s.layout), r, eb);
+  const char* z = ra.z;
+  const char* y = ra.y;
   RowIn<E> row;
   const uint64_t za = reinterpret_cast<uintptr_t>(z), ya = reinterpret_cast<uintptr_t>(y);
   row.bad = (z == nullptr || y == nullptr || za % uint64_t(eb) != 0 || ya % uint64_t(eb) != 0)

@@ -11,6 +11,7 @@
 #include "launch_policy.hpp"
 #include "linalign/linalign.hpp"
 #include "linalign/math/dtype.hpp"
+#include "linalign/math/layout.hpp"
 #include "linalign/math/nucleus.hpp"
 #include "linalign/math/row_stats.hpp"
 #include "linalign/math/update.hpp"
@@ -45,7 +46,11 @@ RowParam<T> row_param(const PerRow<T>& p) {
   return RowParam<T>{p.value, p.values};
 }
 
-enum SourceLayout : int32_t { kStrided = 0, kPointers = 1, kPaired = 2 };
+enum SourceLayout : int32_t {  // math::Layout's values
+  kStrided = int32_t(math::Layout::kStrided),
+  kPointers = int32_t(math::Layout::kPointers),
+  kPaired = int32_t(math::Layout::kPaired)
+};
 
 // Where the rows live (LogitsView with resolved strides; device pointers).
 struct Source {

@@ -181,13 +181,13 @@ MUTANTS: List[Mutant] = [
     ),
     Mutant(
         name="principle_row_base_stride",
-        file="kernels/device.cuh",
-        what="row_in, strided layout: the principle row addressed with the base stride",
-        old="    y = static_cast<const char*>(s.principle) + r * s.principle_stride * eb;\n",
-        new="    y = static_cast<const char*>(s.principle) + r * s.base_stride * eb;\n",
-        # CudaVsCpu.BaseAndPrincipleStridesDiffer is the test with different
-        # strides (every other strided test passes equal ones).
-        tests=[(EMU, "CudaVsCpu.*Stride*")],
+        file="include/linalign/math/layout.hpp",
+        what="row_address, strided layout: the principle row addressed with the base stride "
+        "(the one rule of both backends, so the CPU-vs-GPU comparison cannot see it: the "
+        "dense-copy test of the CPU backend must)",
+        old="                      static_cast<const char*>(v.principle) + r * v.principle_stride * eb};\n",
+        new="                      static_cast<const char*>(v.principle) + r * v.base_stride * eb};\n",
+        tests=[("test_layouts", "Layouts.*"), (EMU, "CudaVsCpu.*Stride*")],
     ),
     Mutant(
         name="host_pointer_reaches_kernel",
