@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "linalign/linalign.hpp"
+#include "test_context.hpp"
 
 namespace {
 
@@ -43,16 +44,7 @@ using linalign::UpdateForm;
 constexpr float kInfF = std::numeric_limits<float>::infinity();
 constexpr float kNanF = std::numeric_limits<float>::quiet_NaN();
 
-std::unique_ptr<Context> make_context() {
-  ContextOptions o;
-  o.backend = Backend::kCpu;
-  o.num_threads = 2;
-  std::unique_ptr<Context> ctx;
-  std::string err;
-  const Status s = Context::create(o, &ctx, &err);
-  EXPECT_EQ(s, Status::kSuccess) << err;
-  return ctx;
-}
+using linalign_test::make_context;
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "linalign/linalign.hpp"
+#include "test_context.hpp"
 
 namespace {
 
@@ -189,16 +190,7 @@ RefRow reference(const float* z, const float* y, int64_t vocab, const RefConfig&
 
 // ------------------------------------------------------------- helpers ---
 
-std::unique_ptr<Context> make_context() {
-  ContextOptions o;
-  o.backend = Backend::kCpu;
-  o.num_threads = 2;
-  std::unique_ptr<Context> ctx;
-  std::string err;
-  const Status s = Context::create(o, &ctx, &err);
-  EXPECT_EQ(s, Status::kSuccess) << err;
-  return ctx;
-}
+using linalign_test::make_context;
 
 // Normal logits with standard deviation `scale`; when quantum > 0 every value is
 // a multiple of it (so that adding an integer is exact in fp32).

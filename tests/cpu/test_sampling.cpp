@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "linalign/linalign.hpp"
+#include "test_context.hpp"
 
 namespace {
 
@@ -55,16 +56,7 @@ bool small_scale() {
   return s != nullptr && std::strcmp(s, "small") == 0;
 }
 
-std::unique_ptr<Context> make_context(int threads = 2) {
-  ContextOptions o;
-  o.backend = Backend::kCpu;
-  o.num_threads = threads;
-  std::unique_ptr<Context> ctx;
-  std::string err;
-  const Status s = Context::create(o, &ctx, &err);
-  EXPECT_EQ(s, Status::kSuccess) << err;
-  return ctx;
-}
+using linalign_test::make_context;
 
 // ------------------------------------------------ Philox4x32-10 (SPEC §4) ---
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "linalign/linalign.hpp"
+#include "test_context.hpp"
 
 namespace linalign_gpu_test {
 
@@ -76,16 +77,6 @@ class DeviceArray {
   size_t n_ = 0;
 };
 
-// A context of backend b with `threads` CPU worker threads.
-inline std::unique_ptr<linalign::Context> make_context(linalign::Backend b, int threads) {
-  linalign::ContextOptions o;
-  o.backend = b;
-  o.num_threads = threads;
-  std::unique_ptr<linalign::Context> ctx;
-  std::string err;
-  const linalign::Status s = linalign::Context::create(o, &ctx, &err);
-  EXPECT_EQ(s, linalign::Status::kSuccess) << err;
-  return ctx;
-}
+using linalign_test::make_context;
 
 }  // namespace linalign_gpu_test
