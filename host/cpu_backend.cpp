@@ -1,12 +1,14 @@
-// CPU backend (see cpu_backend.hpp). The phases of one call:
-//   1. (row, slice) first sweep: RowStats of each vocabulary slice, chunk by
+// CPU backend (see cpu_backend.hpp). The phases of one call (run_typed),
+// mirroring the kernels':
+//   1. first_sweep  (row, slice) RowStats of each vocabulary slice, chunk by
 //      chunk (the tilted moments too when η is known up front: fixed + tilt);
-//   2. (row) merge the slices, finalise μ, σ, choose η (exact_kl: the
-//      safeguarded Newton solver, one full-row sweep per evaluation);
-//   3. (row, slice) second sweep at the chosen η when needed (trust_region,
+//   2. plan_rows    (row) merge the slices, finalise μ, σ, choose η
+//      (exact_kl: the safeguarded Newton solver, one full-row sweep per
+//      evaluation);
+//   3. second_sweep (row, slice) at the chosen η when needed (trust_region,
 //      exact_kl, or the linear update), then (row) merge and finish the plan;
-//   4. the operation: (row, slice) ℓ* for align, (row) token selection for
-//      sample, (row) target look-up for score.
+//   4. the operation: align_rows (row, slice) ℓ*, sample_rows (row) token
+//      selection, score_rows (row) target look-up and sequence sums.
 #include "cpu_backend.hpp"
 
 #include <algorithm>
@@ -172,44 +174,101 @@ void CpuBackend::align_rows(const Call& call, const CpuLayout& L, const RowPlan*
   });
 }
 
+// What every phase of one call needs to know.
+struct CpuBackend::Setup {
+  int64_t B, V, S;
+  Update update;
+  bool tilt_in_first;  // fixed + tilt: the tilted moments in the first sweep
+  RowStats* stats;
+  RowPlan* plans;
+  static Setup of(const Call& call, const CpuLayout& L, char* ws) {
+    const Params& p = *call.params;
+    Setup u;
+    u.B = call.logits.rows;
+    u.V = call.logits.vocab;
+    u.S = L.slices;
+    u.update = p.update == UpdateForm::kTilt ? Update::kTilt : Update::kLinear;
+    u.tilt_in_first = p.rule == StepRule::kFixed && u.update == Update::kTilt;
+    u.stats = reinterpret_cast<RowStats*>(ws + L.stats_off);
+    u.plans = reinterpret_cast<RowPlan*>(ws + L.plan_off);
+    return u;
+  }
+  Span span_of(int64_t s) const { return slice_span(V, S, s, kCpuSliceTokens); }
+};
+
+namespace {
+// 1/T of row r; T = 0 (sample only): greedy, statistics at T = 1.
+float inv_t_of(const Params& p, int64_t r) {
+  const float t = p.temperature.at(r);
+  return t > 0.f ? 1.0f / t : 1.0f;
+}
+}  // namespace
+
 template <class E>
 void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
-  const LogitsView& v = call.logits;
-  const Params& p = *call.params;
-  const int64_t B = v.rows, V = v.vocab, S = L.slices;
-  RowStats* stats = reinterpret_cast<RowStats*>(ws + L.stats_off);
-  RowPlan* plans = reinterpret_cast<RowPlan*>(ws + L.plan_off);
-  const Update update = p.update == UpdateForm::kTilt ? Update::kTilt : Update::kLinear;
-  const bool tilt_in_first = p.rule == StepRule::kFixed && update == Update::kTilt;
-  auto inv_t_of = [&](int64_t r) {
-    const float t = p.temperature.at(r);
-    return t > 0.f ? 1.0f / t : 1.0f;  // T = 0 (sample only): greedy, statistics at T = 1
-  };
-  auto span_of = [&](int64_t s) { return slice_span(V, S, s, kCpuSliceTokens); };
-
-  // ---- 1. first sweep per (row, slice) (align_shard brings merged statistics)
-  if (call.op != Op::kAlignShard)
-    pool_.parallel_for(B * S, [&](int64_t w) {
-      const int64_t r = w / S;
-      const float inv_t = inv_t_of(r);
-      const float eta = tilt_in_first ? eta_fixed(p.ratio.at(r)) : 0.f;
-      // decode each chunk to fp32, then the vectorised chunk statistics
-      const RowData<E> row = row_data<E>(v, r);
-      const Span sp = span_of(w % S);
-      auto acc = pairwise<RowStats>(row_stats_merge);
-      float zc[kLaneChunk] = {}, yc[kLaneChunk] = {};  // past n: initialised, masked
-      for (int64_t b = sp.begin; b < sp.end; b += kLaneChunk) {
-        const int n = int(std::min<int64_t>(kLaneChunk, sp.end - b));
-        for (int k = 0; k < n; ++k) {
-          zc[k] = load_as_float(row.z, b + k);
-          yc[k] = load_as_float(row.y, b + k);
-        }
-        acc.push(lane_chunk_stats(zc, yc, n, inv_t, tilt_in_first, eta));
+  const Setup u = Setup::of(call, L, ws);
+  if (call.op != Op::kAlignShard) first_sweep<E>(call, u);  // align_shard: merged statistics
+  plan_rows<E>(call, u);
+  if (!u.tilt_in_first) second_sweep<E>(call, L, u, ws);
+  if (call.op == Op::kShardStats) return;
+  if (call.diagnostics != nullptr) {
+    for (int64_t r = 0; r < u.B; ++r) {
+      const RowPlan& q = u.plans[r];
+      call.diagnostics[r] = RowDiagnostics{q.eta,          q.mu,      q.sigma, q.kl_base,
+                                           q.kl_principle, q.entropy, q.count, q.flags};
+    }
+  }
+  switch (call.op) {
+    case Op::kShardStats:  // returned above
+      break;
+    case Op::kAlign:
+    case Op::kAlignShard:
+      if (call.out_dtype == DType::kBF16) {
+        align_rows<E>(call, L, u.plans, static_cast<uint16_t*>(call.out),
+                      [](float x) { return float_to_bf16(x); });
+      } else {
+        align_rows<E>(call, L, u.plans, static_cast<float*>(call.out), [](float x) { return x; });
       }
-      stats[w] = acc.result(row_stats_empty());
-    });
+      break;
+    case Op::kSample:
+      sample_rows<E>(call, L, u, ws);
+      break;
+    case Op::kScore:
+      score_rows<E>(call, u);
+      break;
+  }
+}
 
-  // ---- 2. merge, finalise, choose η
+// ---- 1. first sweep per (row, slice)
+template <class E>
+void CpuBackend::first_sweep(const Call& call, const Setup& u) {
+  const Params& p = *call.params;
+  pool_.parallel_for(u.B * u.S, [&](int64_t w) {
+    const int64_t r = w / u.S;
+    const float inv_t = inv_t_of(p, r);
+    const float eta = u.tilt_in_first ? eta_fixed(p.ratio.at(r)) : 0.f;
+    // decode each chunk to fp32, then the vectorised chunk statistics
+    const RowData<E> row = row_data<E>(call.logits, r);
+    const Span sp = u.span_of(w % u.S);
+    auto acc = pairwise<RowStats>(row_stats_merge);
+    float zc[kLaneChunk] = {}, yc[kLaneChunk] = {};  // past n: initialised, masked
+    for (int64_t b = sp.begin; b < sp.end; b += kLaneChunk) {
+      const int n = int(std::min<int64_t>(kLaneChunk, sp.end - b));
+      for (int k = 0; k < n; ++k) {
+        zc[k] = load_as_float(row.z, b + k);
+        yc[k] = load_as_float(row.y, b + k);
+      }
+      acc.push(lane_chunk_stats(zc, yc, n, inv_t, u.tilt_in_first, eta));
+    }
+    u.stats[w] = acc.result(row_stats_empty());
+  });
+}
+
+// ---- 2. merge the slices (or the shards), finalise, choose η
+template <class E>
+void CpuBackend::plan_rows(const Call& call, const Setup& u) {
+  const Params& p = *call.params;
+  const int64_t B = u.B;
   pool_.parallel_for(B, [&](int64_t r) {
     RowStats st = row_stats_empty();
     if (call.op == Op::kAlignShard) {  // the shards in order: the same merge on every device
@@ -219,17 +278,16 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
         st = row_stats_merge(st, part);
       }
     } else {
-      st = merge_parts(stats + r * S, S, row_stats_empty(), row_stats_merge);
+      st = merge_parts(u.stats + r * u.S, u.S, row_stats_empty(), row_stats_merge);
     }
     if (call.op == Op::kShardStats) {  // the shard's statistics are the result
       std::memcpy(&call.shard_out[r], &st, sizeof st);
       return;
     }
-    const float inv_t = inv_t_of(r);
-    RowPlan plan = plan_begin(st, inv_t, update, !tilt_in_first);
+    RowPlan plan = plan_begin(st, inv_t_of(p, r), u.update, !u.tilt_in_first);
     if (plan_valid(plan)) {
-      const RowData<E> row = row_data<E>(v, r);
-      const Span all{0, V};
+      const RowData<E> row = row_data<E>(call.logits, r);
+      const Span all{0, u.V};
       switch (p.rule) {
         case StepRule::kFixed:
           plan.eta = eta_fixed(p.ratio.at(r));
@@ -239,7 +297,7 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
           break;
         case StepRule::kExactKl: {
           auto eval = [&](float eta) {
-            if (update == Update::kTilt) {
+            if (u.update == Update::kTilt) {
               const TiltMoments t = sweep(
                   row, all, tilt_empty(),
                   [&](const auto& load, int64_t n) {
@@ -258,170 +316,152 @@ void CpuBackend::run_typed(const Call& call, const CpuLayout& L, char* ws) {
           break;
         }
       }
-      if (tilt_in_first) plan_finish_tilt(plan, st.tilt);
+      if (u.tilt_in_first) plan_finish_tilt(plan, st.tilt);
     }
-    plans[r] = plan;
+    u.plans[r] = plan;
   });
+}
 
-  // ---- 3. second sweep at the chosen η
-  if (!tilt_in_first) {
-    TiltMoments* tm = reinterpret_cast<TiltMoments*>(ws + L.sweep_off);
-    LinearSums* ls = reinterpret_cast<LinearSums*>(ws + L.sweep_off);
-    pool_.parallel_for(B * S, [&](int64_t w) {
-      const RowPlan& plan = plans[w / S];
-      if (!plan_valid(plan)) return;
-      const RowData<E> row = row_data<E>(v, w / S);
-      if (update == Update::kTilt) {
-        tm[w] = sweep(
-            row, span_of(w % S), tilt_empty(),
-            [&](const auto& load, int64_t n) {
-              return chunk_tilt_moments(load, n, plan, plan.eta);
-            },
-            tilt_merge);
-      } else {
-        ls[w] = sweep(
-            row, span_of(w % S), linear_empty(),
-            [&](const auto& load, int64_t n) { return chunk_linear_sums(load, n, plan, plan.eta); },
-            linear_merge);
-      }
-    });
-    pool_.parallel_for(B, [&](int64_t r) {
-      RowPlan& plan = plans[r];
-      if (!plan_valid(plan)) return;
-      if (update == Update::kTilt) {
-        plan_finish_tilt(plan, merge_parts(tm + r * S, S, tilt_empty(), tilt_merge));
-      } else {
-        plan_finish_linear(plan, merge_parts(ls + r * S, S, linear_empty(), linear_merge));
-      }
-    });
-  }
-
-  if (call.op == Op::kShardStats) return;
-
-  if (call.diagnostics != nullptr) {
-    for (int64_t r = 0; r < B; ++r) {
-      const RowPlan& q = plans[r];
-      call.diagnostics[r] = RowDiagnostics{q.eta,          q.mu,      q.sigma, q.kl_base,
-                                           q.kl_principle, q.entropy, q.count, q.flags};
+// ---- 3. second sweep at the chosen η, then the plan's finish
+template <class E>
+void CpuBackend::second_sweep(const Call& call, const CpuLayout& L, const Setup& u, char* ws) {
+  const int64_t S = u.S;
+  TiltMoments* tm = reinterpret_cast<TiltMoments*>(ws + L.sweep_off);
+  LinearSums* ls = reinterpret_cast<LinearSums*>(ws + L.sweep_off);
+  pool_.parallel_for(u.B * S, [&](int64_t w) {
+    const RowPlan& plan = u.plans[w / S];
+    if (!plan_valid(plan)) return;
+    const RowData<E> row = row_data<E>(call.logits, w / S);
+    if (u.update == Update::kTilt) {
+      tm[w] = sweep(
+          row, u.span_of(w % S), tilt_empty(),
+          [&](const auto& load, int64_t n) { return chunk_tilt_moments(load, n, plan, plan.eta); },
+          tilt_merge);
+    } else {
+      ls[w] = sweep(
+          row, u.span_of(w % S), linear_empty(),
+          [&](const auto& load, int64_t n) { return chunk_linear_sums(load, n, plan, plan.eta); },
+          linear_merge);
     }
-  }
-
-  // ---- 4. the operation
-  switch (call.op) {
-    case Op::kShardStats:  // returned above
-      break;
-    case Op::kAlign:
-    case Op::kAlignShard:
-      if (call.out_dtype == DType::kBF16) {
-        align_rows<E>(call, L, plans, static_cast<uint16_t*>(call.out),
-                      [](float x) { return float_to_bf16(x); });
-      } else {
-        align_rows<E>(call, L, plans, static_cast<float*>(call.out), [](float x) { return x; });
-      }
-      break;
-
-    case Op::kSample:
-      pool_.parallel_for(B, [&](int64_t r) {
-        const RowPlan& plan = plans[r];
-        if (!plan_valid(plan)) {
-          call.tokens[r] = -1;
-          if (call.token_logprob != nullptr) call.token_logprob[r] = kNaN;
-          return;
-        }
-        const RowData<E> row = row_data<E>(v, r);
-        const bool greedy = p.greedy || p.temperature.at(r) == 0.f;
-        const RowRng rng =
-            RowRng::make(p.seed.at(r), p.offset.at(r), p.seed.values != nullptr ? 0u : uint32_t(r));
-        const float top_p = p.top_p.at(r), min_p = p.min_p.at(r);
-        const int32_t top_k = p.top_k.at(r);
-        const bool masked = !masks_off(top_p, top_k, min_p);
-        const bool from_principle = p.nucleus_source == NucleusSource::kPrinciple;
-        auto source_lq = [&](float z, float y) {
-          return from_principle ? principle_logprob(plan, z, y) : aligned_logprob(plan, z, y);
-        };
-        MaskThresholds th{};
-        if (masked) {
-          SelectEntry* buf = reinterpret_cast<SelectEntry*>(
-              ws + L.select_off + L.select_bytes * size_t(ThreadPool::thread_index()));
-          int64_t n = 0;
-          for (int64_t i = 0; i < V; ++i) {
-            const float lq = source_lq(load_as_float(row.z, i), load_as_float(row.y, i));
-            if (lq > -kInf) buf[n++] = select_entry(lq, i);
-          }
-          th = radix_thresholds(buf, n, top_p, top_k, min_p, p.min_tokens_to_keep);
-        }
-        // Candidates: kept tokens with ℓ* > −inf (SEMANTICS 3); fall back to
-        // every token with ℓ* > −inf if the linear update clipped them all.
-        ArgMax best = argmax_empty();
-        for (int pass = 0; pass < 2 && best.index < 0; ++pass) {
-          const bool use_mask = masked && pass == 0;
-          Philox4 bits{};
-          int64_t group = -1;
-          for (int64_t i = 0; i < V; ++i) {
-            const float z = load_as_float(row.z, i), y = load_as_float(row.y, i);
-            const float a = aligned_logprob(plan, z, y);
-            if (!(a > -kInf)) continue;
-            if (use_mask && !mask_keep(th, source_lq(z, y), i)) continue;
-            float score = a;
-            if (!greedy) {
-              if (i / 4 != group) {
-                group = i / 4;
-                bits = rng.group(uint64_t(group));
-              }
-              score = a + gumbel_from_bits(bits.v[i % 4]);
-            }
-            argmax_push(best, score, i);
-          }
-        }
-        call.tokens[r] = int32_t(best.index);
-        if (call.token_logprob != nullptr) {
-          call.token_logprob[r] = aligned_logprob(plan, load_as_float(row.z, best.index),
-                                                  load_as_float(row.y, best.index));
-        }
-      });
-      break;
-
-    case Op::kScore: {
-      const ScoreOutputs& o = *call.score;
-      // ℓ*_t, ℓ_t, ℓᵖ_t of row r (0 when ignored, NaN when the row is invalid).
-      auto row_scores = [&](int64_t r, float* a, float* b, float* c) {
-        const int32_t t = call.targets[r];
-        const RowPlan& plan = plans[r];
-        *a = *b = *c = 0.f;
-        if (t == p.ignore_index) return;
-        if (!plan_valid(plan)) {
-          *a = *b = *c = kNaN;
-          return;
-        }
-        const RowData<E> row = row_data<E>(v, r);
-        const float z = load_as_float(row.z, t), y = load_as_float(row.y, t);
-        *a = aligned_logprob(plan, z, y);
-        *b = base_logprob(plan, z, y);
-        *c = principle_logprob(plan, z, y);
-      };
-      for (int64_t r = 0; r < B; ++r) {
-        float a, b, c;
-        row_scores(r, &a, &b, &c);
-        o.aligned[r] = a;
-        if (o.base != nullptr) o.base[r] = b;
-        if (o.principle != nullptr) o.principle[r] = c;
-      }
-      for (int64_t s = 0; s < o.num_sequences; ++s) {
-        float sa = 0.f, sb = 0.f, sc = 0.f;
-        for (int64_t r = o.seq_offsets[s]; r < o.seq_offsets[s + 1]; ++r) {
-          if (call.targets[r] == p.ignore_index) continue;  // excluded from the sums
-          float a, b, c;
-          row_scores(r, &a, &b, &c);
-          sa += a;
-          sb += b;
-          sc += c;
-        }
-        if (o.seq_aligned != nullptr) o.seq_aligned[s] = sa;
-        if (o.seq_base != nullptr) o.seq_base[s] = sb;
-        if (o.seq_principle != nullptr) o.seq_principle[s] = sc;
-      }
-      break;
+  });
+  pool_.parallel_for(u.B, [&](int64_t r) {
+    RowPlan& plan = u.plans[r];
+    if (!plan_valid(plan)) return;
+    if (u.update == Update::kTilt) {
+      plan_finish_tilt(plan, merge_parts(tm + r * S, S, tilt_empty(), tilt_merge));
+    } else {
+      plan_finish_linear(plan, merge_parts(ls + r * S, S, linear_empty(), linear_merge));
     }
+  });
+}
+
+// ---- 4b. sample: the masks' thresholds by the radix selection over the
+// row's candidates, then the (Gumbel-)arg-max over the kept tokens
+template <class E>
+void CpuBackend::sample_rows(const Call& call, const CpuLayout& L, const Setup& u, char* ws) {
+  const Params& p = *call.params;
+  const int64_t V = u.V;
+  pool_.parallel_for(u.B, [&](int64_t r) {
+    const RowPlan& plan = u.plans[r];
+    if (!plan_valid(plan)) {
+      call.tokens[r] = -1;
+      if (call.token_logprob != nullptr) call.token_logprob[r] = kNaN;
+      return;
+    }
+    const RowData<E> row = row_data<E>(call.logits, r);
+    const bool greedy = p.greedy || p.temperature.at(r) == 0.f;
+    const RowRng rng =
+        RowRng::make(p.seed.at(r), p.offset.at(r), p.seed.values != nullptr ? 0u : uint32_t(r));
+    const float top_p = p.top_p.at(r), min_p = p.min_p.at(r);
+    const int32_t top_k = p.top_k.at(r);
+    const bool masked = !masks_off(top_p, top_k, min_p);
+    const bool from_principle = p.nucleus_source == NucleusSource::kPrinciple;
+    auto source_lq = [&](float z, float y) {
+      return from_principle ? principle_logprob(plan, z, y) : aligned_logprob(plan, z, y);
+    };
+    MaskThresholds th{};
+    if (masked) {
+      SelectEntry* buf = reinterpret_cast<SelectEntry*>(
+          ws + L.select_off + L.select_bytes * size_t(ThreadPool::thread_index()));
+      int64_t n = 0;
+      for (int64_t i = 0; i < V; ++i) {
+        const float lq = source_lq(load_as_float(row.z, i), load_as_float(row.y, i));
+        if (lq > -kInf) buf[n++] = select_entry(lq, i);
+      }
+      th = radix_thresholds(buf, n, top_p, top_k, min_p, p.min_tokens_to_keep);
+    }
+    // Candidates: kept tokens with ℓ* > −inf (SEMANTICS 3); fall back to
+    // every token with ℓ* > −inf if the linear update clipped them all.
+    ArgMax best = argmax_empty();
+    for (int pass = 0; pass < 2 && best.index < 0; ++pass) {
+      const bool use_mask = masked && pass == 0;
+      Philox4 bits{};
+      int64_t group = -1;
+      for (int64_t i = 0; i < V; ++i) {
+        const float z = load_as_float(row.z, i), y = load_as_float(row.y, i);
+        const float a = aligned_logprob(plan, z, y);
+        if (!(a > -kInf)) continue;
+        if (use_mask && !mask_keep(th, source_lq(z, y), i)) continue;
+        float score = a;
+        if (!greedy) {
+          if (i / 4 != group) {
+            group = i / 4;
+            bits = rng.group(uint64_t(group));
+          }
+          score = a + gumbel_from_bits(bits.v[i % 4]);
+        }
+        argmax_push(best, score, i);
+      }
+    }
+    call.tokens[r] = int32_t(best.index);
+    if (call.token_logprob != nullptr) {
+      call.token_logprob[r] =
+          aligned_logprob(plan, load_as_float(row.z, best.index), load_as_float(row.y, best.index));
+    }
+  });
+}
+
+// ---- 4c. score: the targets' ℓ*, ℓ, ℓᵖ and the per-sequence sums
+template <class E>
+void CpuBackend::score_rows(const Call& call, const Setup& u) {
+  const Params& p = *call.params;
+  const ScoreOutputs& o = *call.score;
+  // ℓ*_t, ℓ_t, ℓᵖ_t of row r (0 when ignored, NaN when the row is invalid).
+  auto row_scores = [&](int64_t r, float* a, float* b, float* c) {
+    const int32_t t = call.targets[r];
+    const RowPlan& plan = u.plans[r];
+    *a = *b = *c = 0.f;
+    if (t == p.ignore_index) return;
+    if (!plan_valid(plan)) {
+      *a = *b = *c = kNaN;
+      return;
+    }
+    const RowData<E> row = row_data<E>(call.logits, r);
+    const float z = load_as_float(row.z, t), y = load_as_float(row.y, t);
+    *a = aligned_logprob(plan, z, y);
+    *b = base_logprob(plan, z, y);
+    *c = principle_logprob(plan, z, y);
+  };
+  for (int64_t r = 0; r < u.B; ++r) {
+    float a, b, c;
+    row_scores(r, &a, &b, &c);
+    o.aligned[r] = a;
+    if (o.base != nullptr) o.base[r] = b;
+    if (o.principle != nullptr) o.principle[r] = c;
+  }
+  for (int64_t s = 0; s < o.num_sequences; ++s) {
+    float sa = 0.f, sb = 0.f, sc = 0.f;
+    for (int64_t r = o.seq_offsets[s]; r < o.seq_offsets[s + 1]; ++r) {
+      if (call.targets[r] == p.ignore_index) continue;  // excluded from the sums
+      float a, b, c;
+      row_scores(r, &a, &b, &c);
+      sa += a;
+      sb += b;
+      sc += c;
+    }
+    if (o.seq_aligned != nullptr) o.seq_aligned[s] = sa;
+    if (o.seq_base != nullptr) o.seq_base[s] = sb;
+    if (o.seq_principle != nullptr) o.seq_principle[s] = sc;
   }
 }
 

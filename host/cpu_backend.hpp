@@ -52,8 +52,20 @@ class CpuBackend {
   Status run(const Call& call, void* workspace, size_t workspace_bytes, std::string* message);
 
  private:
+  struct Setup;  // what every phase needs (cpu_backend.cpp)
+  // One call: the phases in order (cpu_backend.cpp's header lists them).
   template <class E>
   void run_typed(const Call& call, const CpuLayout& layout, char* ws);
+  template <class E>
+  void first_sweep(const Call& call, const Setup& u);
+  template <class E>
+  void plan_rows(const Call& call, const Setup& u);
+  template <class E>
+  void second_sweep(const Call& call, const CpuLayout& layout, const Setup& u, char* ws);
+  template <class E>
+  void sample_rows(const Call& call, const CpuLayout& layout, const Setup& u, char* ws);
+  template <class E>
+  void score_rows(const Call& call, const Setup& u);
   template <class E, class OutT, class CvtT>
   void align_rows(const Call& call, const CpuLayout& layout, const math::RowPlan* plans, OutT* out,
                   const CvtT& cvt);
