@@ -88,14 +88,11 @@ Status validate_shape(const Call& call, std::string* message) {
   return Status::kSuccess;
 }
 
-Status validate_call(Call* call, bool host_arrays, std::string* message) {
-  Checker c{call->name, message};
-  LogitsView& v = call->logits;
-  const Params* pp = call->params;
-  if (pp == nullptr) return c.fail(Status::kInvalidArgument, "params is null");
-  const Params& p = *pp;
+namespace {
 
-  // ---- shapes and layout
+// ---- shapes and layout (strides of 0 resolved to vocab here)
+Status check_layout(Call* call, bool host_arrays, Checker& c) {
+  LogitsView& v = call->logits;
   if (const Status s = check_shape(v, c); s != Status::kSuccess) return s;
   const bool strided = v.base != nullptr || v.principle != nullptr;
   const bool ptrs = v.base_ptrs != nullptr || v.principle_ptrs != nullptr;
@@ -157,7 +154,11 @@ Status validate_call(Call* call, bool host_arrays, std::string* message) {
     }
   }
 
-  // ---- per-call parameters
+  return Status::kSuccess;
+}
+
+// ---- per-call parameters
+Status check_call_parameters(const Params& p, Checker& c) {
   if (int(p.rule) < 0 || int(p.rule) > 2)
     return c.fail(Status::kInvalidArgument, "params.rule " + show(int(p.rule)) + " is unknown");
   if (int(p.update) < 0 || int(p.update) > 1)
@@ -169,10 +170,15 @@ Status validate_call(Call* call, bool host_arrays, std::string* message) {
     return c.fail(Status::kInvalidArgument, "params.min_tokens_to_keep must be >= 1 (got " +
                                                 show(p.min_tokens_to_keep) + ")");
 
-  // ---- per-row parameters
-  const int64_t B = v.rows;
+  return Status::kSuccess;
+}
+
+// ---- per-row parameters (the ranges: math/param_ranges.hpp)
+Status check_row_parameters(const Call& call, bool host_arrays, Checker& c) {
+  const Params& p = *call.params;
+  const int64_t B = call.logits.rows;
   Status st = Status::kSuccess;
-  const bool sampling = call->op == Op::kSample;
+  const bool sampling = call.op == Op::kSample;
   // (the ranges: math/param_ranges.hpp, which the kernels check too)
   if (!check_param(
           p.temperature, B, host_arrays,
@@ -199,7 +205,14 @@ Status validate_call(Call* call, bool host_arrays, std::string* message) {
       return st;
   }
 
-  // ---- outputs
+  return Status::kSuccess;
+}
+
+// ---- outputs
+Status check_outputs(Call* call, bool host_arrays, Checker& c) {
+  const Params& p = *call->params;
+  const LogitsView& v = call->logits;
+  const int64_t B = v.rows;
   const bool shard_op = call->op == Op::kShardStats || call->op == Op::kAlignShard;
   if (shard_op && (p.rule != StepRule::kFixed || p.update != UpdateForm::kTilt))
     return c.fail(Status::kNotSupported,
@@ -278,6 +291,19 @@ Status validate_call(Call* call, bool host_arrays, std::string* message) {
     }
   }
   return Status::kSuccess;
+}
+
+}  // namespace
+
+// The phases in order; the first failure names the argument.
+Status validate_call(Call* call, bool host_arrays, std::string* message) {
+  Checker c{call->name, message};
+  if (call->params == nullptr) return c.fail(Status::kInvalidArgument, "params is null");
+  Status s = check_layout(call, host_arrays, c);
+  if (s == Status::kSuccess) s = check_call_parameters(*call->params, c);
+  if (s == Status::kSuccess) s = check_row_parameters(*call, host_arrays, c);
+  if (s == Status::kSuccess) s = check_outputs(call, host_arrays, c);
+  return s;
 }
 
 }  // namespace host
