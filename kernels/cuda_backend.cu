@@ -145,24 +145,16 @@ class CudaBackendImpl final : public BackendImpl {
   cudaEvent_t owned_done_ = nullptr;  // last use of owned_ (calls on different streams)
 };
 
-Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_bytes,
-                            void* stream_ptr, std::string* message) {
+namespace {
+
+// Checks every pointer a call's kernels dereference on the host, before
+// anything is launched or written (docs/SEMANTICS.md item 17). (Longer than
+// most functions here: its table has one line per pointer, on purpose — a
+// new device argument is one more line, checked like the others.)
+Status check_device_pointers(const Call& call, const void* workspace, std::string* message) {
   const char* name = call.name;
-  const LaunchPolicy pol = policy(call);
-  const CudaLayout L = cuda_layout(call, pol);
-  if (workspace_bytes < L.total) {
-    *message = std::string(name) + ": workspace_bytes (" + std::to_string(workspace_bytes) +
-               ") is smaller than the " + std::to_string(L.total) +
-               " bytes workspace_size() reports";
-    return Status::kInsufficientWorkspace;
-  }
   const LogitsView& v = call.logits;
   const Params& p = *call.params;
-  // B = 0 launches nothing, except that a score call's sequences (all empty)
-  // still get their sums (0), as on the CPU backend.
-  const bool empty_sums = call.op == Op::kScore && call.score->num_sequences > 0;
-  if (v.rows == 0 && !empty_sums) return Status::kSuccess;
-
   // Every pointer the kernels dereference, in one table: what each holds
   // (its alignment), its name in messages, and whether the device reads it,
   // writes it or both. One loop below checks each non-null entry on the host
@@ -220,8 +212,6 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
       {workspace, 1, "workspace", "reads and writes"},
   };
 
-  DeviceScope scope;
-  LINALIGN_CHECK_CUDA(scope.enter(device_), name, message);
   for (const DevicePointer& d : pointers) {
     if (d.p == nullptr) continue;  // an optional output not asked for, an unused layout
     if (reinterpret_cast<uintptr_t>(d.p) % d.align != 0) {
@@ -246,20 +236,28 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
     }
   }
 
+  return Status::kSuccess;
+}
+
+// The kernels' arguments: the call's arrays, its parameters and the
+// workspace records carved from `workspace` (aligned to kWorkspaceAlign).
+// (One assignment per field of kernels::Args, hence its length.)
+kernels::Args marshal_args(const Call& call, const LaunchPolicy& pol, const CudaLayout& L,
+                           void* workspace) {
+  const LogitsView& v = call.logits;
+  const Params& p = *call.params;
   kernels::Args a{};
   a.src.vocab = v.vocab;
+  a.src.layout = int32_t(layout_of(v));
   if (v.base != nullptr) {
-    a.src.layout = kernels::kStrided;
     a.src.base = v.base;
     a.src.principle = v.principle;
     a.src.base_stride = v.base_stride;
     a.src.principle_stride = v.principle_stride;
   } else if (v.base_ptrs != nullptr) {
-    a.src.layout = kernels::kPointers;
     a.src.base_ptrs = v.base_ptrs;
     a.src.principle_ptrs = v.principle_ptrs;
   } else {
-    a.src.layout = kernels::kPaired;
     a.src.paired = v.paired;
     a.src.pair_index = v.pair_index;
     a.src.paired_rows = v.paired_rows;
@@ -329,6 +327,37 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   a.row_scores = reinterpret_cast<kernels::ScoreTriple*>(ws + L.score_off);
   a.seq_temp = ws + L.seq_temp_off;
   a.seq_temp_bytes = kSeqTempBytes;
+
+  return a;
+}
+
+}  // namespace
+
+// One call: the workspace size, the pointer checks, the arguments, then the
+// kernels on the caller's stream (ordered after the previous user of the
+// context's own workspace).
+Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_bytes,
+                            void* stream_ptr, std::string* message) {
+  const char* name = call.name;
+  const LaunchPolicy pol = policy(call);
+  const CudaLayout L = cuda_layout(call, pol);
+  if (workspace_bytes < L.total) {
+    *message = std::string(name) + ": workspace_bytes (" + std::to_string(workspace_bytes) +
+               ") is smaller than the " + std::to_string(L.total) +
+               " bytes workspace_size() reports";
+    return Status::kInsufficientWorkspace;
+  }
+  const LogitsView& v = call.logits;
+  // B = 0 launches nothing, except that a score call's sequences (all empty)
+  // still get their sums (0), as on the CPU backend.
+  const bool empty_sums = call.op == Op::kScore && call.score->num_sequences > 0;
+  if (v.rows == 0 && !empty_sums) return Status::kSuccess;
+
+  DeviceScope scope;
+  LINALIGN_CHECK_CUDA(scope.enter(device_), name, message);
+  const Status checked = check_device_pointers(call, workspace, message);
+  if (checked != Status::kSuccess) return checked;
+  const kernels::Args a = marshal_args(call, pol, L, workspace);
 
   cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
 
