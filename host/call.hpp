@@ -7,6 +7,7 @@
 #include <string>
 
 #include "linalign/linalign.hpp"
+#include "linalign/math/dtype.hpp"
 #include "linalign/math/layout.hpp"
 
 namespace linalign {
@@ -33,6 +34,25 @@ struct Call {
   const ShardStats* shard_in = nullptr;  // align_shard: [num_shards × B], shard-major
   int64_t num_shards = 0;
 };
+
+// Calls f(E{}) with E the element type of dtype t (float, math::Bf16Bits,
+// math::Fp16Bits) — the one dtype switch of both backends. Returns false,
+// calling nothing, for a dtype that is none of them.
+template <class F>
+bool dispatch_dtype(DType t, F&& f) {
+  switch (t) {
+    case DType::kF32:
+      f(float{});
+      return true;
+    case DType::kBF16:
+      f(math::Bf16Bits{});
+      return true;
+    case DType::kF16:
+      f(math::Fp16Bits{});
+      return true;
+  }
+  return false;
+}
 
 inline int64_t dtype_bytes(DType t) {
   return t == DType::kF32 ? 4 : 2;

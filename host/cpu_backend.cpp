@@ -125,19 +125,9 @@ Status CpuBackend::run(const Call& call, void* workspace, size_t workspace_bytes
   // the layout's offsets are relative to the first 64-byte boundary
   char* ws =
       reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(workspace) + 63) & ~uintptr_t(63));
-  switch (call.logits.dtype) {
-    case DType::kF32:
-      run_typed<float>(call, L, ws);
-      break;
-    case DType::kBF16:
-      run_typed<Bf16Bits>(call, L, ws);
-      break;
-    case DType::kF16:
-      run_typed<Fp16Bits>(call, L, ws);
-      break;
-    default:
-      *message = std::string(call.name) + ": logits.dtype is not supported";
-      return Status::kNotSupported;
+  if (!dispatch_dtype(call.logits.dtype, [&](auto e) { run_typed<decltype(e)>(call, L, ws); })) {
+    *message = std::string(call.name) + ": logits.dtype is not supported";
+    return Status::kNotSupported;
   }
   return Status::kSuccess;
 }

@@ -372,19 +372,10 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
   if (owned) LINALIGN_CHECK_CUDA(cudaStreamWaitEvent(stream, owned_done_, 0), name, message);
 
   kernels::LaunchResult res{cudaSuccess, ""};
-  switch (v.dtype) {
-    case DType::kF32:
-      res = kernels::launch_call<float>(a, pol, stream);
-      break;
-    case DType::kBF16:
-      res = kernels::launch_call<math::Bf16Bits>(a, pol, stream);
-      break;
-    case DType::kF16:
-      res = kernels::launch_call<math::Fp16Bits>(a, pol, stream);
-      break;
-    default:
-      *message = std::string(name) + ": logits.dtype is not supported";
-      return Status::kNotSupported;
+  if (!dispatch_dtype(v.dtype,
+                      [&](auto e) { res = kernels::launch_call<decltype(e)>(a, pol, stream); })) {
+    *message = std::string(name) + ": logits.dtype is not supported";
+    return Status::kNotSupported;
   }
   if (res.error != cudaSuccess) {
     (void)cudaGetLastError();
