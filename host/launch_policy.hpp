@@ -61,7 +61,7 @@ constexpr int kChunkItems = 8;
 // them), 125 at V = 128256, 148 at 151936 and 256 at 262144 — at least one
 // per SM of an H100/H200 (132) from V ≈ 135000 on. At large B the cost is one
 // 64-byte partial RowStats per 8 KB (fp32) of input and a 512-thread merge of
-// ≤ 256 partials per row in the plan kernel.
+// ≤ 256 partials per row by the row's last statistics block (plan_row).
 constexpr int64_t kSliceChunks = 1;
 // Slices are spread evenly over the row in granules of one warp's vectors
 // (math::slice_span): at V = 128256 fp32 every one of the 125 blocks of a
@@ -84,7 +84,7 @@ constexpr int64_t kMaxRowsPerGroup = 65535;
 
 struct LaunchPolicy {
   int threads = kSweepThreads;           // sweep kernels
-  int row_threads = kRowThreads;         // plan kernel
+  int row_threads = kRowThreads;         // per-row kernels (align_shard's plan, exact_kl solve)
   int vector_width = 4;                  // elements per 16-byte vector
   int vectors_per_chunk = 4;             // vectors a thread holds per step
   int64_t vocab_slices = 1;              // blocks per row in the sweeps (a function of V)
@@ -121,7 +121,7 @@ struct RowMask {
   int32_t drawn;   // 1: the first select pass drew the token from its candidates
 };
 
-// A row's exact_kl solve in the workspace (plan kernel → KL passes).
+// A row's exact_kl solve in the workspace (plan_row → KL passes).
 struct SolveRow {
   math::ExactKlSolve solve;
   uint32_t done;  // blocks of the row done with the current pass
@@ -134,16 +134,16 @@ constexpr size_t kSeqTempBytes = 256;
 // Byte offsets of one call's workspace (from a base aligned to kWorkspaceAlign).
 constexpr size_t kWorkspaceAlign = 256;
 struct CudaLayout {
-  size_t stats_off = 0;       // rows*slices RowStats (first sweep partials)
-  size_t sweep_off = 0;       // rows*slices TiltMoments | LinearSums (second sweep)
-  size_t plan_off = 0;        // rows RowPlan
-  size_t solve_off = 0;       // rows SolveRow (exact_kl)
-  size_t mask_off = 0;        // rows RowMask (sample with masks)
-  size_t select_off = 0;      // rows SelectRow (sample with masks; the plan kernel zeroes the bins)
-  size_t candidates_off = 0;  // rows × candidate_capacity(V) Candidate (sample with masks)
-  size_t argmax_off = 0;      // rows*slices*2 ArgMax (sample: masked, unmasked)
-  size_t stats_done_off = 0;  // rows uint32 (StatsKernel blocks done; zeroed per call)
-  size_t sample_done_off = 0;  // rows uint32 (sample: blocks done; zeroed by the plan kernel)
+  size_t stats_off = 0;        // rows*slices RowStats (first sweep partials)
+  size_t sweep_off = 0;        // rows*slices TiltMoments | LinearSums (second sweep)
+  size_t plan_off = 0;         // rows RowPlan
+  size_t solve_off = 0;        // rows SolveRow (exact_kl)
+  size_t mask_off = 0;         // rows RowMask (sample with masks)
+  size_t select_off = 0;       // rows SelectRow (sample with masks; plan_row zeroes the bins)
+  size_t candidates_off = 0;   // rows × candidate_capacity(V) Candidate (sample with masks)
+  size_t argmax_off = 0;       // rows*slices*2 ArgMax (sample: masked, unmasked)
+  size_t stats_done_off = 0;   // rows uint32 (StatsKernel blocks done; zeroed per call)
+  size_t sample_done_off = 0;  // rows uint32 (sample: blocks done; zeroed by plan_row)
   size_t score_off = 0;        // rows × 3 float (score: ℓ*_t, ℓ_t, ℓᵖ_t)
   size_t seq_temp_off = 0;     // score: CUB's temporary storage for the per-sequence sums
   size_t used = 0;             // bytes from the aligned base
