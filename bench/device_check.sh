@@ -467,7 +467,7 @@ if [[ -x "$BENCH_BIN" && -n "$NCU" ]] && (($(elapsed_s) + 150 < DEADLINE_S)); th
     --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum,smsp__inst_executed.sum,sm__throughput.avg.pct_of_peak_sustained_elapsed,gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size,launch__block_size,launch__registers_per_thread,sm__warps_active.avg.pct_of_peak_sustained_active \
     -k 'regex:(StatsKernel|PlanKernel|MomentsKernel|FinishKernel|AlignKernel|SelectPassKernel|SampleKernel|ScoreKernel)' \
     --launch-count 40 "$BENCH_BIN" \
-    '--benchmark_filter=^(align_linalign/fp32/B:64/V:128256|sample_topp_linalign/fp32/B:64/V:128256|sample_topp_linalign/bf16/B:1/V:128256)$'
+    '--benchmark_filter=^(align_linalign/fp32/B:64/V:128256|sample_topp_linalign/fp32/B:64/V:128256|sample_topp_t05_linalign/fp32/B:64/V:128256|sample_topp_linalign/bf16/B:1/V:128256)$'
   record ncu "$(result_of "$STEP_RC")" "$STEP_MS" "$(grep -c '"gpu__time_duration.sum"' "$NCU_CSV" | tr -d ' ') kernel launches profiled, ncu.log"
 else
   record ncu SKIP 0 "ncu not found, no benchmark binary, or too close to the deadline"
@@ -503,7 +503,7 @@ for b in d.get("benchmarks", []):
 errors = [b["name"] + ": " + b.get("error_message", "") for b in d.get("benchmarks", []) if b.get("error_occurred")]
 print("targets: align >= 0.90 of copy at B >= 64; top-p sample >= 0.77 (1/1.3) of copy; B=1 graph step < 8 us")
 print(f"{'dtype':5s} {'B':>4s} {'V':>7s} | {'align us':>9s} {'GB/s':>7s} {'copy':>5s} {'xunf':>6s} | "
-      f"{'topp us':>8s} {'copy':>5s} | {'greedy':>7s} {'score':>7s} | checks")
+      f"{'topp us':>8s} {'copy':>5s} {'T0.5 us':>8s} | {'greedy':>7s} {'score':>7s} | checks")
 bad = []
 for (kind, dtype, B, V), b in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][3], kv[0][2])):
     if kind != "align_linalign":
@@ -523,7 +523,7 @@ for (kind, dtype, B, V), b in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[
     if b.get("chk_bad_rows", 0): chk.append(f"bad_rows={b['chk_bad_rows']:.0f}")
     if max(b.get("chk_mu_diff", 0), b.get("chk_sigma_diff", 0)) > 1e-3: chk.append("mu/sigma")
     if get("sample_greedy_linalign", "chk_greedy_mismatch", 0): chk.append("greedy!=argmax")
-    for k in ("sample_topp_linalign", "sample_greedy_linalign"):
+    for k in ("sample_topp_linalign", "sample_topp_t05_linalign", "sample_greedy_linalign"):
         if get(k, "chk_bad_tokens", 0) or get(k, "chk_bad_logprob", 0) or get(k, "chk_failed", 0):
             chk.append(k.split("_")[1] + " tokens")
     if get("score_linalign", "chk_failed", 0) or get("score_linalign", "chk_score_diff", 0) > 1e-3:
@@ -531,7 +531,8 @@ for (kind, dtype, B, V), b in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[
     bad += chk
     print(f"{dtype:5s} {B:4d} {V:7d} | {b.get('us_call', float('nan')):9.1f} {b.get('GBps', float('nan')):7.0f} "
           f"{a_frac:5.2f} {b.get('speedup', float('nan')):6.1f} | {get('sample_topp_linalign', 'us_call'):8.1f} "
-          f"{t_frac:5.2f} | {get('sample_greedy_linalign', 'us_call'):7.1f} {get('score_linalign', 'us_call'):7.1f} | "
+          f"{t_frac:5.2f} {get('sample_topp_t05_linalign', 'us_call'):8.1f} | "
+          f"{get('sample_greedy_linalign', 'us_call'):7.1f} {get('score_linalign', 'us_call'):7.1f} | "
           f"{' '.join(flags + chk) or 'ok'}")
 for (kind, dtype, B, V), b in sorted(rows.items()):
     if kind in ("step_graph", "step_stream"):

@@ -12,6 +12,11 @@
 //                          (fp32 only, to keep the device check short)
 //   sample_topp_linalign   Context::sample, top_p 0.8 on πᵖ, seeded Gumbel-max,
 //                          token log-prob
+//   sample_topp_t05_linalign the same at T = 0.5: a peaked, LM-like nucleus (the
+//                          inputs' logits doubled), whose few candidates the
+//                          first select pass decides and draws from; the rows
+//                          above have ≈ 14 % of V as candidates and at V ≥
+//                          128256 go over the 16384 a row keeps (whole-row passes)
 //   sample_greedy_linalign Context::sample, greedy, token log-prob
 //   score_linalign         Context::score, ℓ*_t ℓ_t ℓᵖ_t, one ignored row,
 //                          per-sequence sums over ragged sequences
@@ -296,6 +301,11 @@ Params ExactKlParams() {
   p.rule = linalign::StepRule::kExactKl;
   p.epsilon = 0.1f;
   p.eta_max = 8.f;
+  return p;
+}
+Params PeakedTopPParams() {
+  Params p = TopPParams();
+  p.temperature = 0.5f;
   return p;
 }
 Params GreedyParams() {
@@ -642,7 +652,16 @@ void CheckScore(const std::string& name, const Layout& L, const std::vector<int3
 
 // ------------------------------------------------------------------ rows ---
 
-enum class Row { kCopy, kAlignUnfused, kAlign, kAlignExactKl, kSampleTopP, kSampleGreedy, kScore };
+enum class Row {
+  kCopy,
+  kAlignUnfused,
+  kAlign,
+  kAlignExactKl,
+  kSampleTopP,
+  kSampleTopPPeaked,
+  kSampleGreedy,
+  kScore
+};
 
 void RunRow(benchmark::State& state, Row row, DType dtype, const std::string& name) {
   const int64_t B = state.range(0), V = state.range(1);
@@ -708,8 +727,11 @@ void RunRow(benchmark::State& state, Row row, DType dtype, const std::string& na
       return;
     }
     case Row::kSampleTopP:
+    case Row::kSampleTopPPeaked:
     case Row::kSampleGreedy: {
-      Params p = row == Row::kSampleTopP ? TopPParams() : GreedyParams();
+      Params p = row == Row::kSampleTopP         ? TopPParams()
+                 : row == Row::kSampleTopPPeaked ? PeakedTopPParams()
+                                                 : GreedyParams();
       CheckSample(name, L, p);
       auto launch = [&](int64_t s, int64_t call, std::string* e) {
         p.offset = uint64_t(call);  // the step counter: a fresh draw every call
@@ -970,6 +992,7 @@ void Register() {
                           {Row::kAlign, "align_linalign"},
                           {Row::kAlignExactKl, "align_exactkl_linalign"},
                           {Row::kSampleTopP, "sample_topp_linalign"},
+                          {Row::kSampleTopPPeaked, "sample_topp_t05_linalign"},
                           {Row::kSampleGreedy, "sample_greedy_linalign"},
                           {Row::kScore, "score_linalign"}};
   for (DType t : kDTypes)
