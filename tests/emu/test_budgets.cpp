@@ -41,6 +41,7 @@ using linalign::ScoreOutputs;
 using linalign::Status;
 using linalign::StepRule;
 using linalign_gpu_test::DeviceArray;
+using linalign_gpu_test::put;
 using linalign_gpu_test::sz;
 
 enum class Call { kAlign, kSample, kScore };
@@ -78,16 +79,6 @@ simt::Traffic operator-(const simt::Traffic& a, const simt::Traffic& b) {
   return d;
 }
 
-void encode(DType t, float x, unsigned char* to) {
-  if (t == DType::kF32) {
-    std::memcpy(to, &x, 4);
-  } else {
-    const uint16_t h =
-        t == DType::kBF16 ? linalign::math::float_to_bf16(x) : linalign::math::float_to_fp16(x);
-    std::memcpy(to, &h, 2);
-  }
-}
-
 Measured run(const Budget& b) {
   const int64_t B = b.rows, V = b.vocab;
   const size_t eb = b.dtype == DType::kF32 ? 4 : 2;
@@ -96,8 +87,8 @@ Measured run(const Budget& b) {
   std::vector<unsigned char> hz(sz(B * V) * eb), hy(hz.size());
   for (int64_t i = 0; i < B * V; ++i) {
     const float z = 3.f * n01(rng), y = z + n01(rng);
-    encode(b.dtype, z, hz.data() + sz(i) * eb);
-    encode(b.dtype, y, hy.data() + sz(i) * eb);
+    put(hz, b.dtype, i, z);
+    put(hy, b.dtype, i, y);
   }
   const DeviceArray<unsigned char> dz(hz), dy(hy);
   const LogitsView v = LogitsView::strided(b.dtype, B, V, dz.get(), dy.get());

@@ -9,12 +9,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "linalign/linalign.hpp"
+#include "linalign/math/dtype.hpp"
 #include "test_context.hpp"
 
 namespace linalign_gpu_test {
@@ -27,6 +29,18 @@ namespace linalign_gpu_test {
 // int64 counts and indices as size_t.
 inline size_t sz(int64_t v) {
   return static_cast<size_t>(v);
+}
+
+// Logit i of a raw input buffer of dtype t, written from a float (fp16 and
+// bf16 through the library's codecs, round to nearest even).
+inline void put(std::vector<unsigned char>& buf, linalign::DType t, int64_t i, float v) {
+  if (t == linalign::DType::kF32) {
+    std::memcpy(buf.data() + i * 4, &v, 4);
+  } else {
+    const uint16_t h = t == linalign::DType::kBF16 ? linalign::math::float_to_bf16(v)
+                                                   : linalign::math::float_to_fp16(v);
+    std::memcpy(buf.data() + i * 2, &h, 2);
+  }
 }
 
 // A device buffer of n elements of T (cudaMalloc), freed on destruction.

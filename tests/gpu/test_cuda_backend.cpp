@@ -53,6 +53,7 @@ using linalign::Status;
 using linalign::StepRule;
 using linalign::UpdateForm;
 using linalign_gpu_test::DeviceArray;
+using linalign_gpu_test::put;
 using linalign_gpu_test::sz;
 
 constexpr float kInfF = std::numeric_limits<float>::infinity();
@@ -93,17 +94,6 @@ int64_t elem_bytes(DType t) {
 }
 const char* dtype_name(DType t) {
   return t == DType::kF32 ? "f32" : t == DType::kBF16 ? "bf16" : "f16";
-}
-
-// Writes value v as element i of a raw buffer of dtype t.
-void put(std::vector<unsigned char>& buf, DType t, int64_t i, float v) {
-  if (t == DType::kF32) {
-    std::memcpy(buf.data() + i * 4, &v, 4);
-  } else {
-    const uint16_t h =
-        t == DType::kBF16 ? linalign::math::float_to_bf16(v) : linalign::math::float_to_fp16(v);
-    std::memcpy(buf.data() + i * 2, &h, 2);
-  }
 }
 
 // B row pairs of V logits (row stride `stride` elements), as raw bytes.

@@ -48,6 +48,7 @@ using linalign::RowDiagnostics;
 using linalign::ScoreOutputs;
 using linalign::Status;
 using linalign_gpu_test::DeviceArray;
+using linalign_gpu_test::put;
 using linalign_gpu_test::sz;
 
 constexpr float kInfF = std::numeric_limits<float>::infinity();
@@ -67,16 +68,6 @@ struct Inputs {
     return LogitsView::strided(dtype, rows, vocab, zp, yp);
   }
 };
-
-void put(std::vector<unsigned char>& buf, DType t, int64_t i, float v) {
-  if (t == DType::kF32) {
-    std::memcpy(buf.data() + i * 4, &v, 4);
-  } else {
-    const uint16_t h =
-        t == DType::kBF16 ? linalign::math::float_to_bf16(v) : linalign::math::float_to_fp16(v);
-    std::memcpy(buf.data() + i * 2, &h, 2);
-  }
-}
 
 Inputs make_inputs(DType t, int64_t B, int64_t V, uint32_t seed) {
   Inputs in;
