@@ -287,11 +287,14 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   unsigned long long count = 0;
   unsigned max_key = 0;
   host::SelectBins& g = row_sel->bins;
-  // The first pass of a top-p row gathers its candidates (mass ≥ min_mass).
-  const bool gather = pass == 0 && st.top_p.active;
-  const uint64_t min_mass = gather ? host::candidate_min_mass(top_p, plan.count) : 0;
-  const bool greedy = row_greedy(a, r);
-  const math::RowRng rng = row_rng(a, r);
+  // The first pass of a top-p row gathers its candidates (mass ≥ min_mass;
+  // none when p is so close to 1 that the bound is 0), with their draw
+  // scores: only then are the row's seed and temperature read.
+  const uint64_t min_mass =
+      pass == 0 && st.top_p.active ? host::candidate_min_mass(top_p, plan.count) : 0;
+  const bool gather = min_mass > 0;
+  const bool greedy = gather && row_greedy(a, r);
+  const math::RowRng rng = gather ? row_rng(a, r) : math::RowRng{};
   walk_row<E, true, true>(row, a.src.vocab, span, s == 0, t, kT, [&](const Chunk<E>& ch) {
 #pragma unroll
     for (int k = 0; k < Chunk<E>::kItems; ++k) {
@@ -307,7 +310,7 @@ __global__ void __launch_bounds__(host::kSweepThreads)
       }
       add_vote(sh, st, v);
       if (gather) {  // uniform
-        const bool on = min_mass > 0 && v.mass >= min_mass;
+        const bool on = v.mass >= min_mass;
         float score = -math::kInf;
         if (on) {  // the draw's score (SampleKernel's): few tokens, one Philox call each
           const float al = from_principle ? math::aligned_logprob(plan, ch.z[k], ch.y[k]) : lq;
