@@ -78,13 +78,17 @@ __device__ __forceinline__ math::RowStats held_slice_stats(const RowIn<E>& row, 
     has[c] = row.bad == 0u && (c == 0 ? t < scalars : c - 1 < chunks);
     if (has[c]) load_step<E, true>(row, n, span, t < scalars, t, kT, c - 1, held[c]);
   }
+  // fn(z, y, c, k) for every held element (the scalar step holds one item).
+  auto each_held = [&](auto&& fn) {
+#pragma unroll
+    for (int c = 0; c < kSteps; ++c)
+      if (has[c])
+#pragma unroll
+        for (int k = 0; k < (c == 0 ? 1 : kI); ++k) fn(held[c].z[k], held[c].y[k], c, k);
+  };
   math::SliceMax mx = math::slice_max_empty();
-#pragma unroll
-  for (int c = 0; c < kSteps; ++c)
-    if (has[c])
-#pragma unroll
-      for (int k = 0; k < (c == 0 ? 1 : kI); ++k)  // the scalar step: one item
-        math::slice_max_push(mx, held[c].z[k], held[c].y[k], inv_t, with_tilt, eta);
+  each_held(
+      [&](float z, float y, int, int) { math::slice_max_push(mx, z, y, inv_t, with_tilt, eta); });
   mx = block_reduce<kT>(mx, MergeSliceMax{}, math::slice_max_empty());
   if (mx.count == 0) {  // uniform: the broadcast merge
     math::RowStats r = math::row_stats_empty();
@@ -93,22 +97,15 @@ __device__ __forceinline__ math::RowStats held_slice_stats(const RowIn<E>& row, 
   }
   math::SliceSums sums = math::slice_sums_empty();
   float wz[kSteps][kI], wt[kSteps][kI];
-#pragma unroll
-  for (int c = 0; c < kSteps; ++c)
-    if (has[c])
-#pragma unroll
-      for (int k = 0; k < (c == 0 ? 1 : kI); ++k)  // the scalar step: one item
-        math::slice_sums_push(sums, mx, held[c].z[k], held[c].y[k], inv_t, with_tilt, eta,
-                              WeightExp{}, &wz[c][k], &wt[c][k]);
+  each_held([&](float z, float y, int c, int k) {
+    math::slice_sums_push(sums, mx, z, y, inv_t, with_tilt, eta, WeightExp{}, &wz[c][k], &wt[c][k]);
+  });
   sums = block_reduce<kT>(sums, MergeSliceSums{}, math::slice_sums_empty());
   const math::SliceMeans mean = math::slice_means(sums);
   math::SliceSpread q = math::slice_spread_empty();
-#pragma unroll
-  for (int c = 0; c < kSteps; ++c)
-    if (has[c])
-#pragma unroll
-      for (int k = 0; k < (c == 0 ? 1 : kI); ++k)  // the scalar step: one item
-        math::slice_spread_push(q, mean, held[c].z[k], held[c].y[k], inv_t, wz[c][k], wt[c][k]);
+  each_held([&](float z, float y, int c, int k) {
+    math::slice_spread_push(q, mean, z, y, inv_t, wz[c][k], wt[c][k]);
+  });
   q = block_reduce<kT>(q, MergeSliceSpread{}, math::slice_spread_empty());
   return math::slice_stats_finish(mx, sums, q, with_tilt);
 }
