@@ -52,6 +52,14 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
   return p;
 }
 
+int64_t held_chunks(const LaunchPolicy& policy, int64_t vocab) {
+  const int64_t vectors = std::max<int64_t>(0, vocab) / std::max(1, policy.vector_width);
+  const int64_t granules = math::ceil_div(vectors, kSliceGranuleVectors);
+  const int64_t largest =
+      math::ceil_div(granules, std::max<int64_t>(1, policy.vocab_slices)) * kSliceGranuleVectors;
+  return math::walk_chunks(math::Span{0, largest}, policy.threads, 0, policy.vectors_per_chunk);
+}
+
 int select_passes(const Params& p) {
   const bool top_p = p.top_p.values != nullptr || p.top_p.value < 1.0f;
   const bool rank = p.top_k.values != nullptr || p.top_k.value > 0 || p.min_tokens_to_keep >= 2;

@@ -72,8 +72,8 @@ constexpr int64_t kSliceGranuleVectors = 32;
 // slice on chip for the three-pass slice statistics, math/slice_stats.hpp):
 // with slices of ≈ kSliceChunks chunks per thread, rounded to the nearest
 // count and spread in warp granules, no thread gets more than 2 (checked
-// for every V by tests/cpu/test_partition.cpp). A slice that would need
-// more takes the online path (math::chunk_stats) instead.
+// for every V by tests/cpu/test_partition.cpp, and per call by the launch,
+// which refuses a policy that breaks it: held_chunks below).
 constexpr int kHeldChunks = 2;
 // Fraction of L2 the two input rows of a group may take (the output of align
 // and other traffic share the rest).
@@ -93,6 +93,11 @@ struct LaunchPolicy {
   const char* regime = "row-per-block";  // or "split-vocab"
   std::string str() const;               // printable, for logs and benchmark labels
 };
+
+// Register chunks the busiest thread of the policy's largest vocabulary slice
+// holds for a row of `vocab` tokens (any row alignment: a row never has more
+// than vocab / vector_width body vectors). Must be ≤ kHeldChunks.
+int64_t held_chunks(const LaunchPolicy& policy, int64_t vocab);
 
 // The one place the launch configuration is chosen.
 LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t elem_bytes,

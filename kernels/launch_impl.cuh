@@ -74,7 +74,7 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
 
   if (policy.threads != host::kSweepThreads || policy.row_threads != host::kRowThreads ||
       policy.vector_width != Tile<E>::kWidth || policy.vectors_per_chunk != Tile<E>::kVectors ||
-      policy.vocab_slices != a.slices)
+      policy.vocab_slices != a.slices || host::held_chunks(policy, a.src.vocab) > host::kHeldChunks)
     return LaunchResult{cudaErrorInvalidConfiguration, "launch policy / kernel mismatch"};
 
   const int64_t B = a.rows;

@@ -110,24 +110,6 @@ __device__ __forceinline__ math::RowStats held_slice_stats(const RowIn<E>& row, 
   return math::slice_stats_finish(mx, sums, q, with_tilt);
 }
 
-// The same statistics online, element by element (math::chunk_stats): for a
-// slice larger than the held chunks (never under the launch policy; kept so
-// any slicing stays correct).
-template <class E>
-__device__ __forceinline__ math::RowStats online_slice_stats(const RowIn<E>& row, int64_t n,
-                                                             math::Span span, bool first_slice,
-                                                             float inv_t, bool with_tilt,
-                                                             float eta) {
-  math::RowStats acc = math::row_stats_empty();
-  if (row.bad == 0u)
-    walk_row<E, true>(
-        row, n, span, first_slice, int(threadIdx.x), host::kSweepThreads, [&](const Chunk<E>& ch) {
-          acc = math::row_stats_merge(
-              acc, math::chunk_stats(ChunkLoader<E>{ch}, Chunk<E>::kItems, inv_t, with_tilt, eta));
-        });
-  return block_reduce<host::kSweepThreads>(acc, MergeStats{}, math::row_stats_empty());
-}
-
 template <class E>
 __global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.y);
@@ -136,13 +118,9 @@ __global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a,
   const float inv_t = row.bad == 0u ? inv_temperature(a, r) : 1.f;
   const bool with_tilt = a.tilt_in_first;
   const float eta = with_tilt && row.bad == 0u ? math::eta_fixed(a.ratio.at(r)) : 0.f;
+  // (launch_call refuses a policy whose slices hold more than kHeldChunks)
   const math::Span span = vocab_slice(row, a.slices, s);
-  // uniform over the block: thread 0 has the most chunks
-  const bool held =
-      math::walk_chunks(span, host::kSweepThreads, 0, Chunk<E>::kU) <= host::kHeldChunks;
-  math::RowStats acc =
-      held ? held_slice_stats<E>(row, a.src.vocab, span, s == 0, inv_t, with_tilt, eta)
-           : online_slice_stats<E>(row, a.src.vocab, span, s == 0, inv_t, with_tilt, eta);
+  math::RowStats acc = held_slice_stats<E>(row, a.src.vocab, span, s == 0, inv_t, with_tilt, eta);
   if (threadIdx.x == 0) {
     acc.flags |= row.bad;
     a.stats[r * a.slices + s] = acc;

@@ -213,9 +213,13 @@ TEST(Partition, SlicesFitTheHeldChunks) {
       const int64_t vectors = V / p.vector_width;  // at most: an aligned row
       for (int64_t s = 0; s < p.vocab_slices; ++s) {
         const Span sp = m::slice_span(vectors, p.vocab_slices, s, h::kSliceGranuleVectors);
-        ASSERT_LE(m::walk_chunks(sp, p.threads, 0, p.vectors_per_chunk), h::kHeldChunks)
+        const int64_t chunks = m::walk_chunks(sp, p.threads, 0, p.vectors_per_chunk);
+        ASSERT_LE(chunks, h::kHeldChunks)
             << "V=" << V << " eb=" << eb << " slice " << s << " of " << p.vocab_slices;
+        // the launch's guard bounds every slice
+        ASSERT_LE(chunks, h::held_chunks(p, V)) << "V=" << V << " eb=" << eb;
       }
+      ASSERT_LE(h::held_chunks(p, V), h::kHeldChunks) << "V=" << V << " eb=" << eb;
     }
 }
 

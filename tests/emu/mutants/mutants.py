@@ -111,11 +111,11 @@ MUTANTS: List[Mutant] = [
         "rounded down to whole granules, so the last slice misses its tail. Not planted in "
         "math::slice_span, which the CPU backend uses too (both would move alike)",
         old="  const math::Span span = vocab_slice(row, a.slices, s);\n"
-        "  // uniform over the block: thread 0 has the most chunks\n",
+        "  math::RowStats acc = held_slice_stats<E>(",
         new="  const math::Span span = math::slice_span(\n"
         "      row.split.vectors / host::kSliceGranuleVectors * host::kSliceGranuleVectors,\n"
         "      a.slices, s, host::kSliceGranuleVectors);\n"
-        "  // uniform over the block: thread 0 has the most chunks\n",
+        "  math::RowStats acc = held_slice_stats<E>(",
         tests=[(EMU, "CudaVsCpu.StridedMisalignedPadded:CudaVsCpu.VocabularyShards")],
     ),
     Mutant(
