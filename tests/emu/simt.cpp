@@ -114,7 +114,9 @@ namespace {
 }
 
 // ------------------------------------------------------------------ fibers
-enum class St { kReady, kBlockWait, kWarpWait, kDone };
+// kSpin: the thread called __nanosleep (a spin-wait on another block): it
+// runs again once the other blocks of its cooperative grid have run.
+enum class St { kReady, kBlockWait, kWarpWait, kSpin, kDone };
 
 // A saved execution context.
 struct Context {
@@ -166,12 +168,12 @@ constexpr size_t kGap = 256;  // unallocated bytes after every allocation
 constexpr uint32_t kUnallocated = 0, kUnwritten = 1, kHostWritten = 2, kFirstGrid = 3;
 struct Shadow {
   uint32_t grid;
-  uint32_t block : 22;
-  uint32_t fences : 9;
+  uint32_t block : 20;
+  uint32_t fences : 11;
   uint32_t atomic : 1;
 };
 static_assert(sizeof(Shadow) == 8, "a shadow word");
-constexpr uint32_t kMaxBlocks = 1u << 22, kMaxFences = (1u << 9) - 1;
+constexpr uint32_t kMaxBlocks = 1u << 20, kMaxFences = (1u << 11) - 1;
 
 // ------------------------------------------------------ shared memory
 // __shared__ variables are thread_local function statics (simt.hpp): they
@@ -237,7 +239,9 @@ struct Machine {
   size_t sched_stack_size = 0;
   // the memory model of the running grid
   uint32_t grid = kFirstGrid - 1;
-  uint32_t fences = 0;                               // of the running block
+  uint32_t fences = 0;   // of the running block
+  bool stored = false;   // a global store since its last fence
+  uint64_t changes = 0;  // global stores and value-changing atomics (spin livelock check)
   std::unordered_map<uint32_t, uint32_t> knowledge;  // block → fences acquired
   std::unordered_map<uintptr_t, std::unordered_map<uint32_t, uint32_t>> released;  // per address
   // device memory
@@ -254,10 +258,35 @@ struct Machine {
   cudaError_t last_error = cudaSuccess;
   int capturing = 0;  // streams capturing (global mode)
   std::vector<CUstream_st*> capture_streams;
-  std::vector<CUstream_st*> streams;  // live streams with a queue
-  size_t next_stream = 0;             // round-robin point
-  uint64_t grids_run = 0;             // varies the block order from grid to grid
+  std::vector<CUstream_st*> streams;                // live streams with a queue
+  size_t next_stream = 0;                           // round-robin point
+  uint64_t grids_run = 0;                           // varies the block order from grid to grid
+  bool cooperative = false;                         // the running grid's blocks are co-resident
+  std::vector<std::unique_ptr<char[]>> stack_pool;  // fiber stacks of finished resident blocks
 };
+
+// A block of a cooperative grid while another block runs: what Machine holds
+// for the running block, parked here (park / resume swap it in and out).
+struct BlockState {
+  uint3 bidx{0, 0, 0};
+  uint32_t block_linear = 0;
+  std::vector<Fiber> fibers;
+  std::vector<Warp> warps;
+  std::vector<std::unique_ptr<char[]>> stacks;
+  int block_waiting = 0;
+  uint32_t barrier_epoch = 1;
+  uint64_t block_serial = 0;
+  uint32_t fences = 0;
+  bool stored = false;
+  std::unordered_map<uint32_t, uint32_t> knowledge;
+  // Its __shared__ memory: the bytes (and their records) at the offsets of
+  // m.shared_known, in that order, when it was parked.
+  std::vector<char> shared_data;
+  std::vector<SharedCell> shared_cells;
+  bool started = false, done = false;
+};
+
+void swap_state(Machine& m, BlockState& b);
 
 Machine& M() {
   static Machine* m = [] {
@@ -391,7 +420,10 @@ std::string where_thread(const Machine& m) {
     if (f.st == St::kDone || shown >= 8) continue;
     char buf[256];
     std::snprintf(buf, sizeof buf, "\n  thread %d waits at %s %s:%d", f.linear,
-                  f.st == St::kBlockWait ? "__syncthreads" : "a warp collective", f.file, f.line);
+                  f.st == St::kBlockWait ? "__syncthreads"
+                  : f.st == St::kSpin    ? "__nanosleep"
+                                         : "a warp collective",
+                  f.file, f.line);
     s += buf;
     ++shown;
   }
@@ -476,11 +508,22 @@ bool release_warps(Machine& m) {
   return released;
 }
 
-void run_block(Machine& m) {
+// A block's threads at their start: fresh fibers, barrier state, shared
+// memory poisoned.
+void start_block(Machine& m) {
   const int n = m.n;
   if (int(m.stacks.size()) < n) m.stacks.resize(size_t(n));
+  if (int(m.fibers.size()) < n) m.fibers.resize(size_t(n));
+  m.warps.assign(size_t((n + 31) / 32), Warp{});
   for (int i = 0; i < n; ++i) {
-    if (!m.stacks[size_t(i)]) m.stacks[size_t(i)].reset(new char[kStackBytes]);
+    if (!m.stacks[size_t(i)]) {
+      if (!m.stack_pool.empty()) {
+        m.stacks[size_t(i)] = std::move(m.stack_pool.back());
+        m.stack_pool.pop_back();
+      } else {
+        m.stacks[size_t(i)].reset(new char[kStackBytes]);
+      }
+    }
     Fiber& f = m.fibers[size_t(i)];
     f = Fiber{};
     f.linear = i;
@@ -489,15 +532,21 @@ void run_block(Machine& m) {
     f.st = St::kReady;
     start_fiber(m, f, m.stacks[size_t(i)].get());
   }
-  for (Warp& w : m.warps) w = Warp{};
   m.block_waiting = 0;
   m.barrier_epoch = 1;
   m.block_serial += 1;
   m.fences = 0;
+  m.stored = false;
   m.knowledge.clear();
   // Shared memory starts as garbage: 0xff bytes (NaN, −1), never written.
   for (size_t off : m.shared_known) tls_block().lo[off] = char(0xff);
+}
 
+// Runs the block's threads until they have all exited (true) or every live
+// one waits and at least one spins in __nanosleep (false: parked, to run
+// again after the other blocks of its cooperative grid).
+bool step_block(Machine& m) {
+  const int n = m.n;
   for (;;) {
     // The threads between two collectives run in an order that changes from
     // round to round: i → (a·i + c) mod n, gcd(a, n) = 1 (every 4th round in
@@ -517,13 +566,143 @@ void run_block(Machine& m) {
       switch_to_fiber(m, f, i);
       ran = true;
     }
-    int live = 0;
-    for (int i = 0; i < n; ++i) live += m.fibers[size_t(i)].st != St::kDone ? 1 : 0;
+    int live = 0, spinning = 0;
+    for (int i = 0; i < n; ++i) {
+      live += m.fibers[size_t(i)].st != St::kDone ? 1 : 0;
+      spinning += m.fibers[size_t(i)].st == St::kSpin ? 1 : 0;
+    }
     if (live == 0) break;
     const bool released = release_barrier(m, live) | release_warps(m);
-    if (!ran && !released) deadlock(m);
+    if (ran || released) continue;
+    if (spinning == 0) deadlock(m);
+    if (!m.cooperative) {
+      const Fiber& f = *std::find_if(m.fibers.begin(), m.fibers.begin() + n,
+                                     [](const Fiber& x) { return x.st == St::kSpin; });
+      fail(
+          "thread %d of %s spins (__nanosleep at %s:%d) waiting for another block, but the grid "
+          "was not launched cooperatively: CUDA does not promise that the blocks it waits for "
+          "are resident (launch it with cudaLaunchAttributeCooperative)",
+          f.linear, where(m).c_str(), f.file, f.line);
+    }
+    for (int i = 0; i < n; ++i)
+      if (m.fibers[size_t(i)].st == St::kSpin) m.fibers[size_t(i)].st = St::kReady;
+    m.cur = nullptr;
+    return false;
   }
   m.cur = nullptr;
+  return true;
+}
+
+void run_block(Machine& m) {
+  start_block(m);
+  step_block(m);  // (not cooperative: a spinning block fails)
+}
+
+void swap_state(Machine& m, BlockState& b) {
+  std::swap(m.bidx, b.bidx);
+  std::swap(m.block_linear, b.block_linear);
+  std::swap(m.fibers, b.fibers);
+  std::swap(m.warps, b.warps);
+  std::swap(m.stacks, b.stacks);
+  std::swap(m.block_waiting, b.block_waiting);
+  std::swap(m.barrier_epoch, b.barrier_epoch);
+  std::swap(m.block_serial, b.block_serial);
+  std::swap(m.fences, b.fences);
+  std::swap(m.stored, b.stored);
+  std::swap(m.knowledge, b.knowledge);
+}
+
+// Parks the running block in b (its shared memory copied out).
+void park(Machine& m, BlockState& b) {
+  const size_t k = m.shared_known.size();
+  b.shared_data.resize(k);
+  b.shared_cells.resize(k);
+  for (size_t i = 0; i < k; ++i) {
+    b.shared_data[i] = tls_block().lo[m.shared_known[i]];
+    b.shared_cells[i] = m.shared[m.shared_known[i]];
+  }
+  swap_state(m, b);
+}
+
+// Makes parked block b the running one (its shared memory copied back;
+// bytes first used since it was parked are garbage and unwritten to it: their
+// records carry another block's serial).
+void resume(Machine& m, BlockState& b) {
+  swap_state(m, b);
+  for (size_t i = 0; i < m.shared_known.size(); ++i) {
+    const size_t off = m.shared_known[i];
+    if (i < b.shared_data.size()) {
+      tls_block().lo[off] = b.shared_data[i];
+      m.shared[off] = b.shared_cells[i];
+    } else {
+      tls_block().lo[off] = char(0xff);
+    }
+  }
+}
+
+[[noreturn]] void livelock(Machine& m, std::vector<BlockState>& blocks) {
+  std::string s;
+  int shown = 0;
+  for (BlockState& b : blocks) {
+    if (b.done || shown >= 8) continue;
+    for (const Fiber& f : b.fibers) {
+      if (f.st != St::kReady || f.file == nullptr || f.line == 0) continue;
+      char buf[256];
+      std::snprintf(buf, sizeof buf, "\n  block (%u,%u,%u) thread %d spins at %s:%d", b.bidx.x,
+                    b.bidx.y, b.bidx.z, f.linear, f.file, f.line);
+      s += buf;
+      ++shown;
+      break;
+    }
+  }
+  fail(
+      "livelock in cooperative grid %s: every unfinished block spins and none changed global "
+      "memory since they last ran:%s",
+      m.kernel, s.c_str());
+}
+
+// Every block of a cooperative grid resident at once: each runs until it
+// exits or parks in a spin-wait, then the next; a pass over the unfinished
+// blocks in which none started, exited or changed global memory is a
+// livelock (each spins on what the others would have to write).
+void run_resident(Machine& m, const std::vector<uint32_t>& order) {
+  const dim3 grid = m.gdim;
+  std::vector<BlockState> blocks(order.size());
+  for (size_t k = 0; k < order.size(); ++k) {
+    const uint32_t j = order[k];
+    blocks[k].block_linear = j;
+    blocks[k].bidx = uint3{j % grid.x, j / grid.x % grid.y, j / (grid.x * grid.y)};
+  }
+  BlockState home;  // the machine's own fibers and stacks, for the non-resident grids
+  swap_state(m, home);
+  size_t left = blocks.size();
+  while (left > 0) {
+    const uint64_t changes = m.changes;
+    bool moved = false;
+    for (BlockState& b : blocks) {
+      if (b.done) continue;
+      resume(m, b);
+      if (!b.started) {
+        b.started = moved = true;
+        start_block(m);
+      }
+      const bool finished = step_block(m);
+      park(m, b);
+      if (finished) {
+        b.done = moved = true;
+        --left;
+        for (auto& st : b.stacks)
+          if (st) m.stack_pool.push_back(std::move(st));
+        BlockState finished_block;
+        finished_block.bidx = b.bidx;
+        finished_block.block_linear = b.block_linear;
+        finished_block.done = true;
+        b = std::move(finished_block);
+      }
+    }
+    if (left > 0 && !moved && m.changes == changes) livelock(m, blocks);
+  }
+  swap_state(m, home);
 }
 
 // ------------------------------------------------------ memory checks
@@ -592,6 +771,7 @@ void global_access(Machine& m, uintptr_t a, size_t bytes, bool write, bool atomi
     m.traffic.atomic_bytes += bytes;
   else
     (write ? m.traffic.store_bytes : m.traffic.load_bytes) += bytes;
+  if (write && !atomic) m.changes += 1;
   for (const auto& [b, e] : m.watched)
     if (a < e && a + bytes > b) {
       const uint64_t in = std::min<uintptr_t>(e, a + bytes) - std::max<uintptr_t>(b, a);
@@ -611,6 +791,7 @@ void global_access(Machine& m, uintptr_t a, size_t bytes, bool write, bool atomi
     if (s.grid == m.grid && !published(m, s) && !(atomic && s.atomic))
       race_global(m, a, bytes, access, s);
     if (write) {
+      m.stored = true;
       s.grid = m.grid;
       s.block = m.block_linear;
       s.fences = std::min(m.fences, kMaxFences);
@@ -765,10 +946,30 @@ void syncthreads(const char* file, int line) {
 void threadfence() {
   const Unarmed runtime;
   Machine& m = M();
-  m.fences += 1;
+  // A fence orders the block's global stores before it: one with no store
+  // since the block's last fence publishes nothing new (and takes no number).
+  if (m.stored) {
+    m.fences += 1;
+    m.stored = false;
+  }
   if (m.fences > kMaxFences)
-    fail("more than %u __threadfence() in %s", kMaxFences, where(m).c_str());
+    fail("more than %u __threadfence()s after global stores in %s", kMaxFences, where(m).c_str());
   m.cur->fenced = true;
+}
+
+void spin(const char* file, int line) {
+  const Unarmed runtime;
+  Machine& m = M();
+  Fiber& f = *m.cur;
+  f.st = St::kSpin;
+  f.file = file;
+  f.line = line;
+  yield_to_scheduler(m, f);
+}
+
+void note_change() {
+  const Unarmed runtime;
+  M().changes += 1;
 }
 
 uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, int arg, int width,
@@ -926,7 +1127,7 @@ void drain(CUstream_st* s) {
 }
 
 // Every block of a (checked) grid, one after another.
-void run_grid(dim3 grid, dim3 block, const char* name, const Body& body) {
+void run_grid(dim3 grid, dim3 block, const char* name, const Body& body, bool cooperative) {
   Machine& m = M();
   std::lock_guard<std::recursive_mutex> lock(m.mutex);
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
@@ -937,9 +1138,8 @@ void run_grid(dim3 grid, dim3 block, const char* name, const Body& body) {
   m.gdim = grid;
   m.n = int(threads);
   m.kernel = name;
-  m.fibers.resize(std::max(m.fibers.size(), size_t(m.n)));
-  m.warps.assign(size_t((m.n + 31) / 32), Warp{});
   m.body = &body;
+  m.cooperative = cooperative;
   m.grid += 1;  // this grid's stores; earlier grids' are visible to it
   m.released.clear();
   // Blocks run in a scrambled order, a different one for every grid: CUDA
@@ -959,13 +1159,19 @@ void run_grid(dim3 grid, dim3 block, const char* name, const Body& body) {
     c = (0x632be59bd9b4e019ull * (m.grids_run + 1)) % N;
   }
   ++m.grids_run;
-  for (uint64_t i = 0; i < N; ++i) {
-    const uint64_t j = uint64_t((unsigned __int128)(a)*i % N + c) % N;
-    m.block_linear = uint32_t(j);
-    m.bidx = uint3{unsigned(j % grid.x), unsigned(j / grid.x % grid.y),
-                   unsigned(j / (uint64_t(grid.x) * grid.y))};
-    run_block(m);
+  std::vector<uint32_t> sequence(N);
+  for (uint64_t i = 0; i < N; ++i)
+    sequence[i] = uint32_t(uint64_t((unsigned __int128)(a)*i % N + c) % N);
+  if (cooperative) {
+    run_resident(m, sequence);
+  } else {
+    for (const uint32_t j : sequence) {
+      m.block_linear = j;
+      m.bidx = uint3{j % grid.x, j / grid.x % grid.y, j / (grid.x * grid.y)};
+      run_block(m);
+    }
   }
+  m.cooperative = false;
   if (const char* log = std::getenv("LINALIGN_EMU_TRAFFIC"); log != nullptr && *log == '1')
     std::fprintf(stderr,
                  "[emu traffic] %s grid (%u,%u,%u) x %llu threads: loads %llu B, stores %llu B, "
@@ -1000,7 +1206,7 @@ uint64_t launch_bound(const void* kernel) {
 }  // namespace
 
 void launch(dim3 grid, dim3 block, cudaStream_t stream, const void* kernel, const char* name,
-            Body body) {
+            Body body, bool cooperative) {
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.x > 0x7fffffffu || grid.y > 65535u || grid.z > 65535u) {
@@ -1011,7 +1217,19 @@ void launch(dim3 grid, dim3 block, cudaStream_t stream, const void* kernel, cons
     M().last_error = cudaErrorLaunchOutOfResources;
     return;
   }
-  enqueue(stream, [grid, block, name, body]() { run_grid(grid, block, name, body); });
+  if (cooperative) {
+    // Every block resident at once, or the launch fails (as on a GPU).
+    int per_sm = 0, sms = 0;
+    (void)cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, int(threads), 0);
+    (void)cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    if (uint64_t(grid.x) * grid.y * grid.z > uint64_t(per_sm) * uint64_t(sms)) {
+      M().last_error = cudaErrorCooperativeLaunchTooLarge;
+      return;
+    }
+  }
+  enqueue(stream, [grid, block, name, body, cooperative]() {
+    run_grid(grid, block, name, body, cooperative);
+  });
 }
 
 }  // namespace simt
@@ -1211,6 +1429,8 @@ const char* cudaGetErrorName(cudaError_t e) {
       return "cudaErrorLaunchFailure";
     case cudaErrorLaunchOutOfResources:
       return "cudaErrorLaunchOutOfResources";
+    case cudaErrorCooperativeLaunchTooLarge:
+      return "cudaErrorCooperativeLaunchTooLarge";
   }
   return "cudaErrorUnknown";
 }
@@ -1253,6 +1473,23 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   }
   return cudaSuccess;
 }
+// Resident blocks per multiprocessor: LINALIGN_EMU_BLOCKS_PER_SM (default
+// 1: the emulator keeps every resident block's fibers, so a cooperative grid
+// of B = 4 rows at V = 32000, 124 blocks, fits the 132 emulated SMs, and one
+// of V = 151936's 148 slices per row does not: the launch policy's fallback
+// path runs), at most 2048 threads.
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, const void* func,
+                                                          int block_size, size_t dynamic_smem) {
+  if (blocks == nullptr || func == nullptr || block_size <= 0 || dynamic_smem != 0)
+    return set(cudaErrorInvalidValue);
+  if (uint64_t(block_size) > simt::launch_bound(func)) {
+    *blocks = 0;
+    return cudaSuccess;
+  }
+  *blocks = std::max(0, std::min(env_int("LINALIGN_EMU_BLOCKS_PER_SM", 1), 2048 / block_size));
+  return cudaSuccess;
+}
+
 cudaError_t cudaDeviceSynchronize() {
   if (forbidden_in_capture()) return set(cudaErrorStreamCaptureUnsupported);
   simt::drain_all();

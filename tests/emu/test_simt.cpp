@@ -341,6 +341,29 @@ __global__ void copy_value(const int* from, int* to) {
   if (threadIdx.x == 0) to[0] = from[0];
 }
 
+// A grid-wide rendezvous of resident blocks: each stores a partial (and
+// keeps a value in __shared__ memory across the wait), takes a ticket, spins
+// until every block has one, then sums all partials. kFence = false drops the
+// writer's __threadfence(); kWaitForever waits for one ticket too many.
+template <bool kFence, bool kWaitForever>
+__global__ void rendezvous_sum(int* partials, unsigned* ticket, int* out) {
+  __shared__ int mine;
+  if (threadIdx.x == 0) {
+    mine = int(blockIdx.x) * 7;
+    partials[blockIdx.x] = int(blockIdx.x) + 1;
+    if (kFence) __threadfence();
+    atomicAdd(ticket, 1u);
+    const unsigned want = gridDim.x + (kWaitForever ? 1u : 0u);
+    while (atomicAdd(ticket, 0u) < want) __nanosleep(64);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int sum = 0;
+    for (unsigned b = 0; b < gridDim.x; ++b) sum += partials[b];
+    out[blockIdx.x] = sum + mine;
+  }
+}
+
 template <class T>
 T* device_alloc(size_t n) {
   void* p = nullptr;
@@ -443,6 +466,71 @@ TEST(SimtDeathTest, Synccheck) {
 }
 
 // Work on two streams interleaves unless an event orders it.
+TEST(Simt, CooperativeGridsAreResident) {
+  constexpr unsigned kBlocks = 40;
+  int* partials = device_alloc<int>(kBlocks);
+  int* out = device_alloc<int>(kBlocks);
+  unsigned* ticket = device_alloc<unsigned>(1);
+  ASSERT_EQ(cudaMemsetAsync(ticket, 0, sizeof(unsigned), nullptr), cudaSuccess);
+  LINALIGN_SIMT_LAUNCH_COOPERATIVE((rendezvous_sum<true, false>), kBlocks, 64, nullptr)
+  (partials, ticket, out);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  std::vector<int> h(kBlocks);
+  ASSERT_EQ(cudaMemcpy(h.data(), out, kBlocks * sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+  const int sum = int(kBlocks * (kBlocks + 1) / 2);
+  for (unsigned b = 0; b < kBlocks; ++b)
+    EXPECT_EQ(h[b], sum + int(b) * 7) << "block " << b << " (its __shared__ value kept)";
+  // More blocks than the emulated device holds at once: refused, as on a GPU.
+  int per_sm = 0, sms = 0;
+  ASSERT_EQ(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, rendezvous_sum<true, false>, 64, 0),
+      cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  ASSERT_GT(per_sm * sms, 0);
+  LINALIGN_SIMT_LAUNCH_COOPERATIVE((rendezvous_sum<true, false>), unsigned(per_sm * sms + 1), 64,
+                                   nullptr)
+  (partials, ticket, out);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorCooperativeLaunchTooLarge);
+  EXPECT_EQ(cudaFree(partials), cudaSuccess);
+  EXPECT_EQ(cudaFree(out), cudaSuccess);
+  EXPECT_EQ(cudaFree(ticket), cudaSuccess);
+}
+
+TEST(SimtDeathTest, SpinWaits) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  int* partials = device_alloc<int>(8);
+  int* out = device_alloc<int>(8);
+  unsigned* ticket = device_alloc<unsigned>(1);
+  ASSERT_EQ(cudaMemsetAsync(ticket, 0, sizeof(unsigned), nullptr), cudaSuccess);
+  // Waiting on other blocks needs them resident: a plain launch promises none.
+  EXPECT_DEATH(
+      {
+        LINALIGN_SIMT_LAUNCH((rendezvous_sum<true, false>), 8, 32, nullptr)(partials, ticket, out);
+        (void)cudaDeviceSynchronize();
+      },
+      "not launched cooperatively");
+  // Every block waits for a ticket no block will take.
+  EXPECT_DEATH(
+      {
+        LINALIGN_SIMT_LAUNCH_COOPERATIVE((rendezvous_sum<true, true>), 8, 32, nullptr)
+        (partials, ticket, out);
+        (void)cudaDeviceSynchronize();
+      },
+      "livelock");
+  // The ticket without the fence publishes nothing: reading the partials races.
+  EXPECT_DEATH(
+      {
+        LINALIGN_SIMT_LAUNCH_COOPERATIVE((rendezvous_sum<false, false>), 8, 32, nullptr)
+        (partials, ticket, out);
+        (void)cudaDeviceSynchronize();
+      },
+      "global-memory race");
+  EXPECT_EQ(cudaFree(partials), cudaSuccess);
+  EXPECT_EQ(cudaFree(out), cudaSuccess);
+  EXPECT_EQ(cudaFree(ticket), cudaSuccess);
+}
+
 TEST(Simt, StreamsInterleaveUnlessAnEventOrdersThem) {
   int* x = device_alloc<int>(1);
   int* y = device_alloc<int>(1);

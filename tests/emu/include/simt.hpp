@@ -15,6 +15,18 @@
 //     lanes have arrived at the same collective at the same call site; they
 //     must name the full mask; a warp with an exited lane is reported;
 //   * no runnable fiber and no barrier to release is a deadlock: reported.
+// A cooperative launch (LINALIGN_SIMT_LAUNCH_COOPERATIVE, the stand-in for
+// cudaLaunchAttributeCooperative) makes every block of the grid resident at
+// once, as a GPU does, and fails with cudaErrorCooperativeLaunchTooLarge
+// when the grid exceeds the emulated SMs × cudaOccupancyMaxActiveBlocks-
+// PerMultiprocessor. A block runs until its threads have exited or every
+// live one waits and one spins in __nanosleep (a spin-wait on another
+// block's flag); then the next resident block runs, and the spinning
+// threads retry when their block's turn comes again (each block's __shared__
+// memory is swapped in and out with it). A pass over the unfinished blocks in
+// which none started, exited or changed global memory is a livelock:
+// reported. __nanosleep in a grid launched without co-residency is reported
+// too: CUDA does not promise the block it waits for ever runs.
 //
 // What it checks on every memory access of kernel code (memcheck, initcheck,
 // racecheck). The kernel translation units are compiled with GCC's
@@ -127,6 +139,10 @@ dim3 grid_dim();
 int lane();
 
 void syncthreads(const char* file, int line);
+// __nanosleep: the calling thread spins (see "cooperative launch" above).
+void spin(const char* file, int line);
+// An atomic changed a value (progress, for the livelock check).
+void note_change();
 void threadfence();
 
 // A warp collective: every lane of the calling warp deposits `value`; the
@@ -177,7 +193,7 @@ using Body = std::function<void()>;
 // Runs (or, on a capturing stream, records; on a stream, enqueues) every
 // block of a grid.
 void launch(dim3 grid, dim3 block, cudaStream_t stream, const void* kernel, const char* name,
-            Body body);
+            Body body, bool cooperative = false);
 
 template <class... P>
 struct Launcher {
@@ -185,24 +201,28 @@ struct Launcher {
   const char* name;
   dim3 grid, block;
   cudaStream_t stream;
+  bool cooperative;
   template <class... A>
   void operator()(A&&... args) const {
     // Kernel parameters are copied at launch, as on the device.
     std::tuple<std::decay_t<P>...> params(std::forward<A>(args)...);
     void (*k)(P...) = kernel;
-    launch(grid, block, stream, reinterpret_cast<const void*>(k), name, [k, params]() {
-      // Onto the thread's stack first: the closure lives in host memory.
-      void (*local_k)(P...) = k;
-      std::tuple<std::decay_t<P>...> local = params;
-      Armed armed;
-      std::apply(local_k, local);
-    });
+    launch(
+        grid, block, stream, reinterpret_cast<const void*>(k), name,
+        [k, params]() {
+          // Onto the thread's stack first: the closure lives in host memory.
+          void (*local_k)(P...) = k;
+          std::tuple<std::decay_t<P>...> local = params;
+          Armed armed;
+          std::apply(local_k, local);
+        },
+        cooperative);
   }
 };
 template <class... P>
 Launcher<P...> make_launcher(void (*kernel)(P...), const char* name, dim3 grid, dim3 block,
-                             cudaStream_t stream) {
-  return Launcher<P...>{kernel, name, grid, block, stream};
+                             cudaStream_t stream, bool cooperative = false) {
+  return Launcher<P...>{kernel, name, grid, block, stream, cooperative};
 }
 
 template <class T>
@@ -227,6 +247,7 @@ __attribute__((no_sanitize_thread)) T read_modify_write(T* p, F f, const char* w
   atomic_access(p, sizeof(T), what);
   const T old = *p;
   *p = f(old);
+  if (std::memcmp(&old, p, sizeof(T)) != 0) note_change();
   return old;
 }
 
@@ -271,6 +292,11 @@ inline unsigned __ballot_sync(unsigned mask, int predicate, const char* file = _
 inline float __expf(float x) {
   return std::exp(x);
 }
+// A spin-wait's back-off: here the point where the other resident blocks run.
+inline void __nanosleep(unsigned, const char* file = __builtin_FILE(),
+                        int line = __builtin_LINE()) {
+  simt::spin(file, line);
+}
 inline int __popc(unsigned x) {
   return __builtin_popcount(x);
 }
@@ -305,3 +331,6 @@ inline void __threadfence() {
 // The <<<grid, block, 0, stream>>> of launch_impl.cuh.
 #define LINALIGN_SIMT_LAUNCH(kernel, grid, block, stream) \
   ::simt::make_launcher(kernel, #kernel, dim3(grid), dim3(block), stream)
+// The same with every block resident (cudaLaunchAttributeCooperative).
+#define LINALIGN_SIMT_LAUNCH_COOPERATIVE(kernel, grid, block, stream) \
+  ::simt::make_launcher(kernel, #kernel, dim3(grid), dim3(block), stream, true)
