@@ -18,12 +18,14 @@ std::string LaunchPolicy::str() const {
   os << regime << "{threads=" << threads << ", row_threads=" << row_threads
      << ", vector_width=" << vector_width << ", vectors_per_chunk=" << vectors_per_chunk
      << ", vocab_slices=" << vocab_slices << ", rows_per_group=" << rows_per_group
-     << ", groups=" << groups << "}";
+     << ", groups=" << groups;
+  if (fused_grid > 0) os << ", fused_grid=" << fused_grid;
+  os << "}";
   return os.str();
 }
 
 LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t elem_bytes,
-                                  const DeviceFacts& device) {
+                                  const DeviceFacts& device, StepRule rule) {
   LaunchPolicy p;
   elem_bytes = std::max<int64_t>(1, elem_bytes);
   vocab = std::max<int64_t>(1, vocab);
@@ -49,6 +51,14 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
   const int64_t per_slice = int64_t(p.threads) * p.vectors_per_chunk * kSliceChunks;
   p.vocab_slices = std::max<int64_t>(1, (vectors + per_slice / 2) / per_slice);
   p.regime = p.vocab_slices > 1 ? "split-vocab" : "row-per-block";
+
+  // align in one kernel when a row's slices can all be resident at once.
+  const int64_t resident =
+      int64_t(std::max(0, device.sm_count)) * int64_t(std::max(0, device.fused_blocks_per_sm));
+  if (op == Op::kAlign && rule != StepRule::kExactKl && rows > 0 && resident >= p.vocab_slices) {
+    p.fused_grid = std::min(rows * p.vocab_slices, resident / p.vocab_slices * p.vocab_slices);
+    p.regime = "fused";
+  }
   return p;
 }
 

@@ -32,6 +32,9 @@ namespace host {
 struct DeviceFacts {
   int sm_count = 0;      // multiprocessors
   int64_t l2_bytes = 0;  // L2 cache size (0: unknown, no row grouping)
+  // FusedAlignKernel blocks (of the call's dtype) one multiprocessor holds at
+  // once (cudaOccupancyMaxActiveBlocksPerMultiprocessor; 0: no fused path).
+  int fused_blocks_per_sm = 0;
 };
 
 // ---- named thresholds (tune here; tests name the regimes they exercise)
@@ -81,6 +84,13 @@ constexpr int64_t kL2GroupNumerator = 1;
 constexpr int64_t kL2GroupDenominator = 2;
 // Rows of one group: the (slice, row) grids put rows on gridDim.y (≤ 65535).
 constexpr int64_t kMaxRowsPerGroup = 65535;
+// The fused path (align with fixed or trust_region: FusedAlignKernel, one
+// read of every logit) needs a whole row's slices resident at once, so it
+// runs when sm_count × fused_blocks_per_sm ≥ vocab_slices; its persistent
+// grid is the largest whole number of rows' slices resident at once (every
+// wave of items is whole rows), at most the call's items. Prediction for an
+// H200 (132 SMs, ≈ 115 registers × 128 threads: 4 blocks per SM, 528
+// resident): V = 128256 fp32 (125 slices) → 500 blocks, 4 rows per wave.
 
 struct LaunchPolicy {
   int threads = kSweepThreads;           // sweep kernels
@@ -90,7 +100,8 @@ struct LaunchPolicy {
   int64_t vocab_slices = 1;              // blocks per row in the sweeps (a function of V)
   int64_t rows_per_group = 1;            // rows per L2-resident group
   int64_t groups = 0;                    // ceil(rows / rows_per_group)
-  const char* regime = "row-per-block";  // or "split-vocab"
+  int64_t fused_grid = 0;                // > 0: FusedAlignKernel's persistent grid (blocks)
+  const char* regime = "row-per-block";  // or "split-vocab", "fused"
   std::string str() const;               // printable, for logs and benchmark labels
 };
 
@@ -100,8 +111,9 @@ struct LaunchPolicy {
 int64_t held_chunks(const LaunchPolicy& policy, int64_t vocab);
 
 // The one place the launch configuration is chosen.
+// `rule`: align's step rule (exact_kl's solve is not fused).
 LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t elem_bytes,
-                                  const DeviceFacts& device);
+                                  const DeviceFacts& device, StepRule rule = StepRule::kFixed);
 
 // Radix-select passes a sample call launches (≤ kMaxSelectPasses): rows are
 // done after 1 pass when only min-p (and min_tokens_to_keep ≤ 1) is on,

@@ -7,6 +7,7 @@
 // per device and cached.
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -39,29 +40,6 @@ Status cuda_failure(cudaError_t e, const char* what, const char* call, std::stri
       return ::linalign::host::cuda_failure(linalign_e_, #expr, call, message); \
   } while (0)
 
-// Per-device facts, queried once per device (a process-wide cache).
-Status device_facts(int device, DeviceFacts* out, std::string* message) {
-  static std::mutex mutex;
-  static std::map<int, DeviceFacts> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  const auto it = cache.find(device);
-  if (it != cache.end()) {
-    *out = it->second;
-    return Status::kSuccess;
-  }
-  DeviceFacts f;
-  int sms = 0, l2 = 0;
-  LINALIGN_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-                      "Context::create", message);
-  LINALIGN_CHECK_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device),
-                      "Context::create", message);
-  f.sm_count = sms;
-  f.l2_bytes = l2;
-  cache[device] = f;
-  *out = f;
-  return Status::kSuccess;
-}
-
 // Makes `device` current for the scope of a call and restores the caller's.
 class DeviceScope {
  public:
@@ -85,6 +63,46 @@ class DeviceScope {
   bool switched_ = false;
 };
 
+// The DTypes, in the order of a per-dtype table (DeviceFactsByType).
+constexpr DType kDTypes[3] = {DType::kF32, DType::kBF16, DType::kF16};
+int dtype_slot(DType t) {
+  return t == DType::kF32 ? 0 : t == DType::kBF16 ? 1 : 2;
+}
+using DeviceFactsByType = std::array<DeviceFacts, 3>;
+
+// Per-device facts, queried once per device (a process-wide cache); the
+// fused kernel's occupancy depends on the dtype's instance.
+Status device_facts(int device, DeviceFactsByType* out, std::string* message) {
+  static std::mutex mutex;
+  static std::map<int, DeviceFactsByType> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto it = cache.find(device);
+  if (it != cache.end()) {
+    *out = it->second;
+    return Status::kSuccess;
+  }
+  DeviceFactsByType f;
+  int sms = 0, l2 = 0;
+  LINALIGN_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+                      "Context::create", message);
+  LINALIGN_CHECK_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device),
+                      "Context::create", message);
+  DeviceScope scope;  // (the occupancy query asks the current device)
+  LINALIGN_CHECK_CUDA(scope.enter(device), "Context::create", message);
+  for (const DType t : kDTypes) {
+    DeviceFacts& d = f[size_t(dtype_slot(t))];
+    d.sm_count = sms;
+    d.l2_bytes = l2;
+    cudaError_t e = cudaSuccess;
+    dispatch_dtype(
+        t, [&](auto v) { e = kernels::fused_blocks_per_sm<decltype(v)>(&d.fused_blocks_per_sm); });
+    LINALIGN_CHECK_CUDA(e, "Context::create (occupancy)", message);
+  }
+  cache[device] = f;
+  *out = f;
+  return Status::kSuccess;
+}
+
 template <class T>
 kernels::RowParam<T> rp(const PerRow<T>& p) {
   return kernels::row_param(p);
@@ -92,7 +110,7 @@ kernels::RowParam<T> rp(const PerRow<T>& p) {
 
 class CudaBackendImpl final : public BackendImpl {
  public:
-  CudaBackendImpl(int device, const DeviceFacts& facts) : device_(device), facts_(facts) {}
+  CudaBackendImpl(int device, const DeviceFactsByType& facts) : device_(device), facts_(facts) {}
   ~CudaBackendImpl() override {
     DeviceScope scope;
     if (scope.enter(device_) != cudaSuccess) return;
@@ -108,7 +126,9 @@ class CudaBackendImpl final : public BackendImpl {
 
   LaunchPolicy policy(const Call& call) const {
     return choose_launch_policy(call.op, call.logits.rows, call.logits.vocab,
-                                dtype_bytes(call.logits.dtype), facts_);
+                                dtype_bytes(call.logits.dtype),
+                                facts_[size_t(dtype_slot(call.logits.dtype))],
+                                call.params != nullptr ? call.params->rule : StepRule::kFixed);
   }
   size_t workspace_size(const Call& call) const override {
     return cuda_layout(call, policy(call)).total;
@@ -139,7 +159,7 @@ class CudaBackendImpl final : public BackendImpl {
 
  private:
   int device_;
-  DeviceFacts facts_;
+  DeviceFactsByType facts_;
   void* owned_ = nullptr;
   size_t owned_bytes_ = 0;
   cudaEvent_t owned_done_ = nullptr;  // last use of owned_ (calls on different streams)
@@ -405,7 +425,7 @@ Status make_cuda_backend(int device, std::unique_ptr<BackendImpl>* out, std::str
     return Status::kInvalidArgument;
   }
   if (device == -1) LINALIGN_CHECK_CUDA(cudaGetDevice(&device), "Context::create", message);
-  DeviceFacts facts;
+  DeviceFactsByType facts;
   const Status st = device_facts(device, &facts, message);
   if (st != Status::kSuccess) return st;
   out->reset(new CudaBackendImpl(device, facts));

@@ -365,16 +365,38 @@ __device__ __forceinline__ T block_exclusive_sum(T v, T* total) {
 // threads); returns, in every thread, whether this block is the last of
 // `blocks` to arrive at the row's `count`. That block may then read every
 // other block's partials past L1 (load_coherent): each fenced before it
-// counted. Whoever owns `count` zeroes it before the grid runs.
-__device__ __forceinline__ bool last_block_of_row(uint32_t* count, uint32_t blocks) {
+// counted. Whoever owns `count` zeroes it before the grid runs. A count that
+// goes on counting (the fused kernel's phases, below) starts this round at
+// `before`.
+__device__ __forceinline__ bool last_block_of_row(uint32_t* count, uint32_t blocks,
+                                                  uint32_t before = 0u) {
   __shared__ bool last;
   __threadfence();  // this thread's partial stores / atomics are visible device-wide ...
   __syncthreads();  // ... for every thread of the block, before the count
-  if (threadIdx.x == 0) last = atomicAdd(count, 1u) == blocks - 1u;
+  if (threadIdx.x == 0) last = atomicAdd(count, 1u) == before + blocks - 1u;
   __syncthreads();
   const bool arrived_last = last;
   if (arrived_last) __threadfence();  // then the other blocks' partials
   return arrived_last;
+}
+
+// The fused kernel's rendezvous (kernels launched cooperatively, every block
+// resident): the last block of a round publishes what it computed from the
+// partials (the row's plan) by counting once more; the others wait until the
+// count reaches `target` (= before + blocks + 1), then read it past L1. Every
+// thread calls both.
+__device__ __forceinline__ void publish_row(uint32_t* count) {
+  __threadfence();  // this thread's stores (the plan, cleared bins) ...
+  __syncthreads();  // ... of every thread, before the count
+  if (threadIdx.x == 0) atomicAdd(count, 1u);
+}
+__device__ __forceinline__ void wait_row(uint32_t* count, uint32_t target) {
+  if (threadIdx.x == 0) {
+    // (An atomic read: relaxed, made an acquire by the fence after it.)
+    while (atomicAdd(count, 0u) < target) __nanosleep(128);
+    __threadfence();
+  }
+  __syncthreads();
 }
 
 // Types load_coherent may read: every byte belongs to a member. It reads
@@ -393,6 +415,8 @@ struct WholeWords<host::Candidate> : std::bool_constant<sizeof(host::Candidate) 
 template <>
 struct WholeWords<math::RowStats> : std::bool_constant<sizeof(math::RowStats) == 16 * 4> {};
 template <>
+struct WholeWords<math::RowPlan> : std::bool_constant<sizeof(math::RowPlan) == 20 * 4> {};
+template <>
 struct WholeWords<math::TiltMoments> : std::bool_constant<sizeof(math::TiltMoments) == 7 * 4> {};
 template <>
 struct WholeWords<math::LinearSums> : std::bool_constant<sizeof(math::LinearSums) == 6 * 4> {};
@@ -409,6 +433,20 @@ __device__ __forceinline__ T load_coherent(const T* p) {
   for (int i = 0; i < kWords; ++i) w[i] = src[i];
   T v;
   memcpy(&v, w, sizeof(T));
+  return v;
+}
+
+// *p, written by another block of the running grid, to every thread of the
+// block: one thread reads it past L1 (a load per thread would send
+// blockDim × sizeof(T) bytes through L2), the others take it from shared
+// memory.
+template <class T>
+__device__ __forceinline__ T broadcast_coherent(const T* p) {
+  __shared__ T value;
+  if (threadIdx.x == 0) value = load_coherent(p);
+  __syncthreads();
+  const T v = value;
+  __syncthreads();  // read by all before the next broadcast writes it
   return v;
 }
 

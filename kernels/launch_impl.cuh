@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <utility>
 
 #include "kernel_args.hpp"
 #include "plan_kernels.cuh"
@@ -34,6 +35,41 @@ namespace kernels {
 // Blocks of the grid-stride per-row / per-sequence kernels.
 constexpr int kPerRowThreads = 128;
 constexpr int64_t kMaxGridX = int64_t(1) << 20;
+
+// A launch with every block of the grid resident at once (the fused
+// kernel's rendezvous need it): cudaLaunchKernelEx with the cooperative
+// attribute — a graph kernel node attribute too, so the call stays
+// capturable — or the emulator's cooperative launch. Returns the launch's
+// error (cudaErrorCooperativeLaunchTooLarge when the grid cannot be resident).
+template <class... P, class... A>
+cudaError_t launch_cooperative(void (*kernel)(P...), const char* name, unsigned grid, int threads,
+                               cudaStream_t stream, A&&... args) {
+#if defined(LINALIGN_SIMT_LAUNCH)
+  ::simt::make_launcher(kernel, name, dim3(grid), dim3(unsigned(threads)), stream,
+                        true)(std::forward<A>(args)...);
+  return cudaPeekAtLastError();
+#else
+  (void)name;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeCooperative;
+  attr[0].val.cooperative = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(grid);
+  config.blockDim = dim3(unsigned(threads));
+  config.dynamicSmemBytes = 0;
+  config.stream = stream;
+  config.attrs = attr;
+  config.numAttrs = 1;
+  const cudaError_t e = cudaLaunchKernelEx(&config, kernel, std::forward<A>(args)...);
+  return e != cudaSuccess ? e : cudaPeekAtLastError();
+#endif
+}
+
+template <class E>
+cudaError_t fused_blocks_per_sm(int* blocks) {
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks, FusedAlignKernel<E>,
+                                                       host::kSweepThreads, 0);
+}
 
 inline unsigned grid_for(int64_t items, int threads) {
   return unsigned(std::max<int64_t>(1, std::min(kMaxGridX, (items + threads - 1) / threads)));
@@ -84,6 +120,15 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
   if (op != Op::kAlignShard && op != Op::kShardStats && B > 0) {
     const cudaError_t e = cudaMemsetAsync(a.stats_done, 0, size_t(B) * sizeof(uint32_t), stream);
     if (e != cudaSuccess) return LaunchResult{e, "cudaMemsetAsync (row counters)"};
+  }
+  if (policy.fused_grid > 0) {  // align in one kernel (host/launch_policy.hpp)
+    if (op != Op::kAlign || a.rule == int32_t(math::Rule::kExactKl) ||
+        policy.fused_grid < a.slices || policy.fused_grid > kMaxGridX)
+      return LaunchResult{cudaErrorInvalidConfiguration, "launch policy / fused kernel mismatch"};
+    const cudaError_t e =
+        launch_cooperative(FusedAlignKernel<E>, "FusedAlignKernel", unsigned(policy.fused_grid),
+                           host::kSweepThreads, stream, a);
+    return LaunchResult{e, e == cudaSuccess ? "" : "FusedAlignKernel"};
   }
   for (int64_t row0 = 0; row0 < B; row0 += policy.rows_per_group) {
     const int64_t n = std::min(policy.rows_per_group, B - row0);

@@ -17,6 +17,10 @@
 //   FinishKernel  (row)         merges them, plan_finish_*, diagnostics.
 //   AlignKernel   (slice, row)  ℓ* = aligned_logprob(plan, z, y); NaN rows for
 //                 invalid plans; 16-byte stores when the output row allows.
+//   FusedAlignKernel (persistent, cooperative)  align with fixed or
+//                 trust_region in one kernel: Stats → plan → (Moments →
+//                 Finish) → Align on a slice held in registers, each logit
+//                 read from global memory once (below).
 #pragma once
 
 #include "device.cuh"
@@ -55,37 +59,60 @@ struct MergeSliceSpread {
   }
 };
 
-// The slice's RowStats from the slice held in registers: three passes over
-// the held elements (maxima; weights and first moments at the block maxima;
-// centred second moments at the block means), three plain block reductions.
+// A vocabulary slice held in this thread's registers: step 0 is the scalar
+// step (one element), steps 1.. the register chunks; a step without data is
+// skipped (uniform over most warps: only threads of the slice's last granule
+// have one chunk fewer or more). The steps are walk_row's, in its order, so
+// a sweep over the held slice merges exactly what a sweep that loads does.
 template <class E>
-__device__ __forceinline__ math::RowStats held_slice_stats(const RowIn<E>& row, int64_t n,
-                                                           math::Span span, bool first_slice,
-                                                           float inv_t, bool with_tilt, float eta) {
-  constexpr int kT = host::kSweepThreads;
-  constexpr int kSteps = host::kHeldChunks + 1;  // the scalar step, then the chunks
-  constexpr int kI = Chunk<E>::kItems;
-  const int t = int(threadIdx.x);
-  const int64_t scalars = first_slice ? math::split_scalars(row.split) : 0;
-  const int64_t chunks = math::walk_chunks(span, kT, t, Chunk<E>::kU);
-  // Step 0 is the scalar step (one element), steps 1.. the register chunks;
-  // a step without data is skipped (uniform over most warps: only threads
-  // of the slice's last granule have one chunk fewer or more).
-  Chunk<E> held[kSteps];
+struct HeldSlice {
+  static constexpr int kSteps = host::kHeldChunks + 1;  // the scalar step, then the chunks
+  Chunk<E> step[kSteps];
   bool has[kSteps];
+
+  // Loads slice `span` of the row (thread threadIdx.x's share); nothing for a
+  // row that cannot be read (row.bad).
+  __device__ __forceinline__ void load(const RowIn<E>& row, int64_t n, math::Span span,
+                                       bool first_slice) {
+    constexpr int kT = host::kSweepThreads;
+    const int t = int(threadIdx.x);
+    const int64_t scalars = first_slice ? math::split_scalars(row.split) : 0;
+    const int64_t chunks = math::walk_chunks(span, kT, t, Chunk<E>::kU);
 #pragma unroll
-  for (int c = 0; c < kSteps; ++c) {
-    has[c] = row.bad == 0u && (c == 0 ? t < scalars : c - 1 < chunks);
-    if (has[c]) load_step<E, true>(row, n, span, t < scalars, t, kT, c - 1, held[c]);
+    for (int c = 0; c < kSteps; ++c) {
+      has[c] = row.bad == 0u && (c == 0 ? t < scalars : c - 1 < chunks);
+      if (has[c]) load_step<E, true>(row, n, span, t < scalars, t, kT, c - 1, step[c]);
+    }
+  }
+  // fn(chunk) for every held step, in walk_row's order.
+  template <class Fn>
+  __device__ __forceinline__ void each_step(Fn&& fn) const {
+#pragma unroll
+    for (int c = 0; c < kSteps; ++c)
+      if (has[c]) fn(step[c]);
   }
   // fn(z, y, c, k) for every held element (the scalar step holds one item).
-  auto each_held = [&](auto&& fn) {
+  template <class Fn>
+  __device__ __forceinline__ void each(Fn&& fn) const {
 #pragma unroll
     for (int c = 0; c < kSteps; ++c)
       if (has[c])
 #pragma unroll
-        for (int k = 0; k < (c == 0 ? 1 : kI); ++k) fn(held[c].z[k], held[c].y[k], c, k);
-  };
+        for (int k = 0; k < (c == 0 ? 1 : Chunk<E>::kItems); ++k)
+          fn(step[c].z[k], step[c].y[k], c, k);
+  }
+};
+
+// The slice's RowStats from the slice held in registers: three passes over
+// the held elements (maxima; weights and first moments at the block maxima;
+// centred second moments at the block means), three plain block reductions.
+template <class E>
+__device__ __forceinline__ math::RowStats held_slice_stats(const HeldSlice<E>& h, float inv_t,
+                                                           bool with_tilt, float eta) {
+  constexpr int kT = host::kSweepThreads;
+  constexpr int kSteps = HeldSlice<E>::kSteps;
+  constexpr int kI = Chunk<E>::kItems;
+  auto each_held = [&](auto&& fn) { h.each(fn); };
   math::SliceMax mx = math::slice_max_empty();
   each_held(
       [&](float z, float y, int, int) { math::slice_max_push(mx, z, y, inv_t, with_tilt, eta); });
@@ -120,7 +147,9 @@ __global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a,
   const float eta = with_tilt && row.bad == 0u ? math::eta_fixed(a.ratio.at(r)) : 0.f;
   // (launch_call refuses a policy whose slices hold more than kHeldChunks)
   const math::Span span = vocab_slice(row, a.slices, s);
-  math::RowStats acc = held_slice_stats<E>(row, a.src.vocab, span, s == 0, inv_t, with_tilt, eta);
+  HeldSlice<E> h;
+  h.load(row, a.src.vocab, span, s == 0);
+  math::RowStats acc = held_slice_stats<E>(h, inv_t, with_tilt, eta);
   if (threadIdx.x == 0) {
     acc.flags |= row.bad;
     a.stats[r * a.slices + s] = acc;
@@ -237,30 +266,41 @@ __global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, in
   plan_row<host::kRowThreads>(a, r, st);
 }
 
+// Slice s of row r, chunk by chunk in walk_row's order: from the slice held
+// in registers when `held` is given (the fused kernel), else loaded.
+template <class E, class Fn>
+__device__ __forceinline__ void slice_steps(const Args& a, int64_t r, int64_t s,
+                                            const HeldSlice<E>* held, Fn&& fn) {
+  if (held != nullptr) {
+    held->each_step(fn);
+    return;
+  }
+  const RowIn<E> row = row_in<E>(a.src, r);
+  walk_row<E, true>(row, a.src.vocab, vocab_slice(row, a.slices, s), s == 0, int(threadIdx.x),
+                    host::kSweepThreads, fn);
+}
+
 // The second-sweep partial of slice s of row r at η (tilted moments or
 // linear sums), written to the workspace by thread 0.
 template <class E>
 __device__ __forceinline__ void slice_moments(const Args& a, int64_t r, int64_t s,
-                                              const math::RowPlan& plan, float eta) {
-  const RowIn<E> row = row_in<E>(a.src, r);
-  const math::Span span = vocab_slice(row, a.slices, s);
+                                              const math::RowPlan& plan, float eta,
+                                              const HeldSlice<E>* held = nullptr) {
   const int t = int(threadIdx.x);
   if (a.update == int32_t(math::Update::kTilt)) {
     math::TiltMoments m = math::tilt_empty();
-    walk_row<E, true>(
-        row, a.src.vocab, span, s == 0, t, host::kSweepThreads, [&](const Chunk<E>& ch) {
-          m = math::tilt_merge(
-              m, math::chunk_tilt_moments(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
-        });
+    slice_steps<E>(a, r, s, held, [&](const Chunk<E>& ch) {
+      m = math::tilt_merge(
+          m, math::chunk_tilt_moments(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
+    });
     m = block_reduce<host::kSweepThreads>(m, MergeTilt{}, math::tilt_empty());
     if (t == 0) a.tilt_partials[r * a.slices + s] = m;
   } else {
     math::LinearSums l = math::linear_empty();
-    walk_row<E, true>(
-        row, a.src.vocab, span, s == 0, t, host::kSweepThreads, [&](const Chunk<E>& ch) {
-          l = math::linear_merge(
-              l, math::chunk_linear_sums(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
-        });
+    slice_steps<E>(a, r, s, held, [&](const Chunk<E>& ch) {
+      l = math::linear_merge(
+          l, math::chunk_linear_sums(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
+    });
     l = block_reduce<host::kSweepThreads>(l, MergeLinear{}, math::linear_empty());
     if (t == 0) a.linear_partials[r * a.slices + s] = l;
   }
@@ -328,27 +368,34 @@ __global__ void __launch_bounds__(host::kRowThreads) KlSolveKernel(const Args a,
   }
 }
 
-// (A template like the others, although it reads no logits: each dtype's
-// translation unit owns its instance.)
-template <class E>
-__global__ void __launch_bounds__(host::kFinishThreads) FinishKernel(const Args a, int64_t row0) {
-  const int64_t r = row0 + int64_t(blockIdx.x);
-  math::RowPlan plan = a.plans[r];
+// Row r's plan completed from its second-sweep partials (merged in the
+// fixed tree of kFinishThreads threads), stored with the diagnostics.
+// `coherent`: the partials were written by other blocks of the running grid.
+__device__ __forceinline__ void finish_row(const Args& a, int64_t r, math::RowPlan plan,
+                                           bool coherent) {
+  constexpr int kT = host::kFinishThreads;
   if (math::plan_valid(plan)) {
     if (a.update == int32_t(math::Update::kTilt)) {
-      math::plan_finish_tilt(
-          plan, merge_partials<host::kFinishThreads>(a.tilt_partials + r * a.slices, a.slices,
-                                                     MergeTilt{}, math::tilt_empty()));
+      math::plan_finish_tilt(plan, merge_partials<kT>(a.tilt_partials + r * a.slices, a.slices,
+                                                      MergeTilt{}, math::tilt_empty(), coherent));
     } else {
       math::plan_finish_linear(
-          plan, merge_partials<host::kFinishThreads>(a.linear_partials + r * a.slices, a.slices,
-                                                     MergeLinear{}, math::linear_empty()));
+          plan, merge_partials<kT>(a.linear_partials + r * a.slices, a.slices, MergeLinear{},
+                                   math::linear_empty(), coherent));
     }
   }
   if (threadIdx.x == 0) {
     a.plans[r] = plan;
     if (a.diagnostics != nullptr) a.diagnostics[r] = diagnostics_of(plan);
   }
+}
+
+// (A template like the others, although it reads no logits: each dtype's
+// translation unit owns its instance.)
+template <class E>
+__global__ void __launch_bounds__(host::kFinishThreads) FinishKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.x);
+  finish_row(a, r, a.plans[r], false);
 }
 
 // Stores ℓ* of one chunk; 16-byte stores when the output row is aligned at
@@ -396,11 +443,11 @@ __device__ __forceinline__ void store_chunk_bf16(uint16_t* out, const Chunk<E>& 
   }
 }
 
+// ℓ* of slice s of row r under `plan` (NaN for an invalid plan), from the
+// slice held in registers when `held` is given (the fused kernel).
 template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a, int64_t row0) {
-  const int64_t r = row0 + int64_t(blockIdx.y);
-  const int64_t s = int64_t(blockIdx.x);
-  const math::RowPlan plan = a.plans[r];
+__device__ __forceinline__ void align_slice(const Args& a, int64_t r, int64_t s,
+                                            const math::RowPlan& plan, const HeldSlice<E>* held) {
   const RowIn<E> row = row_in<E>(a.src, r);
   float* out = a.out != nullptr ? a.out + r * a.out_stride : nullptr;
   uint16_t* out_bf16 = a.out_bf16 != nullptr ? a.out_bf16 + r * a.out_stride : nullptr;
@@ -408,7 +455,6 @@ __global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a,
                                              host::kVectorBytes) == 0;
   const math::Span span = vocab_slice(row, a.slices, s);
   const int t = int(threadIdx.x);
-  const bool valid = math::plan_valid(plan);
   float v[Chunk<E>::kItems];
   auto store = [&](const Chunk<E>& ch) {
     if (out_bf16 != nullptr) {
@@ -417,7 +463,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a,
       store_chunk(out, out_vector, ch, v);
     }
   };
-  if (!valid) {
+  if (!math::plan_valid(plan)) {
     walk_row<E, false>(row, a.src.vocab, span, s == 0, t, host::kSweepThreads,
                        [&](const Chunk<E>& ch) {
 #pragma unroll
@@ -426,13 +472,76 @@ __global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a,
                        });
     return;
   }
-  walk_row<E, true>(row, a.src.vocab, span, s == 0, t, host::kSweepThreads,
-                    [&](const Chunk<E>& ch) {
+  slice_steps<E>(a, r, s, held, [&](const Chunk<E>& ch) {
 #pragma unroll
-                      for (int k = 0; k < Chunk<E>::kItems; ++k)
-                        v[k] = math::aligned_logprob(plan, ch.z[k], ch.y[k]);
-                      store(ch);
-                    });
+    for (int k = 0; k < Chunk<E>::kItems; ++k) v[k] = math::aligned_logprob(plan, ch.z[k], ch.y[k]);
+    store(ch);
+  });
+}
+
+template <class E>
+__global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a, int64_t row0) {
+  align_slice<E>(a, row0 + int64_t(blockIdx.y), int64_t(blockIdx.x), a.plans[row0 + blockIdx.y],
+                 nullptr);
+}
+
+// align, fixed and trust_region, in one kernel that reads every logit once
+// (launched cooperatively: every block resident). A persistent grid of G ≥
+// slices blocks takes the (row, slice) items b, b + G, b + 2G, ... (row-major:
+// a block's items only move forward through the rows). For each, the block
+// holds the slice in registers, stores its RowStats and takes the row's
+// ticket; the last block plans the row (plan_row) and publishes; the others
+// wait for it (wait_row). trust_region then sweeps the held slice at η, and
+// the last block completes the plan (finish_row) and publishes again. Then
+// every block stores ℓ* of its held slice. Each step merges what StatsKernel,
+// MomentsKernel, FinishKernel and AlignKernel merge, in the same trees: the
+// results are bit-identical to the multi-kernel path.
+//
+// No deadlock: a block waits only for the items of its own row; the lowest
+// row not yet published has every item in a block's hands, since an item not
+// yet taken would belong to a block whose current item comes before it, i.e.
+// in a row already published or in this row — and then a row would have more
+// items than the grid has blocks (G ≥ slices, host::choose_launch_policy).
+template <class E>
+__global__ void __launch_bounds__(host::kSweepThreads) FusedAlignKernel(const Args a) {
+  static_assert(host::kFinishThreads == host::kSweepThreads, "finish_row's tree, by this block");
+  const int64_t S = a.slices;
+  const uint32_t blocks = uint32_t(S);
+  for (int64_t w = blockIdx.x; w < a.rows * S; w += gridDim.x) {  // uniform
+    const int64_t r = w / S, s = w % S;
+    const RowIn<E> row = row_in<E>(a.src, r);
+    const float inv_t = row.bad == 0u ? inv_temperature(a, r) : 1.f;
+    const bool with_tilt = a.tilt_in_first;
+    const float eta = with_tilt && row.bad == 0u ? math::eta_fixed(a.ratio.at(r)) : 0.f;
+    HeldSlice<E> h;
+    h.load(row, a.src.vocab, vocab_slice(row, S, s), s == 0);
+    math::RowStats acc = held_slice_stats<E>(h, inv_t, with_tilt, eta);
+    if (threadIdx.x == 0) {
+      acc.flags |= row.bad;
+      a.stats[r * S + s] = acc;
+    }
+    uint32_t* const count = &a.stats_done[r];
+    if (last_block_of_row(count, blocks)) {  // uniform
+      const math::RowStats st = merge_partials<host::kSweepThreads>(
+          a.stats + r * S, S, MergeStats{}, math::row_stats_empty(), true);
+      plan_row<host::kSweepThreads>(a, r, st);
+      publish_row(count);
+    }
+    wait_row(count, blocks + 1u);
+    math::RowPlan plan = broadcast_coherent(a.plans + r);
+    if (!with_tilt && math::plan_valid(plan)) {  // uniform: the second sweep, held
+      slice_moments<E>(a, r, s, plan, plan.eta, &h);
+      if (last_block_of_row(count, blocks, blocks + 1u)) {
+        finish_row(a, r, plan, true);
+        publish_row(count);
+      }
+      wait_row(count, 2u * blocks + 2u);
+      plan = broadcast_coherent(a.plans + r);
+    } else if (!with_tilt && s == 0 && threadIdx.x == 0 && a.diagnostics != nullptr) {
+      a.diagnostics[r] = diagnostics_of(plan);  // an invalid row's (FinishKernel's store)
+    }
+    align_slice<E>(a, r, s, plan, &h);
+  }
 }
 
 }  // namespace kernels

@@ -259,6 +259,7 @@ TEST(Partition, PairSplitVectorisesTheSecondRowOnlyWhenItsMisalignmentMatches) {
 // ------------------------------------------------------------ launch policy ---
 
 using linalign::Op;
+using linalign::StepRule;
 using linalign::host::choose_launch_policy;
 using linalign::host::DeviceFacts;
 using linalign::host::LaunchPolicy;
@@ -334,6 +335,50 @@ TEST(LaunchPolicy, GroupsNeverExceedTheGridLimit) {
   EXPECT_EQ(p.groups, (1000000 + p.rows_per_group - 1) / p.rows_per_group);
   const LaunchPolicy empty = choose_launch_policy(Op::kAlign, 0, 32000, 4, kH200);
   EXPECT_EQ(empty.groups, 0);
+}
+
+// The fused path (FusedAlignKernel): align with fixed or trust_region when a
+// row's slices can all be resident; its persistent grid is whole rows' worth
+// of slices, at most the call's items, never fewer blocks than a row has
+// slices (the deadlock-freedom condition of plan_kernels.cuh).
+TEST(LaunchPolicy, FusedAlignWhenARowIsResident) {
+  DeviceFacts h200 = kH200;
+  h200.fused_blocks_per_sm = 3;  // 154 registers × 128 threads (ptxas, sm_90a)
+  const LaunchPolicy p = choose_launch_policy(Op::kAlign, 64, 128256, 4, h200);
+  EXPECT_STREQ(p.regime, "fused") << p.str();
+  EXPECT_EQ(p.fused_grid, 3 * 125) << p.str();  // 396 resident: 3 rows of 125 slices per wave
+  EXPECT_NE(p.str().find("fused_grid=375"), std::string::npos) << p.str();
+  // B = 1: one row's slices
+  EXPECT_EQ(choose_launch_policy(Op::kAlign, 1, 128256, 4, h200).fused_grid, 125);
+  EXPECT_EQ(choose_launch_policy(Op::kAlign, 1, 128256, 4, h200, StepRule::kTrustRegion).fused_grid,
+            125);
+  for (int64_t V : {1, 37, 32000, 50257, 128256, 151936, 262144, 400000})
+    for (int64_t B : {1, 2, 7, 64, 1000})
+      for (int per_sm : {0, 1, 2, 4})
+        for (int64_t eb : {2, 4}) {
+          DeviceFacts d = kH200;
+          d.fused_blocks_per_sm = per_sm;
+          const LaunchPolicy q = choose_launch_policy(Op::kAlign, B, V, eb, d);
+          const int64_t resident = int64_t(d.sm_count) * per_sm;
+          if (resident < q.vocab_slices) {
+            ASSERT_EQ(q.fused_grid, 0) << q.str();
+            continue;
+          }
+          ASSERT_GE(q.fused_grid, q.vocab_slices) << q.str();
+          ASSERT_LE(q.fused_grid, std::min(resident, B * q.vocab_slices)) << q.str();
+          ASSERT_TRUE(q.fused_grid == B * q.vocab_slices || q.fused_grid % q.vocab_slices == 0)
+              << q.str();
+          // the slices, and so every bit of the result, are the unfused path's
+          DeviceFacts none = d;
+          none.fused_blocks_per_sm = 0;
+          ASSERT_EQ(q.vocab_slices, choose_launch_policy(Op::kAlign, B, V, eb, none).vocab_slices);
+        }
+  // not fused: exact_kl's solve, the other operations, unknown occupancy
+  EXPECT_EQ(choose_launch_policy(Op::kAlign, 4, 32000, 4, h200, StepRule::kExactKl).fused_grid, 0);
+  for (Op op : {Op::kSample, Op::kScore, Op::kAlignShard, Op::kShardStats})
+    EXPECT_EQ(choose_launch_policy(op, 4, 32000, 4, h200).fused_grid, 0);
+  EXPECT_EQ(choose_launch_policy(Op::kAlign, 4, 32000, 4, kH200).fused_grid, 0);
+  EXPECT_EQ(choose_launch_policy(Op::kAlign, 0, 32000, 4, h200).fused_grid, 0);
 }
 
 TEST(LaunchPolicy, Printable) {
