@@ -183,12 +183,13 @@ TEST_P(Budgets, Hold) {
 // the plan (and trust_region's moments at η) to ℓ* — the emulator's 132 SMs ×
 // 1 resident block hold a row's 31 slices; at V = 151936 (148 slices) they
 // do not, and align falls back to a statistics sweep whose last block per
-// row plans the row, then the output sweep (2 reads); sample: statistics, then 4 radix-select passes for top-p, then
-// the draw — the first pass gathers the candidates of mass ≥ c with their
-// draw scores and, when they suffice, decides the row's masks and draws its
-// token from them, so passes 2–4 and the draw return at once and the
-// logits are read twice (statistics, first pass); score: one
-// sweep (and the target's element), then the scores.
+// row plans the row, then the output sweep (2 reads); sample: statistics,
+// then 4 radix-select passes for top-p, then the draw — the first pass
+// gathers the candidates of mass ≥ c with their draw scores and, when they
+// suffice, decides the row's masks and draws its token from them, so passes
+// 2–4 and the draw return at once and the logits are read twice
+// (statistics, first pass); score: one sweep (and the target's element),
+// then the scores.
 // Every call but align_shard / shard_stats also zeroes its row counters
 // (one memset).
 const Budget kBudgets[] = {
@@ -201,8 +202,8 @@ const Budget kBudgets[] = {
     // persistent blocks take a second row each
     {"align_trust_f32_B9", Call::kAlign, DType::kF32, 9, 32000, StepRule::kTrustRegion, 1.f, 1.0,
      1},
-    {"align_fixed_f32_B1_unfused", Call::kAlign, DType::kF32, 1, 151936, StepRule::kFixed, 1.f,
-     2.0, 2},
+    {"align_fixed_f32_B1_unfused", Call::kAlign, DType::kF32, 1, 151936, StepRule::kFixed, 1.f, 2.0,
+     2},
     {"sample_greedy_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 1.f, 2.0, 2},
     {"sample_topp_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 0.9f, 2.0, 6},
     {"sample_topp_bf16_B1", Call::kSample, DType::kBF16, 1, 32000, StepRule::kFixed, 0.9f, 2.0, 6},
