@@ -145,6 +145,7 @@ struct Fiber {
   Collective kind = kShfl;
   int arg = 0, width = 32;
   bool fenced = false;         // a __threadfence since this thread's last atomic
+  bool slept = false;          // kSpin: in __nanosleep (else: yielding after an atomic)
   void* fake_stack = nullptr;  // AddressSanitizer's, while switched away
 };
 
@@ -258,10 +259,11 @@ struct Machine {
   cudaError_t last_error = cudaSuccess;
   int capturing = 0;  // streams capturing (global mode)
   std::vector<CUstream_st*> capture_streams;
-  std::vector<CUstream_st*> streams;                // live streams with a queue
-  size_t next_stream = 0;                           // round-robin point
-  uint64_t grids_run = 0;                           // varies the block order from grid to grid
-  bool cooperative = false;                         // the running grid's blocks are co-resident
+  std::vector<CUstream_st*> streams;  // live streams with a queue
+  size_t next_stream = 0;             // round-robin point
+  uint64_t grids_run = 0;             // varies the block order from grid to grid
+  bool cooperative = false;           // the running grid's blocks are co-resident
+  bool parked_asleep = false;         // the block step_block parked has a thread in __nanosleep
   std::vector<std::unique_ptr<char[]>> stack_pool;  // fiber stacks of finished resident blocks
 };
 
@@ -584,8 +586,13 @@ bool step_block(Machine& m) {
           "are resident (launch it with cudaLaunchAttributeCooperative)",
           f.linear, where(m).c_str(), f.file, f.line);
     }
-    for (int i = 0; i < n; ++i)
-      if (m.fibers[size_t(i)].st == St::kSpin) m.fibers[size_t(i)].st = St::kReady;
+    m.parked_asleep = false;
+    for (int i = 0; i < n; ++i) {
+      Fiber& f = m.fibers[size_t(i)];
+      if (f.st != St::kSpin) continue;
+      m.parked_asleep |= f.slept;
+      f.st = St::kReady;
+    }
     m.cur = nullptr;
     return false;
   }
@@ -662,8 +669,9 @@ void resume(Machine& m, BlockState& b) {
 }
 
 // Every block of a cooperative grid resident at once: each runs until it
-// exits or parks in a spin-wait, then the next; a pass over the unfinished
-// blocks in which none started, exited or changed global memory is a
+// exits or parks (in a spin-wait, or yielding after a global atomic), then
+// the next; a pass over the unfinished blocks in which every one slept in
+// __nanosleep and none started, exited or changed global memory is a
 // livelock (each spins on what the others would have to write).
 void run_resident(Machine& m, const std::vector<uint32_t>& order) {
   const dim3 grid = m.gdim;
@@ -688,6 +696,7 @@ void run_resident(Machine& m, const std::vector<uint32_t>& order) {
       }
       const bool finished = step_block(m);
       park(m, b);
+      if (!finished && !m.parked_asleep) moved = true;  // it yielded after an atomic
       if (finished) {
         b.done = moved = true;
         --left;
@@ -962,14 +971,18 @@ void spin(const char* file, int line) {
   Machine& m = M();
   Fiber& f = *m.cur;
   f.st = St::kSpin;
+  f.slept = line != 0;
   f.file = file;
   f.line = line;
   yield_to_scheduler(m, f);
 }
 
-void note_change() {
+void after_atomic(const void* p, bool changed) {
   const Unarmed runtime;
-  M().changes += 1;
+  Machine& m = M();
+  if (changed) m.changes += 1;
+  if (m.cooperative && space_of(m, reinterpret_cast<uintptr_t>(p)) == Space::kGlobal)
+    spin("(after a global atomic)", 0);
 }
 
 uint64_t warp_collective(Collective kind, unsigned mask, uint64_t value, int arg, int width,

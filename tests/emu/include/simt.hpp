@@ -23,7 +23,10 @@
 // live one waits and one spins in __nanosleep (a spin-wait on another
 // block's flag); then the next resident block runs, and the spinning
 // threads retry when their block's turn comes again (each block's __shared__
-// memory is swapped in and out with it). A pass over the unfinished blocks in
+// memory is swapped in and out with it); an atomic on global memory is such a
+// point too (the other blocks run before the thread goes on, as if it had
+// been slow), so what a ticket promises is seen read before it is written.
+// A pass over the unfinished blocks in
 // which none started, exited or changed global memory is a livelock:
 // reported. __nanosleep in a grid launched without co-residency is reported
 // too: CUDA does not promise the block it waits for ever runs.
@@ -141,8 +144,11 @@ int lane();
 void syncthreads(const char* file, int line);
 // __nanosleep: the calling thread spins (see "cooperative launch" above).
 void spin(const char* file, int line);
-// An atomic changed a value (progress, for the livelock check).
-void note_change();
+// After an atomic (changed: its value did change, progress for the livelock
+// check): in a cooperative grid, an atomic on global memory also lets the
+// other resident blocks run before this thread goes on, so a block that
+// reads what its ticket promised before it is written is seen doing so.
+void after_atomic(const void* p, bool changed);
 void threadfence();
 
 // A warp collective: every lane of the calling warp deposits `value`; the
@@ -247,7 +253,7 @@ __attribute__((no_sanitize_thread)) T read_modify_write(T* p, F f, const char* w
   atomic_access(p, sizeof(T), what);
   const T old = *p;
   *p = f(old);
-  if (std::memcmp(&old, p, sizeof(T)) != 0) note_change();
+  after_atomic(p, std::memcmp(&old, p, sizeof(T)) != 0);
   return old;
 }
 

@@ -111,11 +111,11 @@ MUTANTS: List[Mutant] = [
         "rounded down to whole granules, so the last slice misses its tail. Not planted in "
         "math::slice_span, which the CPU backend uses too (both would move alike)",
         old="  const math::Span span = vocab_slice(row, a.slices, s);\n"
-        "  math::RowStats acc = held_slice_stats<E>(",
+        "  HeldSlice<E> h;\n",
         new="  const math::Span span = math::slice_span(\n"
         "      row.split.vectors / host::kSliceGranuleVectors * host::kSliceGranuleVectors,\n"
         "      a.slices, s, host::kSliceGranuleVectors);\n"
-        "  math::RowStats acc = held_slice_stats<E>(",
+        "  HeldSlice<E> h;\n",
         tests=[(EMU, "CudaVsCpu.StridedMisalignedPadded:CudaVsCpu.VocabularyShards")],
     ),
     Mutant(
@@ -133,7 +133,7 @@ MUTANTS: List[Mutant] = [
         what="last_block_of_row: 'the last block of the row' is the highest blockIdx.x, not "
         "the ticket counter (every kernel that merges its blocks in-grid: StatsKernel, "
         "SelectPassKernel, SampleKernel, KlPassKernel)",
-        old="  if (threadIdx.x == 0) last = atomicAdd(count, 1u) == blocks - 1u;\n",
+        old="  if (threadIdx.x == 0) last = atomicAdd(count, 1u) == before + blocks - 1u;\n",
         new="  if (threadIdx.x == 0) {\n"
         "    (void)atomicAdd(count, 1u);\n"
         "    last = blockIdx.x == blocks - 1u;\n"
@@ -203,6 +203,16 @@ MUTANTS: List[Mutant] = [
         new="    if (e != cudaSuccess) {\n",
         tests=[(EMU, "CudaVsCpu.HostPointersAreRefused")],
         tus=[BACKEND_TU],
+    ),
+    Mutant(
+        name="fused_plan_read_early",
+        file="kernels/plan_kernels.cuh",
+        what="FusedAlignKernel: the blocks of a row wait for the statistics tickets only "
+        "(count ≥ slices), not for the last block's publish (slices + 1), and read the plan "
+        "before it is written",
+        old="    wait_row(count, blocks + 1u);\n",
+        new="    wait_row(count, blocks);\n",
+        tests=[(EMU, "CudaVsCpu.StridedMisalignedPadded:CudaVsCpu.TemperaturesAndRatios")],
     ),
     Mutant(
         name="launch_bounds_below_block",
