@@ -356,10 +356,11 @@ fi
 
 # ------------------------------------------------------------------ 3. ctest --
 # ctest and the sanitizers leave time for the benchmarks. The two emulated
-# CoreShapes tests (the kernels on the CPU at every core shape, ~100 s each on
-# one core) run in CI; here they only hit the per-test limit.
+# CoreShapes tests and the emulated multi-kernel rerun (the kernels on the
+# CPU at every core shape, ~100 s each on one core) run in CI; here they
+# only hit the per-test limit.
 RESERVE_S=${DEVICE_CHECK_BENCH_RESERVE_S:-110}
-CTEST_EXCLUDE=${DEVICE_CHECK_CTEST_EXCLUDE-'^CudaVsCpu\.CoreShapes.*\.emulated$'}
+CTEST_EXCLUDE=${DEVICE_CHECK_CTEST_EXCLUDE-'^CudaVsCpu\.(CoreShapes.*|WithoutFusedKernels)\.emulated$'}
 CTEST_TIMEOUT=${DEVICE_CHECK_CTEST_TIMEOUT:-100}
 section "ctest"
 if ((BUILT && TESTS_ON)); then

@@ -25,7 +25,7 @@ std::string LaunchPolicy::str() const {
 }
 
 LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t elem_bytes,
-                                  const DeviceFacts& device, StepRule rule) {
+                                  const DeviceFacts& device) {
   LaunchPolicy p;
   elem_bytes = std::max<int64_t>(1, elem_bytes);
   vocab = std::max<int64_t>(1, vocab);
@@ -52,10 +52,12 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
   p.vocab_slices = std::max<int64_t>(1, (vectors + per_slice / 2) / per_slice);
   p.regime = p.vocab_slices > 1 ? "split-vocab" : "row-per-block";
 
-  // align in one kernel when a row's slices can all be resident at once.
-  const int64_t resident =
-      int64_t(std::max(0, device.sm_count)) * int64_t(std::max(0, device.fused_blocks_per_sm));
-  if (op == Op::kAlign && rule != StepRule::kExactKl && rows > 0 && resident >= p.vocab_slices) {
+  // align / sample in one kernel when a row's slices can all be resident.
+  const int per_sm = op == Op::kAlign    ? device.fused_blocks_per_sm
+                     : op == Op::kSample ? device.fused_sample_blocks_per_sm
+                                         : 0;
+  const int64_t resident = int64_t(std::max(0, device.sm_count)) * int64_t(std::max(0, per_sm));
+  if ((op == Op::kAlign || op == Op::kSample) && rows > 0 && resident >= p.vocab_slices) {
     p.fused_grid = std::min(rows * p.vocab_slices, resident / p.vocab_slices * p.vocab_slices);
     p.regime = "fused";
   }

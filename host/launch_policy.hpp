@@ -2,7 +2,11 @@
 // header) so CPU tests and benchmarks can name, print and check the regime a
 // call runs in. The kernels (kernels/) follow exactly what is chosen here.
 //
-// One call is a pipeline of kernels over groups of rows:
+// When a row's slices fit the blocks the device holds at once, align and
+// sample are one persistent cooperative kernel (fused_grid > 0:
+// kernels/fused_kernels.cuh) running the steps below on slices held in
+// registers, each logit read once. Otherwise, and for score and the shard
+// calls, one call is a pipeline of kernels over groups of rows:
 //   stats   (slice, row)  first sweep: partial RowStats of a vocabulary slice;
 //                         the row's last block merges the slices and plans
 //                         the row, η (exact_kl: starts the solve) — a plan
@@ -32,9 +36,11 @@ namespace host {
 struct DeviceFacts {
   int sm_count = 0;      // multiprocessors
   int64_t l2_bytes = 0;  // L2 cache size (0: unknown, no row grouping)
-  // FusedAlignKernel blocks (of the call's dtype) one multiprocessor holds at
-  // once (cudaOccupancyMaxActiveBlocksPerMultiprocessor; 0: no fused path).
+  // FusedAlignKernel / FusedSampleKernel blocks (of the call's dtype) one
+  // multiprocessor holds at once (cudaOccupancyMaxActiveBlocksPerMultiprocessor;
+  // 0: no fused path).
   int fused_blocks_per_sm = 0;
+  int fused_sample_blocks_per_sm = 0;
 };
 
 // ---- named thresholds (tune here; tests name the regimes they exercise)
@@ -84,9 +90,10 @@ constexpr int64_t kL2GroupNumerator = 1;
 constexpr int64_t kL2GroupDenominator = 2;
 // Rows of one group: the (slice, row) grids put rows on gridDim.y (≤ 65535).
 constexpr int64_t kMaxRowsPerGroup = 65535;
-// The fused path (align with fixed or trust_region: FusedAlignKernel, one
-// read of every logit) needs a whole row's slices resident at once, so it
-// runs when sm_count × fused_blocks_per_sm ≥ vocab_slices; its persistent
+// The fused path (align and sample, every rule: FusedAlignKernel /
+// FusedSampleKernel, one read of every logit) needs a
+// whole row's slices resident at once, so it runs when sm_count × the
+// kernel's blocks per SM ≥ vocab_slices; its persistent
 // grid is the largest whole number of rows' slices resident at once (every
 // wave of items is whole rows), at most the call's items. Prediction for an
 // H200 (132 SMs, ≈ 115 registers × 128 threads: 4 blocks per SM, 528
@@ -111,9 +118,8 @@ struct LaunchPolicy {
 int64_t held_chunks(const LaunchPolicy& policy, int64_t vocab);
 
 // The one place the launch configuration is chosen.
-// `rule`: align's step rule (exact_kl's solve is not fused).
 LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t elem_bytes,
-                                  const DeviceFacts& device, StepRule rule = StepRule::kFixed);
+                                  const DeviceFacts& device);
 
 // Radix-select passes a sample call launches (≤ kMaxSelectPasses): rows are
 // done after 1 pass when only min-p (and min_tokens_to_keep ≤ 1) is on,

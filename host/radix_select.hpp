@@ -68,10 +68,11 @@ struct MassSelect {
   uint64_t p;       // p in fixed point
   uint64_t above;   // mass of the keys above the current prefix group
   uint32_t prefix;  // digits fixed so far (high bits)
-  int level;        // number of digits fixed (0..4)
-  bool active;
-  float tau;  // the result once !active (−inf: every token kept / top-p off)
+  int32_t level;    // number of digits fixed (0..4)
+  int32_t active;   // 1 while selecting (an int: the record has no padding)
+  float tau;        // the result once !active (−inf: every token kept / top-p off)
 };
+static_assert(sizeof(MassSelect) == 8 + 8 + 4 + 4 + 4 + 4, "no padding");
 
 LINALIGN_HD MassSelect mass_select_begin(float top_p) {
   MassSelect s;
@@ -80,7 +81,7 @@ LINALIGN_HD MassSelect mass_select_begin(float top_p) {
   s.above = 0;
   s.prefix = 0;
   s.level = 0;
-  s.active = top_p < 1.0f;
+  s.active = top_p < 1.0f ? 1 : 0;
   s.tau = -math::kInf;
   return s;
 }
@@ -111,7 +112,7 @@ LINALIGN_HD bool mass_select_keeps_all(const MassSelect& s, uint64_t total) {
 }
 LINALIGN_HD void mass_select_keep_all(MassSelect& s) {
   s.tau = -math::kInf;
-  s.active = false;
+  s.active = 0;
 }
 // Takes digit d (with its above_d) as this level's.
 LINALIGN_HD void mass_select_apply(MassSelect& s, int d, uint64_t above_d) {
@@ -120,7 +121,7 @@ LINALIGN_HD void mass_select_apply(MassSelect& s, int d, uint64_t above_d) {
   s.level += 1;
   if (s.level == kMassLevels) {
     s.tau = value_of_ascending_key(s.prefix);
-    s.active = false;
+    s.active = 0;
   }
 }
 
@@ -242,7 +243,10 @@ struct SelectState {
   RankSelect rank[2];  // 0: top-k (rank k − 1), 1: min_tokens_to_keep (rank m − 1)
   int64_t n;           // |q|, once the first pass is done
   float lq_max;        // max lq, once the first pass is done
+  uint32_t unused;     // (no padding: the kernels copy the record word by word)
 };
+static_assert(sizeof(SelectState) == sizeof(MassSelect) + 2 * sizeof(RankSelect) + 8 + 4 + 4,
+              "no padding");
 
 LINALIGN_HD SelectState select_begin(float top_p, int32_t top_k, int32_t min_keep) {
   SelectState s;
@@ -251,6 +255,7 @@ LINALIGN_HD SelectState select_begin(float top_p, int32_t top_k, int32_t min_kee
   s.rank[1] = rank_select_begin(min_keep);
   s.n = 0;
   s.lq_max = -math::kInf;
+  s.unused = 0;
   return s;
 }
 LINALIGN_HD bool select_busy(const SelectState& s) {

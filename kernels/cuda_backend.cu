@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -87,6 +88,10 @@ Status device_facts(int device, DeviceFactsByType* out, std::string* message) {
                       "Context::create", message);
   LINALIGN_CHECK_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device),
                       "Context::create", message);
+  // LINALIGN_CUDA_FUSED=0: never the fused kernels (the multi-kernel path,
+  // for comparisons and tests on a device that holds a row's slices).
+  const char* fused_env = std::getenv("LINALIGN_CUDA_FUSED");
+  const bool fused = fused_env == nullptr || std::string(fused_env) != "0";
   DeviceScope scope;  // (the occupancy query asks the current device)
   LINALIGN_CHECK_CUDA(scope.enter(device), "Context::create", message);
   for (const DType t : kDTypes) {
@@ -94,9 +99,12 @@ Status device_facts(int device, DeviceFactsByType* out, std::string* message) {
     d.sm_count = sms;
     d.l2_bytes = l2;
     cudaError_t e = cudaSuccess;
-    dispatch_dtype(
-        t, [&](auto v) { e = kernels::fused_blocks_per_sm<decltype(v)>(&d.fused_blocks_per_sm); });
+    dispatch_dtype(t, [&](auto v) {
+      e = kernels::fused_blocks_per_sm<decltype(v)>(&d.fused_blocks_per_sm,
+                                                    &d.fused_sample_blocks_per_sm);
+    });
     LINALIGN_CHECK_CUDA(e, "Context::create (occupancy)", message);
+    if (!fused) d.fused_blocks_per_sm = d.fused_sample_blocks_per_sm = 0;
   }
   cache[device] = f;
   *out = f;
@@ -127,8 +135,7 @@ class CudaBackendImpl final : public BackendImpl {
   LaunchPolicy policy(const Call& call) const {
     return choose_launch_policy(call.op, call.logits.rows, call.logits.vocab,
                                 dtype_bytes(call.logits.dtype),
-                                facts_[size_t(dtype_slot(call.logits.dtype))],
-                                call.params != nullptr ? call.params->rule : StepRule::kFixed);
+                                facts_[size_t(dtype_slot(call.logits.dtype))]);
   }
   size_t workspace_size(const Call& call) const override {
     return cuda_layout(call, policy(call)).total;

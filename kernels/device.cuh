@@ -235,6 +235,100 @@ __device__ __forceinline__ void walk_row(const RowIn<E>& row, int64_t n, math::S
   }
 }
 
+// A vocabulary slice held in this thread's registers: step 0 is the scalar
+// step (one element), steps 1.. the register chunks; a step without data is
+// skipped (uniform over most warps: only threads of the slice's last granule
+// have one chunk fewer or more). The steps are walk_row's, in its order, so
+// a sweep over the held slice merges exactly what a sweep that loads does.
+template <class E>
+struct HeldSlice {
+  static constexpr int kSteps = host::kHeldChunks + 1;  // the scalar step, then the chunks
+  Chunk<E> step[kSteps];
+  bool has[kSteps];      // this thread holds step c
+  bool uniform[kSteps];  // thread 0 holds step c: the uniform walk makes it (walk_row kUniform)
+
+  // Loads slice `span` of the row (thread threadIdx.x's share); nothing for a
+  // row that cannot be read (row.bad).
+  __device__ __forceinline__ void load(const RowIn<E>& row, int64_t n, math::Span span,
+                                       bool first_slice) {
+    constexpr int kT = host::kSweepThreads;
+    const int t = int(threadIdx.x);
+    const int64_t scalars = first_slice ? math::split_scalars(row.split) : 0;
+    const int64_t chunks = math::walk_chunks(span, kT, t, Chunk<E>::kU);
+    const int64_t chunks0 = math::walk_chunks(span, kT, 0, Chunk<E>::kU);
+#pragma unroll
+    for (int c = 0; c < kSteps; ++c) {
+      has[c] = row.bad == 0u && (c == 0 ? t < scalars : c - 1 < chunks);
+      uniform[c] = row.bad == 0u && (c == 0 ? scalars > 0 : c - 1 < chunks0);
+      if (has[c]) load_step<E, true>(row, n, span, t < scalars, t, kT, c - 1, step[c]);
+    }
+  }
+  // fn(chunk) for every held step, in walk_row's order.
+  template <class Fn>
+  __device__ __forceinline__ void each_step(Fn&& fn) const {
+#pragma unroll
+    for (int c = 0; c < kSteps; ++c)
+      if (has[c]) fn(step[c]);
+  }
+  // fn(chunk) for every step of the uniform walk (walk_row<E, true, true>):
+  // the steps thread 0 holds, empty ones (no index, −inf) where this thread
+  // holds none, so fn may use warp collectives.
+  template <class Fn>
+  __device__ __forceinline__ void each_step_uniform(Fn&& fn) const {
+#pragma unroll
+    for (int c = 0; c < kSteps; ++c) {
+      if (!uniform[c]) continue;
+      if (has[c]) {
+        fn(step[c]);
+      } else {
+        Chunk<E> empty;
+        empty.scalar = c == 0;
+#pragma unroll
+        for (int u = 0; u < Chunk<E>::kU; ++u) empty.first[u] = -1;
+#pragma unroll
+        for (int k = 0; k < Chunk<E>::kItems; ++k) empty.z[k] = empty.y[k] = -math::kInf;
+        fn(empty);
+      }
+    }
+  }
+  // fn(z, y, c, k) for every held element (the scalar step holds one item).
+  template <class Fn>
+  __device__ __forceinline__ void each(Fn&& fn) const {
+#pragma unroll
+    for (int c = 0; c < kSteps; ++c)
+      if (has[c])
+#pragma unroll
+        for (int k = 0; k < (c == 0 ? 1 : Chunk<E>::kItems); ++k)
+          fn(step[c].z[k], step[c].y[k], c, k);
+  }
+};
+
+// Slice s of row r, chunk by chunk in walk_row's order: from the slice held
+// in registers when `held` is given (the fused kernel), else loaded.
+template <class E, class Fn>
+__device__ __forceinline__ void slice_steps(const Args& a, int64_t r, int64_t s,
+                                            const HeldSlice<E>* held, Fn&& fn) {
+  if (held != nullptr) {
+    held->each_step(fn);
+    return;
+  }
+  const RowIn<E> row = row_in<E>(a.src, r);
+  walk_row<E, true>(row, a.src.vocab, vocab_slice(row, a.slices, s), s == 0, int(threadIdx.x),
+                    host::kSweepThreads, fn);
+}
+// The same in the uniform walk (every thread makes thread 0's steps).
+template <class E, class Fn>
+__device__ __forceinline__ void slice_steps_uniform(const Args& a, int64_t r, int64_t s,
+                                                    const HeldSlice<E>* held, Fn&& fn) {
+  if (held != nullptr) {
+    held->each_step_uniform(fn);
+    return;
+  }
+  const RowIn<E> row = row_in<E>(a.src, r);
+  walk_row<E, true, true>(row, a.src.vocab, vocab_slice(row, a.slices, s), s == 0, int(threadIdx.x),
+                          host::kSweepThreads, fn);
+}
+
 // The chunk as the math headers' loader: load(k, &z, &y).
 template <class E>
 struct ChunkLoader {
@@ -414,6 +508,12 @@ template <>
 struct WholeWords<host::Candidate> : std::bool_constant<sizeof(host::Candidate) == 4 + 4 + 4> {};
 template <>
 struct WholeWords<math::RowStats> : std::bool_constant<sizeof(math::RowStats) == 16 * 4> {};
+template <>
+struct WholeWords<host::SelectState>
+    : std::bool_constant<sizeof(host::SelectState) ==
+                         (8 + 8 + 4 + 4 + 4 + 4) + 2 * (8 + 8 + 4 + 4) + 8 + 4 + 4> {};
+template <>
+struct WholeWords<math::ExactKlSolve> : std::bool_constant<sizeof(math::ExactKlSolve) == 11 * 4> {};
 template <>
 struct WholeWords<math::RowPlan> : std::bool_constant<sizeof(math::RowPlan) == 20 * 4> {};
 template <>

@@ -5,10 +5,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "fused_kernels.cuh"
 #include "kernel_args.hpp"
-#include "plan_kernels.cuh"
-#include "select_kernel.cuh"
-#include "token_kernels.cuh"
 
 // (After the kernels: with the SIMT emulator, cuda_runtime.h defines
 // LINALIGN_SIMT_LAUNCH.)
@@ -66,8 +64,11 @@ cudaError_t launch_cooperative(void (*kernel)(P...), const char* name, unsigned 
 }
 
 template <class E>
-cudaError_t fused_blocks_per_sm(int* blocks) {
-  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks, FusedAlignKernel<E>,
+cudaError_t fused_blocks_per_sm(int* align, int* sample) {
+  const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(align, FusedAlignKernel<E>,
+                                                                      host::kSweepThreads, 0);
+  if (e != cudaSuccess) return e;
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(sample, FusedSampleKernel<E>,
                                                        host::kSweepThreads, 0);
 }
 
@@ -121,14 +122,18 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
     const cudaError_t e = cudaMemsetAsync(a.stats_done, 0, size_t(B) * sizeof(uint32_t), stream);
     if (e != cudaSuccess) return LaunchResult{e, "cudaMemsetAsync (row counters)"};
   }
-  if (policy.fused_grid > 0) {  // align in one kernel (host/launch_policy.hpp)
-    if (op != Op::kAlign || a.rule == int32_t(math::Rule::kExactKl) ||
-        policy.fused_grid < a.slices || policy.fused_grid > kMaxGridX)
+  if (policy.fused_grid > 0) {  // the call in one kernel (fused_kernels.cuh)
+    if ((op != Op::kAlign && op != Op::kSample) || policy.fused_grid < a.slices ||
+        policy.fused_grid > kMaxGridX)
       return LaunchResult{cudaErrorInvalidConfiguration, "launch policy / fused kernel mismatch"};
+    const bool align = op == Op::kAlign;
+    const char* name = align ? "FusedAlignKernel" : "FusedSampleKernel";
     const cudaError_t e =
-        launch_cooperative(FusedAlignKernel<E>, "FusedAlignKernel", unsigned(policy.fused_grid),
-                           host::kSweepThreads, stream, a);
-    return LaunchResult{e, e == cudaSuccess ? "" : "FusedAlignKernel"};
+        align ? launch_cooperative(FusedAlignKernel<E>, name, unsigned(policy.fused_grid),
+                                   host::kSweepThreads, stream, a)
+              : launch_cooperative(FusedSampleKernel<E>, name, unsigned(policy.fused_grid),
+                                   host::kSweepThreads, stream, a);
+    return LaunchResult{e, e == cudaSuccess ? "" : name};
   }
   for (int64_t row0 = 0; row0 < B; row0 += policy.rows_per_group) {
     const int64_t n = std::min(policy.rows_per_group, B - row0);

@@ -8,7 +8,7 @@ namespace kernels {
 template LaunchResult launch_call<math::Fp16Bits>(const Args&, const host::LaunchPolicy&,
                                                   cudaStream_t);
 
-template cudaError_t fused_blocks_per_sm<math::Fp16Bits>(int*);
+template cudaError_t fused_blocks_per_sm<math::Fp16Bits>(int*, int*);
 
 }  // namespace kernels
 }  // namespace linalign

@@ -17,10 +17,8 @@
 //   FinishKernel  (row)         merges them, plan_finish_*, diagnostics.
 //   AlignKernel   (slice, row)  ℓ* = aligned_logprob(plan, z, y); NaN rows for
 //                 invalid plans; 16-byte stores when the output row allows.
-//   FusedAlignKernel (persistent, cooperative)  align with fixed or
-//                 trust_region in one kernel: Stats → plan → (Moments →
-//                 Finish) → Align on a slice held in registers, each logit
-//                 read from global memory once (below).
+// The fused kernels (fused_kernels.cuh) compose the same steps on a slice
+// held in registers.
 #pragma once
 
 #include "device.cuh"
@@ -56,50 +54,6 @@ struct MergeSliceSpread {
   __device__ __forceinline__ math::SliceSpread operator()(const math::SliceSpread& a,
                                                           const math::SliceSpread& b) const {
     return math::slice_spread_merge(a, b);
-  }
-};
-
-// A vocabulary slice held in this thread's registers: step 0 is the scalar
-// step (one element), steps 1.. the register chunks; a step without data is
-// skipped (uniform over most warps: only threads of the slice's last granule
-// have one chunk fewer or more). The steps are walk_row's, in its order, so
-// a sweep over the held slice merges exactly what a sweep that loads does.
-template <class E>
-struct HeldSlice {
-  static constexpr int kSteps = host::kHeldChunks + 1;  // the scalar step, then the chunks
-  Chunk<E> step[kSteps];
-  bool has[kSteps];
-
-  // Loads slice `span` of the row (thread threadIdx.x's share); nothing for a
-  // row that cannot be read (row.bad).
-  __device__ __forceinline__ void load(const RowIn<E>& row, int64_t n, math::Span span,
-                                       bool first_slice) {
-    constexpr int kT = host::kSweepThreads;
-    const int t = int(threadIdx.x);
-    const int64_t scalars = first_slice ? math::split_scalars(row.split) : 0;
-    const int64_t chunks = math::walk_chunks(span, kT, t, Chunk<E>::kU);
-#pragma unroll
-    for (int c = 0; c < kSteps; ++c) {
-      has[c] = row.bad == 0u && (c == 0 ? t < scalars : c - 1 < chunks);
-      if (has[c]) load_step<E, true>(row, n, span, t < scalars, t, kT, c - 1, step[c]);
-    }
-  }
-  // fn(chunk) for every held step, in walk_row's order.
-  template <class Fn>
-  __device__ __forceinline__ void each_step(Fn&& fn) const {
-#pragma unroll
-    for (int c = 0; c < kSteps; ++c)
-      if (has[c]) fn(step[c]);
-  }
-  // fn(z, y, c, k) for every held element (the scalar step holds one item).
-  template <class Fn>
-  __device__ __forceinline__ void each(Fn&& fn) const {
-#pragma unroll
-    for (int c = 0; c < kSteps; ++c)
-      if (has[c])
-#pragma unroll
-        for (int k = 0; k < (c == 0 ? 1 : Chunk<E>::kItems); ++k)
-          fn(step[c].z[k], step[c].y[k], c, k);
   }
 };
 
@@ -266,20 +220,6 @@ __global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, in
   plan_row<host::kRowThreads>(a, r, st);
 }
 
-// Slice s of row r, chunk by chunk in walk_row's order: from the slice held
-// in registers when `held` is given (the fused kernel), else loaded.
-template <class E, class Fn>
-__device__ __forceinline__ void slice_steps(const Args& a, int64_t r, int64_t s,
-                                            const HeldSlice<E>* held, Fn&& fn) {
-  if (held != nullptr) {
-    held->each_step(fn);
-    return;
-  }
-  const RowIn<E> row = row_in<E>(a.src, r);
-  walk_row<E, true>(row, a.src.vocab, vocab_slice(row, a.slices, s), s == 0, int(threadIdx.x),
-                    host::kSweepThreads, fn);
-}
-
 // The second-sweep partial of slice s of row r at η (tilted moments or
 // linear sums), written to the workspace by thread 0.
 template <class E>
@@ -314,6 +254,30 @@ __global__ void __launch_bounds__(host::kSweepThreads) MomentsKernel(const Args 
   slice_moments<E>(a, r, int64_t(blockIdx.x), plan, plan.eta);
 }
 
+// The last block of a KL evaluation at st.at: merges the row's partials in
+// the fixed tree (written by other blocks of the running grid), steps the
+// solver and stores it; once it is done, η goes into the plan.
+template <int kT>
+__device__ __forceinline__ void kl_pass_step(const Args& a, int64_t r, const math::RowPlan& plan,
+                                             math::ExactKlSolve st) {
+  math::KlPoint p;
+  if (a.update == int32_t(math::Update::kTilt)) {
+    const math::TiltMoments m = merge_partials<kT>(a.tilt_partials + r * a.slices, a.slices,
+                                                   MergeTilt{}, math::tilt_empty(), true);
+    p = math::tilt_kl_point(m, plan, st.at);
+  } else {
+    const math::LinearSums l = merge_partials<kT>(a.linear_partials + r * a.slices, a.slices,
+                                                  MergeLinear{}, math::linear_empty(), true);
+    p = math::linear_kl_point(l);
+  }
+  math::exact_kl_step(st, p);
+  if (threadIdx.x == 0) {
+    a.solve[r].solve = st;
+    a.solve[r].done = 0;
+    if (math::exact_kl_done(st)) a.plans[r].eta = st.result;
+  }
+}
+
 // One evaluation of the exact_kl solve (math::exact_kl_step): every block
 // sweeps its slice at the solver's η; the last block of the row to finish
 // (a counter per row after a __threadfence: the threadfence-reduction
@@ -328,25 +292,9 @@ __global__ void __launch_bounds__(host::kSweepThreads) KlPassKernel(const Args a
   host::SolveRow* const sr = a.solve + r;
   math::ExactKlSolve st = sr->solve;
   if (math::exact_kl_done(st)) return;  // uniform
-  const float eta = st.at;
-  slice_moments<E>(a, r, int64_t(blockIdx.x), plan, eta);
+  slice_moments<E>(a, r, int64_t(blockIdx.x), plan, st.at);
   if (!last_block_of_row(&sr->done, gridDim.x)) return;  // uniform
-  math::KlPoint p;
-  if (a.update == int32_t(math::Update::kTilt)) {
-    const math::TiltMoments m = merge_partials<kT>(a.tilt_partials + r * a.slices, a.slices,
-                                                   MergeTilt{}, math::tilt_empty(), true);
-    p = math::tilt_kl_point(m, plan, eta);
-  } else {
-    const math::LinearSums l = merge_partials<kT>(a.linear_partials + r * a.slices, a.slices,
-                                                  MergeLinear{}, math::linear_empty(), true);
-    p = math::linear_kl_point(l);
-  }
-  math::exact_kl_step(st, p);
-  if (threadIdx.x == 0) {
-    sr->solve = st;
-    sr->done = 0;
-    if (math::exact_kl_done(st)) a.plans[r].eta = st.result;
-  }
+  kl_pass_step<kT>(a, r, plan, st);
 }
 
 // The rows the KL passes left unsolved finish here, one block per row
@@ -483,65 +431,6 @@ template <class E>
 __global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a, int64_t row0) {
   align_slice<E>(a, row0 + int64_t(blockIdx.y), int64_t(blockIdx.x), a.plans[row0 + blockIdx.y],
                  nullptr);
-}
-
-// align, fixed and trust_region, in one kernel that reads every logit once
-// (launched cooperatively: every block resident). A persistent grid of G ≥
-// slices blocks takes the (row, slice) items b, b + G, b + 2G, ... (row-major:
-// a block's items only move forward through the rows). For each, the block
-// holds the slice in registers, stores its RowStats and takes the row's
-// ticket; the last block plans the row (plan_row) and publishes; the others
-// wait for it (wait_row). trust_region then sweeps the held slice at η, and
-// the last block completes the plan (finish_row) and publishes again. Then
-// every block stores ℓ* of its held slice. Each step merges what StatsKernel,
-// MomentsKernel, FinishKernel and AlignKernel merge, in the same trees: the
-// results are bit-identical to the multi-kernel path.
-//
-// No deadlock: a block waits only for the items of its own row; the lowest
-// row not yet published has every item in a block's hands, since an item not
-// yet taken would belong to a block whose current item comes before it, i.e.
-// in a row already published or in this row — and then a row would have more
-// items than the grid has blocks (G ≥ slices, host::choose_launch_policy).
-template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads) FusedAlignKernel(const Args a) {
-  static_assert(host::kFinishThreads == host::kSweepThreads, "finish_row's tree, by this block");
-  const int64_t S = a.slices;
-  const uint32_t blocks = uint32_t(S);
-  for (int64_t w = blockIdx.x; w < a.rows * S; w += gridDim.x) {  // uniform
-    const int64_t r = w / S, s = w % S;
-    const RowIn<E> row = row_in<E>(a.src, r);
-    const float inv_t = row.bad == 0u ? inv_temperature(a, r) : 1.f;
-    const bool with_tilt = a.tilt_in_first;
-    const float eta = with_tilt && row.bad == 0u ? math::eta_fixed(a.ratio.at(r)) : 0.f;
-    HeldSlice<E> h;
-    h.load(row, a.src.vocab, vocab_slice(row, S, s), s == 0);
-    math::RowStats acc = held_slice_stats<E>(h, inv_t, with_tilt, eta);
-    if (threadIdx.x == 0) {
-      acc.flags |= row.bad;
-      a.stats[r * S + s] = acc;
-    }
-    uint32_t* const count = &a.stats_done[r];
-    if (last_block_of_row(count, blocks)) {  // uniform
-      const math::RowStats st = merge_partials<host::kSweepThreads>(
-          a.stats + r * S, S, MergeStats{}, math::row_stats_empty(), true);
-      plan_row<host::kSweepThreads>(a, r, st);
-      publish_row(count);
-    }
-    wait_row(count, blocks + 1u);
-    math::RowPlan plan = broadcast_coherent(a.plans + r);
-    if (!with_tilt && math::plan_valid(plan)) {  // uniform: the second sweep, held
-      slice_moments<E>(a, r, s, plan, plan.eta, &h);
-      if (last_block_of_row(count, blocks, blocks + 1u)) {
-        finish_row(a, r, plan, true);
-        publish_row(count);
-      }
-      wait_row(count, 2u * blocks + 2u);
-      plan = broadcast_coherent(a.plans + r);
-    } else if (!with_tilt && s == 0 && threadIdx.x == 0 && a.diagnostics != nullptr) {
-      a.diagnostics[r] = diagnostics_of(plan);  // an invalid row's (FinishKernel's store)
-    }
-    align_slice<E>(a, r, s, plan, &h);
-  }
 }
 
 }  // namespace kernels

@@ -255,47 +255,32 @@ __device__ __forceinline__ math::ArgMax draw_from_candidates(const Args& a, int6
   return block_reduce<kT>(best, MergeArgMax{}, math::argmax_empty());
 }
 
+// One block's share of a pass: its slice's votes into the block's
+// histograms (shared memory), then added to the row's (the workspace) with
+// integer atomics; the first pass also counts |q| and lq_max and, when
+// min_mass > 0 (a top-p row whose candidates' bound is positive), appends
+// the tokens of mass ≥ min_mass with their draw scores to the row's
+// candidates. From the slice held in registers when `held` is given (the
+// fused kernel), else loaded.
 template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads)
-    SelectPassKernel(const Args a, int64_t row0, int pass) {
+__device__ __forceinline__ void select_slice_votes(const Args& a, int64_t r, int64_t s, int pass,
+                                                   const host::SelectState& st,
+                                                   const math::RowPlan& plan, SelectShared& sh,
+                                                   uint64_t min_mass, const HeldSlice<E>* held) {
   constexpr int kT = host::kSweepThreads;
-  __shared__ SelectShared sh;
-  const int64_t r = row0 + int64_t(blockIdx.y);
-  const int64_t s = int64_t(blockIdx.x);
   const int t = int(threadIdx.x);
-  const math::RowPlan plan = a.plans[r];
-  const float top_p = a.top_p.at(r), min_p = a.min_p.at(r);
-  const int32_t top_k = a.top_k.at(r);
-  if (!math::plan_valid(plan) || math::masks_off(top_p, top_k, min_p)) {
-    if (pass == 0 && s == 0 && t == 0) {
-      host::RowMask m{};
-      m.masked = 0;
-      a.masks[r] = m;
-    }
-    return;  // uniform
-  }
-  host::SelectRow* const row_sel = a.select + r;
-  host::SelectState st = pass == 0 ? host::select_begin(top_p, top_k, a.min_keep) : row_sel->state;
-  if (!host::select_busy(st)) return;  // uniform: done in an earlier pass
-
   clear_histograms<kT>(sh);
   __syncthreads();
 
-  const RowIn<E> row = row_in<E>(a.src, r);  // valid plan: the row is readable
   const bool from_principle = a.from_principle != 0;
-  const math::Span span = vocab_slice(row, a.slices, s);
   unsigned long long count = 0;
   unsigned max_key = 0;
-  host::SelectBins& g = row_sel->bins;
-  // The first pass of a top-p row gathers its candidates (mass ≥ min_mass;
-  // none when p is so close to 1 that the bound is 0), with their draw
-  // scores: only then are the row's seed and temperature read.
-  const uint64_t min_mass =
-      pass == 0 && st.top_p.active ? host::candidate_min_mass(top_p, plan.count) : 0;
+  host::SelectBins& g = a.select[r].bins;
+  // Only a gathering pass reads the row's seed and temperature.
   const bool gather = min_mass > 0;
   const bool greedy = gather && row_greedy(a, r);
   const math::RowRng rng = gather ? row_rng(a, r) : math::RowRng{};
-  walk_row<E, true, true>(row, a.src.vocab, span, s == 0, t, kT, [&](const Chunk<E>& ch) {
+  slice_steps_uniform<E>(a, r, s, held, [&](const Chunk<E>& ch) {
 #pragma unroll
     for (int k = 0; k < Chunk<E>::kItems; ++k) {
       const int64_t i = ch.index(k);
@@ -342,11 +327,24 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   }
   if (t < 2 && sh.inv_min_key[t] != 0ull)
     atomicMax(reinterpret_cast<unsigned long long*>(&g.inv_min_key[t]), sh.inv_min_key[t]);
-  if (!last_block_of_row(&g.done, gridDim.x)) return;  // uniform
+}
 
-  // The last block of the row: every other block's atomics are visible
-  // (their fence came before their count). Read the sums past L1 and clear
-  // them for the next pass.
+// The last block of a pass (every other block's atomics are visible: their
+// fence came before their count): reads the row's sums past L1 and clears
+// them for the next pass, takes the digit decisions from state `st` and,
+// after a gathering first pass whose candidates suffice, finishes the
+// selection and draws the token over them. Stores the row's new state and,
+// when the selections are done (or this is the last pass), its RowMask.
+template <class E>
+__device__ __forceinline__ void select_row_decide(const Args& a, int64_t r, int pass,
+                                                  host::SelectState st, const math::RowPlan& plan,
+                                                  SelectShared& sh, uint64_t min_mass,
+                                                  int32_t top_k, float min_p) {
+  constexpr int kT = host::kSweepThreads;
+  const int t = int(threadIdx.x);
+  const bool gather = min_mass > 0;
+  host::SelectRow* const row_sel = a.select + r;
+  host::SelectBins& g = row_sel->bins;
   for (int i = t; i < host::kRadixBins; i += kT) {
     sh.mass[i] = load_coherent(reinterpret_cast<unsigned long long*>(&g.mass[i]));
     sh.count[0][i] = load_coherent(&g.count[0][i]);
@@ -383,6 +381,7 @@ __global__ void __launch_bounds__(host::kSweepThreads)
         a, r, host::select_thresholds(st, top_k, min_p, a.min_keep), sh.gathered);
     drawn = pick.index >= 0;  // uniform: the broadcast merge
     if (drawn && t == 0) {
+      const RowIn<E> row = row_in<E>(a.src, r);
       a.tokens[r] = pick.index;
       if (a.token_logprob != nullptr)
         a.token_logprob[r] = math::aligned_logprob(plan, load_scalar(row.z, pick.index),
@@ -399,6 +398,41 @@ __global__ void __launch_bounds__(host::kSweepThreads)
       a.masks[r] = m;
     }
   }
+}
+
+// The fixed-point mass bound of the candidates a first pass gathers for
+// state `st` (0: none — not a top-p row, or p so close to 1 that the bound
+// is 0).
+__device__ __forceinline__ uint64_t gather_bound(const host::SelectState& st, int pass, float top_p,
+                                                 const math::RowPlan& plan) {
+  return pass == 0 && st.top_p.active ? host::candidate_min_mass(top_p, plan.count) : 0;
+}
+
+template <class E>
+__global__ void __launch_bounds__(host::kSweepThreads)
+    SelectPassKernel(const Args a, int64_t row0, int pass) {
+  __shared__ SelectShared sh;
+  const int64_t r = row0 + int64_t(blockIdx.y);
+  const int64_t s = int64_t(blockIdx.x);
+  const math::RowPlan plan = a.plans[r];
+  const float top_p = a.top_p.at(r), min_p = a.min_p.at(r);
+  const int32_t top_k = a.top_k.at(r);
+  if (!math::plan_valid(plan) || math::masks_off(top_p, top_k, min_p)) {
+    if (pass == 0 && s == 0 && threadIdx.x == 0) {
+      host::RowMask m{};
+      m.masked = 0;
+      a.masks[r] = m;
+    }
+    return;  // uniform
+  }
+  host::SelectRow* const row_sel = a.select + r;
+  const host::SelectState st =
+      pass == 0 ? host::select_begin(top_p, top_k, a.min_keep) : row_sel->state;
+  if (!host::select_busy(st)) return;  // uniform: done in an earlier pass
+  const uint64_t min_mass = gather_bound(st, pass, top_p, plan);
+  select_slice_votes<E>(a, r, s, pass, st, plan, sh, min_mass, nullptr);
+  if (!last_block_of_row(&row_sel->bins.done, gridDim.x)) return;  // uniform
+  select_row_decide<E>(a, r, pass, st, plan, sh, min_mass, top_k, min_p);
 }
 
 }  // namespace kernels

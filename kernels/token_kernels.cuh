@@ -28,57 +28,51 @@ struct MergeArgMaxPair {
   }
 };
 
+// Slice s of row r's two arg-maxes (masked by `th` when `masked`), stored
+// by thread 0 in the workspace. From the slice held in registers when `held`
+// is given (the fused kernel), else loaded.
 template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a, int64_t row0) {
-  const int64_t r = row0 + int64_t(blockIdx.y);
-  const int64_t s = int64_t(blockIdx.x);
-  // A row the first select pass drew from its candidates is done.
-  if (a.masks_possible && a.masks[r].drawn != 0) return;  // uniform
-  const math::RowPlan plan = a.plans[r];
+__device__ __forceinline__ void sample_slice(const Args& a, int64_t r, int64_t s,
+                                             const math::RowPlan& plan, bool masked,
+                                             const math::MaskThresholds& th,
+                                             const HeldSlice<E>* held) {
   ArgMaxPair best{math::argmax_empty(), math::argmax_empty()};
   if (math::plan_valid(plan)) {
-    const RowIn<E> row = row_in<E>(a.src, r);
     const bool greedy = row_greedy(a, r);
     const math::RowRng rng = row_rng(a, r);
-    bool masked = false;
-    math::MaskThresholds th{};
-    if (a.masks_possible) {
-      const host::RowMask m = a.masks[r];
-      masked = m.masked != 0;
-      th = m.th;
-    }
     const bool from_principle = a.from_principle != 0;
-    const math::Span span = vocab_slice(row, a.slices, s);
-    walk_row<E, true>(
-        row, a.src.vocab, span, s == 0, int(threadIdx.x), host::kSweepThreads,
-        [&](const Chunk<E>& ch) {
-          int64_t group = -1;
-          math::Philox4 bits{};
+    slice_steps<E>(a, r, s, held, [&](const Chunk<E>& ch) {
+      int64_t group = -1;
+      math::Philox4 bits{};
 #pragma unroll
-          for (int k = 0; k < Chunk<E>::kItems; ++k) {
-            const int64_t i = ch.index(k);
-            if (i < 0) continue;
-            const float z = ch.z[k], y = ch.y[k];
-            const float al = math::aligned_logprob(plan, z, y);
-            if (!(al > -math::kInf)) continue;
-            if (!greedy && (i >> 2) != group) {  // one Philox call per group of 4 tokens
-              group = i >> 2;
-              bits = rng.group(uint64_t(group));
-            }
-            const float score = draw_score(greedy, al, bits, i);
-            math::argmax_push(best.all, score, i);
-            if (!masked ||
-                math::mask_keep(th, from_principle ? math::principle_logprob(plan, z, y) : al, i))
-              math::argmax_push(best.masked, score, i);
-          }
-        });
+      for (int k = 0; k < Chunk<E>::kItems; ++k) {
+        const int64_t i = ch.index(k);
+        if (i < 0) continue;
+        const float z = ch.z[k], y = ch.y[k];
+        const float al = math::aligned_logprob(plan, z, y);
+        if (!(al > -math::kInf)) continue;
+        if (!greedy && (i >> 2) != group) {  // one Philox call per group of 4 tokens
+          group = i >> 2;
+          bits = rng.group(uint64_t(group));
+        }
+        const float score = draw_score(greedy, al, bits, i);
+        math::argmax_push(best.all, score, i);
+        if (!masked ||
+            math::mask_keep(th, from_principle ? math::principle_logprob(plan, z, y) : al, i))
+          math::argmax_push(best.masked, score, i);
+      }
+    });
   }
   best = block_reduce<host::kSweepThreads>(best, MergeArgMaxPair{},
                                            ArgMaxPair{math::argmax_empty(), math::argmax_empty()});
   if (threadIdx.x == 0) a.argmax[r * a.slices + s] = best;
-  if (!last_block_of_row(&a.sample_done[r], gridDim.x)) return;  // uniform
-  // The last block of the row: merge the slices (the arg-max merge is exact,
-  // so the order does not matter) and pick the token.
+}
+
+// The last block of the row: merges the slices' arg-maxes (the merge is
+// exact, so the order does not matter) and stores the token (−1 for an
+// invalid row) and, optionally, ℓ* of the token.
+template <class E>
+__device__ __forceinline__ void sample_pick(const Args& a, int64_t r, const math::RowPlan& plan) {
   const ArgMaxPair all = merge_partials<host::kSweepThreads>(
       a.argmax + r * a.slices, a.slices, MergeArgMaxPair{},
       ArgMaxPair{math::argmax_empty(), math::argmax_empty()}, true);
@@ -96,8 +90,27 @@ __global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a
     }
     a.tokens[r] = token;
     if (a.token_logprob != nullptr) a.token_logprob[r] = lp;
-    a.sample_done[r] = 0u;
   }
+}
+
+template <class E>
+__global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.y);
+  const int64_t s = int64_t(blockIdx.x);
+  // A row the first select pass drew from its candidates is done.
+  if (a.masks_possible && a.masks[r].drawn != 0) return;  // uniform
+  const math::RowPlan plan = a.plans[r];
+  bool masked = false;
+  math::MaskThresholds th{};
+  if (a.masks_possible && math::plan_valid(plan)) {
+    const host::RowMask m = a.masks[r];
+    masked = m.masked != 0;
+    th = m.th;
+  }
+  sample_slice<E>(a, r, s, plan, masked, th, nullptr);
+  if (!last_block_of_row(&a.sample_done[r], gridDim.x)) return;  // uniform
+  sample_pick<E>(a, r, plan);
+  if (threadIdx.x == 0) a.sample_done[r] = 0u;
 }
 
 template <class E>

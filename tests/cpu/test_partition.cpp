@@ -259,7 +259,6 @@ TEST(Partition, PairSplitVectorisesTheSecondRowOnlyWhenItsMisalignmentMatches) {
 // ------------------------------------------------------------ launch policy ---
 
 using linalign::Op;
-using linalign::StepRule;
 using linalign::host::choose_launch_policy;
 using linalign::host::DeviceFacts;
 using linalign::host::LaunchPolicy;
@@ -337,8 +336,8 @@ TEST(LaunchPolicy, GroupsNeverExceedTheGridLimit) {
   EXPECT_EQ(empty.groups, 0);
 }
 
-// The fused path (FusedAlignKernel): align with fixed or trust_region when a
-// row's slices can all be resident; its persistent grid is whole rows' worth
+// The fused path (FusedAlignKernel, FusedSampleKernel): align and sample when
+// a row's slices can all be resident; its persistent grid is whole rows' worth
 // of slices, at most the call's items, never fewer blocks than a row has
 // slices (the deadlock-freedom condition of plan_kernels.cuh).
 TEST(LaunchPolicy, FusedAlignWhenARowIsResident) {
@@ -350,8 +349,6 @@ TEST(LaunchPolicy, FusedAlignWhenARowIsResident) {
   EXPECT_NE(p.str().find("fused_grid=375"), std::string::npos) << p.str();
   // B = 1: one row's slices
   EXPECT_EQ(choose_launch_policy(Op::kAlign, 1, 128256, 4, h200).fused_grid, 125);
-  EXPECT_EQ(choose_launch_policy(Op::kAlign, 1, 128256, 4, h200, StepRule::kTrustRegion).fused_grid,
-            125);
   for (int64_t V : {1, 37, 32000, 50257, 128256, 151936, 262144, 400000})
     for (int64_t B : {1, 2, 7, 64, 1000})
       for (int per_sm : {0, 1, 2, 4})
@@ -373,9 +370,11 @@ TEST(LaunchPolicy, FusedAlignWhenARowIsResident) {
           none.fused_blocks_per_sm = 0;
           ASSERT_EQ(q.vocab_slices, choose_launch_policy(Op::kAlign, B, V, eb, none).vocab_slices);
         }
-  // not fused: exact_kl's solve, the other operations, unknown occupancy
-  EXPECT_EQ(choose_launch_policy(Op::kAlign, 4, 32000, 4, h200, StepRule::kExactKl).fused_grid, 0);
-  for (Op op : {Op::kSample, Op::kScore, Op::kAlignShard, Op::kShardStats})
+  // sample by its own kernel's occupancy
+  h200.fused_sample_blocks_per_sm = 2;
+  EXPECT_EQ(choose_launch_policy(Op::kSample, 64, 128256, 4, h200).fused_grid, 2 * 125);
+  // not fused: score (one read already), the shard calls, unknown occupancy
+  for (Op op : {Op::kScore, Op::kAlignShard, Op::kShardStats})
     EXPECT_EQ(choose_launch_policy(op, 4, 32000, 4, h200).fused_grid, 0);
   EXPECT_EQ(choose_launch_policy(Op::kAlign, 4, 32000, 4, kH200).fused_grid, 0);
   EXPECT_EQ(choose_launch_policy(Op::kAlign, 0, 32000, 4, h200).fused_grid, 0);

@@ -233,7 +233,8 @@ struct Machine {
   Context sched;
   int block_waiting = 0;
   uint32_t barrier_epoch = 1;
-  uint64_t block_serial = 0;
+  uint64_t block_serial = 0;  // the running block's (unique: from blocks_started)
+  uint64_t blocks_started = 0;
   uint64_t rounds = 0;
   void* sched_fake_stack = nullptr;
   const void* sched_stack_bottom = nullptr;
@@ -536,7 +537,7 @@ void start_block(Machine& m) {
   }
   m.block_waiting = 0;
   m.barrier_epoch = 1;
-  m.block_serial += 1;
+  m.block_serial = ++m.blocks_started;
   m.fences = 0;
   m.stored = false;
   m.knowledge.clear();

@@ -9,10 +9,10 @@
 //   * kernels per call.
 // The budgets are the design's as it stands (bench/NOTES.md, "Budgets"):
 // a change that reads the rows one more time, or adds a kernel, fails here.
-// The targets the H200 run set: each logit read once for align (met: the
-// fused kernel, when a row's slices fit the resident blocks), at most twice
-// for a top-p sample (met), B = 1 in at most two kernels (met for align,
-// greedy and score; top-p still launches its select passes).
+// The targets the H200 run set: each logit read once for align, at most
+// twice for a top-p sample, B = 1 in at most two kernels — met by the fused
+// kernels (one kernel, one read, for align and sample, whenever a row's
+// slices fit the resident blocks), and by score (two kernels, one read).
 
 #include <gtest/gtest.h>
 
@@ -183,12 +183,12 @@ TEST_P(Budgets, Hold) {
 // the plan (and trust_region's moments at η) to ℓ* — the emulator's 132 SMs ×
 // 1 resident block hold a row's 31 slices; at V = 151936 (148 slices) they
 // do not, and align falls back to a statistics sweep whose last block per
-// row plans the row, then the output sweep (2 reads); sample: statistics,
-// then 4 radix-select passes for top-p, then the draw — the first pass
-// gathers the candidates of mass ≥ c with their draw scores and, when they
-// suffice, decides the row's masks and draws its token from them, so passes
-// 2–4 and the draw return at once and the logits are read twice
-// (statistics, first pass); score: one sweep (and the target's element),
+// row plans the row, then the output sweep (2 reads); sample: the same
+// fused kernel (FusedSampleKernel) holds the slice through the plan, the
+// select passes (candidates first: a row whose candidates decide its masks
+// draws its token from them after one pass) and the draw; unfused:
+// statistics, 4 radix-select passes for top-p, then the draw (2 reads when
+// the candidates suffice); score: one sweep (and the target's element),
 // then the scores.
 // Every call but align_shard / shard_stats also zeroes its row counters
 // (one memset).
@@ -197,6 +197,7 @@ const Budget kBudgets[] = {
     {"align_fixed_bf16_B4", Call::kAlign, DType::kBF16, 4, 32000, StepRule::kFixed, 1.f, 1.0, 1},
     {"align_trust_f32_B4", Call::kAlign, DType::kF32, 4, 32000, StepRule::kTrustRegion, 1.f, 1.0,
      1},
+    {"align_exactkl_f32_B4", Call::kAlign, DType::kF32, 4, 32000, StepRule::kExactKl, 1.f, 1.0, 1},
     {"align_fixed_bf16_B1", Call::kAlign, DType::kBF16, 1, 32000, StepRule::kFixed, 1.f, 1.0, 1},
     // more rows than one wave of resident blocks (4 × 31 slices > 132): the
     // persistent blocks take a second row each
@@ -204,13 +205,18 @@ const Budget kBudgets[] = {
      1},
     {"align_fixed_f32_B1_unfused", Call::kAlign, DType::kF32, 1, 151936, StepRule::kFixed, 1.f, 2.0,
      2},
-    {"sample_greedy_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 1.f, 2.0, 2},
-    {"sample_topp_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 0.9f, 2.0, 6},
-    {"sample_topp_bf16_B1", Call::kSample, DType::kBF16, 1, 32000, StepRule::kFixed, 0.9f, 2.0, 6},
-    // p so close to 1 that no candidate is gathered: the whole-row passes
-    // (4 reads) and the draw (1) after the statistics
-    {"sample_topp9995_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 0.9995f, 6.0,
-     6},
+    {"sample_greedy_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 1.f, 1.0, 1},
+    {"sample_topp_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 0.9f, 1.0, 1},
+    {"sample_topp_bf16_B1", Call::kSample, DType::kBF16, 1, 32000, StepRule::kFixed, 0.9f, 1.0, 1},
+    {"sample_topp_trust_bf16_B1", Call::kSample, DType::kBF16, 1, 32000, StepRule::kTrustRegion,
+     0.9f, 1.0, 1},
+    // the unfused path (148 slices > 132 resident): statistics, the draw
+    {"sample_greedy_f32_B1_unfused", Call::kSample, DType::kF32, 1, 151936, StepRule::kFixed, 1.f,
+     2.0, 2},
+    // p so close to 1 that no candidate is gathered: the whole-row passes,
+    // over the held slice
+    {"sample_topp9995_f32_B4", Call::kSample, DType::kF32, 4, 32000, StepRule::kFixed, 0.9995f, 1.0,
+     1},
     {"score_fixed_f32_B4", Call::kScore, DType::kF32, 4, 32000, StepRule::kFixed, 1.f, 1.001, 2},
 };
 

@@ -364,6 +364,20 @@ __global__ void rendezvous_sum(int* partials, unsigned* ticket, int* out) {
   }
 }
 
+// Block 0 alone writes its __shared__ value before the rendezvous; every
+// block reads its own after it: the others read memory they never wrote
+// (each resident block has its own shared memory).
+__global__ void shared_is_per_block(unsigned* ticket, int* out) {
+  __shared__ int v;
+  if (blockIdx.x == 0 && threadIdx.x == 0) v = 5;
+  if (threadIdx.x == 0) {
+    atomicAdd(ticket, 1u);
+    while (atomicAdd(ticket, 0u) < gridDim.x) __nanosleep(64);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) out[blockIdx.x] = v;
+}
+
 template <class T>
 T* device_alloc(size_t n) {
   void* p = nullptr;
@@ -518,6 +532,14 @@ TEST(SimtDeathTest, SpinWaits) {
         (void)cudaDeviceSynchronize();
       },
       "livelock");
+  // Another resident block's shared memory is not this block's.
+  ASSERT_EQ(cudaMemsetAsync(ticket, 0, sizeof(unsigned), nullptr), cudaSuccess);
+  EXPECT_DEATH(
+      {
+        LINALIGN_SIMT_LAUNCH_COOPERATIVE(shared_is_per_block, 4, 32, nullptr)(ticket, out);
+        (void)cudaDeviceSynchronize();
+      },
+      "uninitialised __shared__ memory");
   // The ticket without the fence publishes nothing: reading the partials races.
   EXPECT_DEATH(
       {
