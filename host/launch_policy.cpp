@@ -25,7 +25,7 @@ std::string LaunchPolicy::str() const {
 }
 
 LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t elem_bytes,
-                                  const DeviceFacts& device) {
+                                  const DeviceFacts& device, StepRule rule) {
   LaunchPolicy p;
   elem_bytes = std::max<int64_t>(1, elem_bytes);
   vocab = std::max<int64_t>(1, vocab);
@@ -53,8 +53,10 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
   p.regime = p.vocab_slices > 1 ? "split-vocab" : "row-per-block";
 
   // align / sample in one kernel when a row's slices can all be resident.
-  const int per_sm = op == Op::kAlign    ? device.fused_blocks_per_sm
-                     : op == Op::kSample ? device.fused_sample_blocks_per_sm
+  const bool kl = rule == StepRule::kExactKl;
+  const FusedOccupancy& f = device.fused;
+  const int per_sm = op == Op::kAlign    ? (kl ? f.align_exact_kl : f.align)
+                     : op == Op::kSample ? (kl ? f.sample_exact_kl : f.sample)
                                          : 0;
   const int64_t resident = int64_t(std::max(0, device.sm_count)) * int64_t(std::max(0, per_sm));
   if ((op == Op::kAlign || op == Op::kSample) && rows > 0 && resident >= p.vocab_slices) {

@@ -32,15 +32,22 @@
 namespace linalign {
 namespace host {
 
+// Blocks per SM of FusedAlignKernel / FusedSampleKernel, for the rules
+// without and with exact_kl's solve (kernels/fused_kernels.cuh).
+struct FusedOccupancy {
+  int align = 0, align_exact_kl = 0;
+  int sample = 0, sample_exact_kl = 0;
+};
+
 // What the policy needs to know about a device (cached per device).
 struct DeviceFacts {
   int sm_count = 0;      // multiprocessors
   int64_t l2_bytes = 0;  // L2 cache size (0: unknown, no row grouping)
-  // FusedAlignKernel / FusedSampleKernel blocks (of the call's dtype) one
-  // multiprocessor holds at once (cudaOccupancyMaxActiveBlocksPerMultiprocessor;
-  // 0: no fused path).
-  int fused_blocks_per_sm = 0;
-  int fused_sample_blocks_per_sm = 0;
+  // Blocks of each fused kernel (of the call's dtype) one multiprocessor
+  // holds at once (cudaOccupancyMaxActiveBlocksPerMultiprocessor; 0: that
+  // kernel is not used). exact_kl has its own instances: its solve loop
+  // over the held slice needs registers the other rules should not pay for.
+  FusedOccupancy fused = {};
 };
 
 // ---- named thresholds (tune here; tests name the regimes they exercise)
@@ -118,8 +125,9 @@ struct LaunchPolicy {
 int64_t held_chunks(const LaunchPolicy& policy, int64_t vocab);
 
 // The one place the launch configuration is chosen.
+// `rule`: the call's step rule (align, sample: which fused instance).
 LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t elem_bytes,
-                                  const DeviceFacts& device);
+                                  const DeviceFacts& device, StepRule rule = StepRule::kFixed);
 
 // Radix-select passes a sample call launches (≤ kMaxSelectPasses): rows are
 // done after 1 pass when only min-p (and min_tokens_to_keep ≤ 1) is on,

@@ -99,12 +99,9 @@ Status device_facts(int device, DeviceFactsByType* out, std::string* message) {
     d.sm_count = sms;
     d.l2_bytes = l2;
     cudaError_t e = cudaSuccess;
-    dispatch_dtype(t, [&](auto v) {
-      e = kernels::fused_blocks_per_sm<decltype(v)>(&d.fused_blocks_per_sm,
-                                                    &d.fused_sample_blocks_per_sm);
-    });
+    dispatch_dtype(t, [&](auto v) { e = kernels::fused_occupancy<decltype(v)>(&d.fused); });
     LINALIGN_CHECK_CUDA(e, "Context::create (occupancy)", message);
-    if (!fused) d.fused_blocks_per_sm = d.fused_sample_blocks_per_sm = 0;
+    if (!fused) d.fused = host::FusedOccupancy{};
   }
   cache[device] = f;
   *out = f;
@@ -135,7 +132,8 @@ class CudaBackendImpl final : public BackendImpl {
   LaunchPolicy policy(const Call& call) const {
     return choose_launch_policy(call.op, call.logits.rows, call.logits.vocab,
                                 dtype_bytes(call.logits.dtype),
-                                facts_[size_t(dtype_slot(call.logits.dtype))]);
+                                facts_[size_t(dtype_slot(call.logits.dtype))],
+                                call.params != nullptr ? call.params->rule : StepRule::kFixed);
   }
   size_t workspace_size(const Call& call) const override {
     return cuda_layout(call, policy(call)).total;

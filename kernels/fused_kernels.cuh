@@ -42,7 +42,7 @@ namespace kernels {
 // the last block's plan_row, exact_kl's evaluations, and without the fixed
 // rule's tilt in the first sweep the moments at η and finish_row. `*rounds_end` is the
 // counter value the rounds so far end at. Every thread gets the plan.
-template <class E>
+template <class E, bool kExactKl>
 __device__ __forceinline__ math::RowPlan fused_plan(const Args& a, int64_t r, int64_t s,
                                                     HeldSlice<E>& h, uint32_t* rounds_end) {
   static_assert(host::kFinishThreads == host::kSweepThreads, "finish_row's tree, by this block");
@@ -68,7 +68,7 @@ __device__ __forceinline__ math::RowPlan fused_plan(const Args& a, int64_t r, in
   *rounds_end = blocks + 1u;
   wait_row(count, *rounds_end);
   math::RowPlan plan = broadcast_coherent(a.plans + r);
-  if (a.rule == int32_t(math::Rule::kExactKl) && math::plan_valid(plan)) {  // uniform
+  if (kExactKl && math::plan_valid(plan)) {  // uniform
     // The solve plan_row started: one evaluation over the held slices per
     // round (KlPassKernel's), until it is done — not KlSolveKernel's
     // whole-row block sweep for the rows 8 passes leave unsolved, so such a
@@ -101,18 +101,20 @@ __device__ __forceinline__ math::RowPlan fused_plan(const Args& a, int64_t r, in
   return plan;
 }
 
-template <class E>
+// kExactKl: the instance for exact_kl calls (its solve loop), the other for
+// the fixed and trust_region rules.
+template <class E, bool kExactKl>
 __global__ void __launch_bounds__(host::kSweepThreads) FusedAlignKernel(const Args a) {
   for (int64_t w = blockIdx.x; w < a.rows * a.slices; w += gridDim.x) {  // uniform
     const int64_t r = w / a.slices, s = w % a.slices;
     HeldSlice<E> h;
     uint32_t rounds_end = 0;
-    const math::RowPlan plan = fused_plan<E>(a, r, s, h, &rounds_end);
+    const math::RowPlan plan = fused_plan<E, kExactKl>(a, r, s, h, &rounds_end);
     align_slice<E>(a, r, s, plan, &h);
   }
 }
 
-template <class E>
+template <class E, bool kExactKl>
 __global__ void __launch_bounds__(host::kSweepThreads) FusedSampleKernel(const Args a) {
   __shared__ SelectShared sh;
   const uint32_t blocks = uint32_t(a.slices);
@@ -120,7 +122,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) FusedSampleKernel(const A
     const int64_t r = w / a.slices, s = w % a.slices;
     HeldSlice<E> h;
     uint32_t rounds_end = 0;
-    const math::RowPlan plan = fused_plan<E>(a, r, s, h, &rounds_end);
+    const math::RowPlan plan = fused_plan<E, kExactKl>(a, r, s, h, &rounds_end);
     uint32_t* const count = &a.stats_done[r];
     bool masked = false;
     math::MaskThresholds th{};

@@ -144,13 +144,13 @@ extern template LaunchResult launch_call<math::Bf16Bits>(const Args&, const host
 extern template LaunchResult launch_call<math::Fp16Bits>(const Args&, const host::LaunchPolicy&,
                                                          cudaStream_t);
 
-// FusedAlignKernel<E> and FusedSampleKernel<E> blocks one multiprocessor of
-// the current device holds at once (host::DeviceFacts).
+// Blocks of each fused kernel instance for E one multiprocessor of the
+// current device holds at once (host::DeviceFacts::fused).
 template <class E>
-cudaError_t fused_blocks_per_sm(int* align, int* sample);
-extern template cudaError_t fused_blocks_per_sm<float>(int*, int*);
-extern template cudaError_t fused_blocks_per_sm<math::Bf16Bits>(int*, int*);
-extern template cudaError_t fused_blocks_per_sm<math::Fp16Bits>(int*, int*);
+cudaError_t fused_occupancy(host::FusedOccupancy* out);
+extern template cudaError_t fused_occupancy<float>(host::FusedOccupancy*);
+extern template cudaError_t fused_occupancy<math::Bf16Bits>(host::FusedOccupancy*);
+extern template cudaError_t fused_occupancy<math::Fp16Bits>(host::FusedOccupancy*);
 
 }  // namespace kernels
 }  // namespace linalign

@@ -64,12 +64,15 @@ cudaError_t launch_cooperative(void (*kernel)(P...), const char* name, unsigned 
 }
 
 template <class E>
-cudaError_t fused_blocks_per_sm(int* align, int* sample) {
-  const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(align, FusedAlignKernel<E>,
-                                                                      host::kSweepThreads, 0);
-  if (e != cudaSuccess) return e;
-  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(sample, FusedSampleKernel<E>,
-                                                       host::kSweepThreads, 0);
+cudaError_t fused_occupancy(host::FusedOccupancy* out) {
+  const auto per_sm = [](int* n, auto kernel) {
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(n, kernel, host::kSweepThreads, 0);
+  };
+  cudaError_t e = per_sm(&out->align, FusedAlignKernel<E, false>);
+  if (e == cudaSuccess) e = per_sm(&out->align_exact_kl, FusedAlignKernel<E, true>);
+  if (e == cudaSuccess) e = per_sm(&out->sample, FusedSampleKernel<E, false>);
+  if (e == cudaSuccess) e = per_sm(&out->sample_exact_kl, FusedSampleKernel<E, true>);
+  return e;
 }
 
 inline unsigned grid_for(int64_t items, int threads) {
@@ -127,12 +130,15 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
         policy.fused_grid > kMaxGridX)
       return LaunchResult{cudaErrorInvalidConfiguration, "launch policy / fused kernel mismatch"};
     const bool align = op == Op::kAlign;
+    const bool kl = a.rule == int32_t(math::Rule::kExactKl);
     const char* name = align ? "FusedAlignKernel" : "FusedSampleKernel";
+    const unsigned grid = unsigned(policy.fused_grid);
+    const int T = host::kSweepThreads;
     const cudaError_t e =
-        align ? launch_cooperative(FusedAlignKernel<E>, name, unsigned(policy.fused_grid),
-                                   host::kSweepThreads, stream, a)
-              : launch_cooperative(FusedSampleKernel<E>, name, unsigned(policy.fused_grid),
-                                   host::kSweepThreads, stream, a);
+        align ? (kl ? launch_cooperative(FusedAlignKernel<E, true>, name, grid, T, stream, a)
+                    : launch_cooperative(FusedAlignKernel<E, false>, name, grid, T, stream, a))
+              : (kl ? launch_cooperative(FusedSampleKernel<E, true>, name, grid, T, stream, a)
+                    : launch_cooperative(FusedSampleKernel<E, false>, name, grid, T, stream, a));
     return LaunchResult{e, e == cudaSuccess ? "" : name};
   }
   for (int64_t row0 = 0; row0 < B; row0 += policy.rows_per_group) {

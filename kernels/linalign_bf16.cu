@@ -8,7 +8,7 @@ namespace kernels {
 template LaunchResult launch_call<math::Bf16Bits>(const Args&, const host::LaunchPolicy&,
                                                   cudaStream_t);
 
-template cudaError_t fused_blocks_per_sm<math::Bf16Bits>(int*, int*);
+template cudaError_t fused_occupancy<math::Bf16Bits>(host::FusedOccupancy*);
 
 }  // namespace kernels
 }  // namespace linalign

@@ -7,7 +7,7 @@ namespace kernels {
 
 template LaunchResult launch_call<float>(const Args&, const host::LaunchPolicy&, cudaStream_t);
 
-template cudaError_t fused_blocks_per_sm<float>(int*, int*);
+template cudaError_t fused_occupancy<float>(host::FusedOccupancy*);
 
 }  // namespace kernels
 }  // namespace linalign

@@ -342,7 +342,7 @@ TEST(LaunchPolicy, GroupsNeverExceedTheGridLimit) {
 // slices (the deadlock-freedom condition of plan_kernels.cuh).
 TEST(LaunchPolicy, FusedAlignWhenARowIsResident) {
   DeviceFacts h200 = kH200;
-  h200.fused_blocks_per_sm = 3;  // 154 registers × 128 threads (ptxas, sm_90a)
+  h200.fused.align = 3;  // 154 registers × 128 threads (ptxas, sm_90a)
   const LaunchPolicy p = choose_launch_policy(Op::kAlign, 64, 128256, 4, h200);
   EXPECT_STREQ(p.regime, "fused") << p.str();
   EXPECT_EQ(p.fused_grid, 3 * 125) << p.str();  // 396 resident: 3 rows of 125 slices per wave
@@ -354,7 +354,7 @@ TEST(LaunchPolicy, FusedAlignWhenARowIsResident) {
       for (int per_sm : {0, 1, 2, 4})
         for (int64_t eb : {2, 4}) {
           DeviceFacts d = kH200;
-          d.fused_blocks_per_sm = per_sm;
+          d.fused.align = per_sm;
           const LaunchPolicy q = choose_launch_policy(Op::kAlign, B, V, eb, d);
           const int64_t resident = int64_t(d.sm_count) * per_sm;
           if (resident < q.vocab_slices) {
@@ -367,12 +367,23 @@ TEST(LaunchPolicy, FusedAlignWhenARowIsResident) {
               << q.str();
           // the slices, and so every bit of the result, are the unfused path's
           DeviceFacts none = d;
-          none.fused_blocks_per_sm = 0;
+          none.fused.align = 0;
           ASSERT_EQ(q.vocab_slices, choose_launch_policy(Op::kAlign, B, V, eb, none).vocab_slices);
         }
-  // sample by its own kernel's occupancy
-  h200.fused_sample_blocks_per_sm = 2;
+  // sample, and exact_kl, by their own kernels' occupancy
+  h200.fused.sample = 2;
   EXPECT_EQ(choose_launch_policy(Op::kSample, 64, 128256, 4, h200).fused_grid, 2 * 125);
+  EXPECT_EQ(choose_launch_policy(Op::kAlign, 64, 128256, 4, h200, linalign::StepRule::kExactKl)
+                .fused_grid,
+            0);  // (no exact_kl instance resident in these facts)
+  h200.fused.align_exact_kl = 1;
+  h200.fused.sample_exact_kl = 1;
+  EXPECT_EQ(choose_launch_policy(Op::kAlign, 64, 128256, 4, h200, linalign::StepRule::kExactKl)
+                .fused_grid,
+            125);
+  EXPECT_EQ(choose_launch_policy(Op::kSample, 64, 128256, 4, h200, linalign::StepRule::kExactKl)
+                .fused_grid,
+            125);
   // not fused: score (one read already), the shard calls, unknown occupancy
   for (Op op : {Op::kScore, Op::kAlignShard, Op::kShardStats})
     EXPECT_EQ(choose_launch_policy(op, 4, 32000, 4, h200).fused_grid, 0);
