@@ -25,6 +25,21 @@ std::string show(T v) {
   return os.str();
 }
 
+// The one way a check fails: when `ok` does not hold, the enclosing check
+// returns `status` with "<call>: <what>" (`what` is built only then).
+#define LINALIGN_REQUIRE(ok, status, what)            \
+  do {                                                \
+    if (!(ok)) return c.fail(Status::status, (what)); \
+  } while (0)
+// A pointer the call needs.
+#define LINALIGN_REQUIRE_SET(ptr, name) \
+  LINALIGN_REQUIRE((ptr) != nullptr, kInvalidArgument, std::string(name) + " is null")
+// A row stride (elements): at least the vocabulary.
+#define LINALIGN_REQUIRE_STRIDE(stride, name, vocab) \
+  LINALIGN_REQUIRE(                                  \
+      (stride) >= (vocab), kInvalidArgument,         \
+      std::string(name) + " (" + show(stride) + ") must be >= logits.vocab (" + show(vocab) + ")")
+
 // Checks a per-row parameter: the scalar always, the array when host-visible.
 template <class T, class Pred>
 bool check_param(const PerRow<T>& p, int64_t rows, bool host_arrays, Pred ok, const char* name,
@@ -54,15 +69,13 @@ namespace {
 // The shape part of the checks: dtype, rows, vocab, and any stride that is
 // set (0 means vocab, resolved by the caller). Needs no pointer.
 Status check_shape(const LogitsView& v, Checker& c) {
-  if (int(v.dtype) < 0 || int(v.dtype) > 2)
-    return c.fail(Status::kNotSupported,
-                  "logits.dtype " + show(int(v.dtype)) + " is not supported (f32, bf16, f16)");
-  if (v.rows < 0) return c.fail(Status::kInvalidArgument, "logits.rows must be >= 0");
-  if (v.vocab <= 0)
-    return c.fail(Status::kInvalidArgument,
-                  "logits.vocab must be >= 1 (got " + show(v.vocab) + ")");
-  if (v.vocab > INT32_MAX)
-    return c.fail(Status::kNotSupported, "logits.vocab must fit in int32 (token ids are int32)");
+  LINALIGN_REQUIRE(int(v.dtype) >= 0 && int(v.dtype) <= 2, kNotSupported,
+                   "logits.dtype " + show(int(v.dtype)) + " is not supported (f32, bf16, f16)");
+  LINALIGN_REQUIRE(v.rows >= 0, kInvalidArgument, "logits.rows must be >= 0");
+  LINALIGN_REQUIRE(v.vocab > 0, kInvalidArgument,
+                   "logits.vocab must be >= 1 (got " + show(v.vocab) + ")");
+  LINALIGN_REQUIRE(v.vocab <= INT32_MAX, kNotSupported,
+                   "logits.vocab must fit in int32 (token ids are int32)");
   return Status::kSuccess;
 }
 }  // namespace
@@ -79,12 +92,9 @@ Status validate_shape(const Call& call, std::string* message) {
                  {v.principle_stride, "logits.principle_stride"},
                  {v.paired_stride, "logits.paired_stride"}};
   for (const auto& st : strides)
-    if (st.stride != 0 && st.stride < v.vocab)
-      return c.fail(Status::kInvalidArgument, std::string(st.name) + " (" + show(st.stride) +
-                                                  ") must be >= logits.vocab (" + show(v.vocab) +
-                                                  ")");
-  if (int(call.op) < 0 || int(call.op) > int(Op::kAlignShard))
-    return c.fail(Status::kInvalidArgument, "op " + show(int(call.op)) + " is unknown");
+    if (st.stride != 0) LINALIGN_REQUIRE_STRIDE(st.stride, st.name, v.vocab);
+  LINALIGN_REQUIRE(int(call.op) >= 0 && int(call.op) <= int(Op::kAlignShard), kInvalidArgument,
+                   "op " + show(int(call.op)) + " is unknown");
   return Status::kSuccess;
 }
 
@@ -97,60 +107,36 @@ Status check_layout(Call* call, bool host_arrays, Checker& c) {
   const bool strided = v.base != nullptr || v.principle != nullptr;
   const bool ptrs = v.base_ptrs != nullptr || v.principle_ptrs != nullptr;
   const bool paired = v.paired != nullptr || v.pair_index != nullptr;
-  if (int(strided) + int(ptrs) + int(paired) > 1)
-    return c.fail(Status::kInvalidArgument,
-                  "logits: set exactly one layout (base/principle, base_ptrs/principle_ptrs, "
-                  "or paired/pair_index), not several");
+  LINALIGN_REQUIRE(int(strided) + int(ptrs) + int(paired) <= 1, kInvalidArgument,
+                   "logits: set exactly one layout (base/principle, base_ptrs/principle_ptrs, "
+                   "or paired/pair_index), not several");
   if (v.base_stride == 0) v.base_stride = v.vocab;
   if (v.principle_stride == 0) v.principle_stride = v.vocab;
   if (v.paired_stride == 0) v.paired_stride = v.vocab;
   if (v.rows > 0) {
-    if (!strided && !ptrs && !paired)
-      return c.fail(Status::kInvalidArgument, "logits.base is null (no input layout is set)");
+    LINALIGN_REQUIRE(strided || ptrs || paired, kInvalidArgument,
+                     "logits.base is null (no input layout is set)");
     if (strided) {
-      if (v.base == nullptr) return c.fail(Status::kInvalidArgument, "logits.base is null");
-      if (v.principle == nullptr)
-        return c.fail(Status::kInvalidArgument, "logits.principle is null");
-      if (v.base_stride < v.vocab)
-        return c.fail(Status::kInvalidArgument, "logits.base_stride (" + show(v.base_stride) +
-                                                    ") must be >= logits.vocab (" + show(v.vocab) +
-                                                    ")");
-      if (v.principle_stride < v.vocab)
-        return c.fail(Status::kInvalidArgument,
-                      "logits.principle_stride (" + show(v.principle_stride) +
-                          ") must be >= logits.vocab (" + show(v.vocab) + ")");
+      LINALIGN_REQUIRE_SET(v.base, "logits.base");
+      LINALIGN_REQUIRE_SET(v.principle, "logits.principle");
+      LINALIGN_REQUIRE_STRIDE(v.base_stride, "logits.base_stride", v.vocab);
+      LINALIGN_REQUIRE_STRIDE(v.principle_stride, "logits.principle_stride", v.vocab);
     } else if (ptrs) {
-      if (v.base_ptrs == nullptr)
-        return c.fail(Status::kInvalidArgument, "logits.base_ptrs is null");
-      if (v.principle_ptrs == nullptr)
-        return c.fail(Status::kInvalidArgument, "logits.principle_ptrs is null");
-      if (host_arrays) {
-        for (int64_t r = 0; r < v.rows; ++r) {
-          if (v.base_ptrs[r] == nullptr)
-            return c.fail(Status::kInvalidArgument, "logits.base_ptrs[" + show(r) + "] is null");
-          if (v.principle_ptrs[r] == nullptr)
-            return c.fail(Status::kInvalidArgument,
-                          "logits.principle_ptrs[" + show(r) + "] is null");
-        }
+      LINALIGN_REQUIRE_SET(v.base_ptrs, "logits.base_ptrs");
+      LINALIGN_REQUIRE_SET(v.principle_ptrs, "logits.principle_ptrs");
+      for (int64_t r = 0; host_arrays && r < v.rows; ++r) {
+        LINALIGN_REQUIRE_SET(v.base_ptrs[r], "logits.base_ptrs[" + show(r) + "]");
+        LINALIGN_REQUIRE_SET(v.principle_ptrs[r], "logits.principle_ptrs[" + show(r) + "]");
       }
     } else {
-      if (v.paired == nullptr) return c.fail(Status::kInvalidArgument, "logits.paired is null");
-      if (v.pair_index == nullptr)
-        return c.fail(Status::kInvalidArgument, "logits.pair_index is null");
-      if (v.paired_stride < v.vocab)
-        return c.fail(Status::kInvalidArgument, "logits.paired_stride (" + show(v.paired_stride) +
-                                                    ") must be >= logits.vocab (" + show(v.vocab) +
-                                                    ")");
-      if (v.paired_rows <= 0)
-        return c.fail(Status::kInvalidArgument, "logits.paired_rows must be >= 1");
-      if (host_arrays) {
-        for (int64_t k = 0; k < 2 * v.rows; ++k) {
-          if (v.pair_index[k] < 0 || v.pair_index[k] >= v.paired_rows)
-            return c.fail(Status::kInvalidArgument,
-                          "logits.pair_index[" + show(k) + "] = " + show(v.pair_index[k]) +
-                              " is outside [0, paired_rows = " + show(v.paired_rows) + ")");
-        }
-      }
+      LINALIGN_REQUIRE_SET(v.paired, "logits.paired");
+      LINALIGN_REQUIRE_SET(v.pair_index, "logits.pair_index");
+      LINALIGN_REQUIRE_STRIDE(v.paired_stride, "logits.paired_stride", v.vocab);
+      LINALIGN_REQUIRE(v.paired_rows > 0, kInvalidArgument, "logits.paired_rows must be >= 1");
+      for (int64_t k = 0; host_arrays && k < 2 * v.rows; ++k)
+        LINALIGN_REQUIRE(v.pair_index[k] >= 0 && v.pair_index[k] < v.paired_rows, kInvalidArgument,
+                         "logits.pair_index[" + show(k) + "] = " + show(v.pair_index[k]) +
+                             " is outside [0, paired_rows = " + show(v.paired_rows) + ")");
     }
   }
 
@@ -159,16 +145,15 @@ Status check_layout(Call* call, bool host_arrays, Checker& c) {
 
 // ---- per-call parameters
 Status check_call_parameters(const Params& p, Checker& c) {
-  if (int(p.rule) < 0 || int(p.rule) > 2)
-    return c.fail(Status::kInvalidArgument, "params.rule " + show(int(p.rule)) + " is unknown");
-  if (int(p.update) < 0 || int(p.update) > 1)
-    return c.fail(Status::kInvalidArgument, "params.update " + show(int(p.update)) + " is unknown");
-  if (int(p.nucleus_source) < 0 || int(p.nucleus_source) > 1)
-    return c.fail(Status::kInvalidArgument,
-                  "params.nucleus_source " + show(int(p.nucleus_source)) + " is unknown");
-  if (p.min_tokens_to_keep < 1)
-    return c.fail(Status::kInvalidArgument, "params.min_tokens_to_keep must be >= 1 (got " +
-                                                show(p.min_tokens_to_keep) + ")");
+  LINALIGN_REQUIRE(int(p.rule) >= 0 && int(p.rule) <= 2, kInvalidArgument,
+                   "params.rule " + show(int(p.rule)) + " is unknown");
+  LINALIGN_REQUIRE(int(p.update) >= 0 && int(p.update) <= 1, kInvalidArgument,
+                   "params.update " + show(int(p.update)) + " is unknown");
+  LINALIGN_REQUIRE(int(p.nucleus_source) >= 0 && int(p.nucleus_source) <= 1, kInvalidArgument,
+                   "params.nucleus_source " + show(int(p.nucleus_source)) + " is unknown");
+  LINALIGN_REQUIRE(
+      p.min_tokens_to_keep >= 1, kInvalidArgument,
+      "params.min_tokens_to_keep must be >= 1 (got " + show(p.min_tokens_to_keep) + ")");
 
   return Status::kSuccess;
 }
@@ -214,78 +199,60 @@ Status check_outputs(Call* call, bool host_arrays, Checker& c) {
   const LogitsView& v = call->logits;
   const int64_t B = v.rows;
   const bool shard_op = call->op == Op::kShardStats || call->op == Op::kAlignShard;
-  if (shard_op && (p.rule != StepRule::kFixed || p.update != UpdateForm::kTilt))
-    return c.fail(Status::kNotSupported,
-                  "params.rule / params.update: vocabulary-parallel calls support the fixed "
-                  "rule with the tilt update (one exchange of statistics); trust_region, "
-                  "exact_kl and the linear update need a second exchange");
+  LINALIGN_REQUIRE(!shard_op || (p.rule == StepRule::kFixed && p.update == UpdateForm::kTilt),
+                   kNotSupported,
+                   "params.rule / params.update: vocabulary-parallel calls support the fixed "
+                   "rule with the tilt update (one exchange of statistics); trust_region, "
+                   "exact_kl and the linear update need a second exchange");
   switch (call->op) {
     case Op::kShardStats:
-      if (B > 0 && call->shard_out == nullptr)
-        return c.fail(Status::kInvalidArgument, "out is null");
+      if (B > 0) LINALIGN_REQUIRE_SET(call->shard_out, "out");
       break;
     case Op::kAlignShard:
-      if (call->num_shards < 1)
-        return c.fail(Status::kInvalidArgument,
-                      "num_shards must be >= 1 (got " + show(call->num_shards) + ")");
-      if (B > 0 && call->shard_in == nullptr)
-        return c.fail(Status::kInvalidArgument, "shards is null");
+      LINALIGN_REQUIRE(call->num_shards >= 1, kInvalidArgument,
+                       "num_shards must be >= 1 (got " + show(call->num_shards) + ")");
+      if (B > 0) LINALIGN_REQUIRE_SET(call->shard_in, "shards");
       [[fallthrough]];
     case Op::kAlign:
       if (call->out_stride == 0) call->out_stride = v.vocab;
-      if (B > 0 && call->out == nullptr) return c.fail(Status::kInvalidArgument, "out is null");
-      if (call->out_dtype != DType::kF32 && call->out_dtype != DType::kBF16)
-        return c.fail(Status::kNotSupported, "out_dtype " + show(int(call->out_dtype)) +
-                                                 " is not supported for aligned log-probs (f32 "
-                                                 "or bf16)");
-      if (call->out_stride < v.vocab)
-        return c.fail(Status::kInvalidArgument, "out_stride (" + show(call->out_stride) +
-                                                    ") must be >= logits.vocab (" + show(v.vocab) +
-                                                    ")");
+      if (B > 0) LINALIGN_REQUIRE_SET(call->out, "out");
+      LINALIGN_REQUIRE(call->out_dtype == DType::kF32 || call->out_dtype == DType::kBF16,
+                       kNotSupported,
+                       "out_dtype " + show(int(call->out_dtype)) +
+                           " is not supported for aligned log-probs (f32 or bf16)");
+      LINALIGN_REQUIRE_STRIDE(call->out_stride, "out_stride", v.vocab);
       break;
     case Op::kSample:
-      if (B > 0 && call->tokens == nullptr)
-        return c.fail(Status::kInvalidArgument, "tokens is null");
+      if (B > 0) LINALIGN_REQUIRE_SET(call->tokens, "tokens");
       break;
     case Op::kScore: {
       const ScoreOutputs& o = *call->score;
-      if (B > 0 && call->targets == nullptr)
-        return c.fail(Status::kInvalidArgument, "targets is null");
-      if (B > 0 && o.aligned == nullptr)
-        return c.fail(Status::kInvalidArgument, "out.aligned is null");
-      if (host_arrays) {
-        for (int64_t r = 0; r < B; ++r) {
-          const int32_t t = call->targets[r];
-          if (!math::target_ok(t, p.ignore_index, v.vocab))
-            return c.fail(Status::kInvalidArgument, "targets[" + show(r) + "] = " + show(t) +
-                                                        " is outside [0, vocab = " + show(v.vocab) +
-                                                        ") and is not ignore_index (" +
-                                                        show(p.ignore_index) + ")");
-        }
+      if (B > 0) {
+        LINALIGN_REQUIRE_SET(call->targets, "targets");
+        LINALIGN_REQUIRE_SET(o.aligned, "out.aligned");
       }
-      if (o.num_sequences < 0)
-        return c.fail(Status::kInvalidArgument, "out.num_sequences must be >= 0");
+      for (int64_t r = 0; host_arrays && r < B; ++r) {
+        const int32_t t = call->targets[r];
+        LINALIGN_REQUIRE(math::target_ok(t, p.ignore_index, v.vocab), kInvalidArgument,
+                         "targets[" + show(r) + "] = " + show(t) +
+                             " is outside [0, vocab = " + show(v.vocab) +
+                             ") and is not ignore_index (" + show(p.ignore_index) + ")");
+      }
+      LINALIGN_REQUIRE(o.num_sequences >= 0, kInvalidArgument, "out.num_sequences must be >= 0");
       if (o.num_sequences > 0) {
-        if (o.seq_offsets == nullptr)
-          return c.fail(Status::kInvalidArgument, "out.seq_offsets is null");
-        if (o.seq_aligned == nullptr)
-          return c.fail(Status::kInvalidArgument, "out.seq_aligned is null");
-        if (host_arrays) {
-          for (int64_t s = 0; s <= o.num_sequences; ++s) {
-            const int64_t x = o.seq_offsets[s];
-            if (x < 0 || x > B)
-              return c.fail(Status::kInvalidArgument,
-                            "out.seq_offsets[" + show(s) + "] = " + show(x) +
-                                " is outside [0, rows = " + show(B) + "]");
-            if (s > 0 && x < o.seq_offsets[s - 1])
-              return c.fail(Status::kInvalidArgument,
-                            "out.seq_offsets must be non-decreasing (offset " + show(s) + ")");
-          }
+        LINALIGN_REQUIRE_SET(o.seq_offsets, "out.seq_offsets");
+        LINALIGN_REQUIRE_SET(o.seq_aligned, "out.seq_aligned");
+        for (int64_t s = 0; host_arrays && s <= o.num_sequences; ++s) {
+          const int64_t x = o.seq_offsets[s];
+          LINALIGN_REQUIRE(x >= 0 && x <= B, kInvalidArgument,
+                           "out.seq_offsets[" + show(s) + "] = " + show(x) +
+                               " is outside [0, rows = " + show(B) + "]");
+          LINALIGN_REQUIRE(s == 0 || x >= o.seq_offsets[s - 1], kInvalidArgument,
+                           "out.seq_offsets must be non-decreasing (offset " + show(s) + ")");
         }
       } else if (o.seq_aligned != nullptr || o.seq_base != nullptr || o.seq_principle != nullptr) {
-        if (o.seq_offsets == nullptr)
-          return c.fail(Status::kInvalidArgument,
-                        "out.seq_offsets is null while sequence sums are requested");
+        LINALIGN_REQUIRE(o.seq_offsets != nullptr, kInvalidArgument,
+                         "out.seq_offsets is null while sequence sums are requested");
       }
       break;
     }
@@ -298,13 +265,17 @@ Status check_outputs(Call* call, bool host_arrays, Checker& c) {
 // The phases in order; the first failure names the argument.
 Status validate_call(Call* call, bool host_arrays, std::string* message) {
   Checker c{call->name, message};
-  if (call->params == nullptr) return c.fail(Status::kInvalidArgument, "params is null");
+  LINALIGN_REQUIRE_SET(call->params, "params");
   Status s = check_layout(call, host_arrays, c);
   if (s == Status::kSuccess) s = check_call_parameters(*call->params, c);
   if (s == Status::kSuccess) s = check_row_parameters(*call, host_arrays, c);
   if (s == Status::kSuccess) s = check_outputs(call, host_arrays, c);
   return s;
 }
+
+#undef LINALIGN_REQUIRE_STRIDE
+#undef LINALIGN_REQUIRE_SET
+#undef LINALIGN_REQUIRE
 
 }  // namespace host
 }  // namespace linalign
