@@ -82,8 +82,8 @@ int select_passes(const Params& p) {
 }
 
 namespace {
-size_t align_up(size_t x) {
-  return (x + kWorkspaceAlign - 1) & ~(kWorkspaceAlign - 1);
+size_t round_to_alignment(size_t x) {
+  return (x + kWorkspaceAlignment - 1) & ~(kWorkspaceAlignment - 1);
 }
 }  // namespace
 
@@ -94,34 +94,36 @@ CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   CudaLayout L;
   size_t off = 0;
   L.stats_off = off;
-  off = align_up(off + B * S * sizeof(math::RowStats));
+  off = round_to_alignment(off + B * S * sizeof(math::RowStats));
   L.sweep_off = off;
-  off = align_up(off + B * S * std::max(sizeof(math::TiltMoments), sizeof(math::LinearSums)));
+  off = round_to_alignment(off +
+                           B * S * std::max(sizeof(math::TiltMoments), sizeof(math::LinearSums)));
   L.plan_off = off;
-  off = align_up(off + B * sizeof(math::RowPlan));
+  off = round_to_alignment(off + B * sizeof(math::RowPlan));
   L.solve_off = off;
   if (call.params != nullptr && call.params->rule == StepRule::kExactKl)
-    off = align_up(off + B * sizeof(SolveRow));
+    off = round_to_alignment(off + B * sizeof(SolveRow));
   L.mask_off = off;
   const bool masks = sample && call.params != nullptr && masks_possible(*call.params);
-  if (masks) off = align_up(off + B * sizeof(RowMask));
+  if (masks) off = round_to_alignment(off + B * sizeof(RowMask));
   L.select_off = off;
-  if (masks) off = align_up(off + B * sizeof(SelectRow));
+  if (masks) off = round_to_alignment(off + B * sizeof(SelectRow));
   L.candidates_off = off;
   if (masks)
-    off = align_up(off + B * size_t(candidate_capacity(call.logits.vocab)) * sizeof(Candidate));
+    off = round_to_alignment(off +
+                             B * size_t(candidate_capacity(call.logits.vocab)) * sizeof(Candidate));
   L.argmax_off = off;
-  if (sample) off = align_up(off + B * S * 2 * sizeof(math::ArgMax));
+  if (sample) off = round_to_alignment(off + B * S * 2 * sizeof(math::ArgMax));
   L.stats_done_off = off;
-  off = align_up(off + B * sizeof(uint32_t));
+  off = round_to_alignment(off + B * sizeof(uint32_t));
   L.sample_done_off = off;
-  if (sample) off = align_up(off + B * sizeof(uint32_t));
+  if (sample) off = round_to_alignment(off + B * sizeof(uint32_t));
   L.score_off = off;
-  if (call.op == Op::kScore) off = align_up(off + 3 * B * sizeof(float));
+  if (call.op == Op::kScore) off = round_to_alignment(off + 3 * B * sizeof(float));
   L.seq_temp_off = off;
-  if (call.op == Op::kScore) off = align_up(off + kSeqTempBytes);
+  if (call.op == Op::kScore) off = round_to_alignment(off + kSeqTempBytes);
   L.used = off;
-  L.total = off + kWorkspaceAlign;  // slack to align a caller's base pointer
+  L.total = off + kWorkspaceAlignment;  // slack to round a caller's base pointer up
   return L;
 }
 

@@ -162,8 +162,8 @@ struct SolveRow {
 // 1 byte whatever the number of segments; the call checks at run time).
 constexpr size_t kSeqTempBytes = 256;
 
-// Byte offsets of one call's workspace (from a base aligned to kWorkspaceAlign).
-constexpr size_t kWorkspaceAlign = 256;
+// Byte offsets of one call's workspace (from a base aligned to kWorkspaceAlignment).
+constexpr size_t kWorkspaceAlignment = 256;
 struct CudaLayout {
   size_t stats_off = 0;        // rows*slices RowStats (first sweep partials)
   size_t sweep_off = 0;        // rows*slices TiltMoments | LinearSums (second sweep)

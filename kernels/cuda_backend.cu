@@ -265,7 +265,7 @@ Status check_device_pointers(const Call& call, const void* workspace, std::strin
 }
 
 // The kernels' arguments: the call's arrays, its parameters and the
-// workspace records carved from `workspace` (aligned to kWorkspaceAlign).
+// workspace records carved from `workspace` (aligned to kWorkspaceAlignment).
 // (One assignment per field of kernels::Args, hence its length.)
 kernels::Args marshal_args(const Call& call, const LaunchPolicy& pol, const CudaLayout& L,
                            void* workspace) {
@@ -333,8 +333,8 @@ kernels::Args marshal_args(const Call& call, const LaunchPolicy& pol, const Cuda
     a.seq_base = o.seq_base;
     a.seq_principle = o.seq_principle;
   }
-  const uintptr_t base = (reinterpret_cast<uintptr_t>(workspace) + kWorkspaceAlign - 1) &
-                         ~uintptr_t(kWorkspaceAlign - 1);
+  const uintptr_t base = (reinterpret_cast<uintptr_t>(workspace) + kWorkspaceAlignment - 1) &
+                         ~uintptr_t(kWorkspaceAlignment - 1);
   char* ws = reinterpret_cast<char*>(base);
   a.stats = reinterpret_cast<math::RowStats*>(ws + L.stats_off);
   a.tilt_partials = reinterpret_cast<math::TiltMoments*>(ws + L.sweep_off);

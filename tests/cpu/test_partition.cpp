@@ -401,7 +401,7 @@ TEST(LaunchPolicy, Printable) {
 TEST(CudaLayout, RegionsAreAlignedAndDisjoint) {
   using linalign::host::Call;
   using linalign::host::cuda_layout;
-  using linalign::host::kWorkspaceAlign;
+  using linalign::host::kWorkspaceAlignment;
   linalign::Params params;
   params.top_p = 0.9f;
   for (Op op : {Op::kAlign, Op::kSample, Op::kScore}) {
@@ -417,12 +417,12 @@ TEST(CudaLayout, RegionsAreAlignedAndDisjoint) {
                              L.mask_off,  L.select_off,   L.argmax_off, L.sample_done_off,
                              L.score_off, L.seq_temp_off, L.used};
       for (size_t k = 0; k < sizeof(offs) / sizeof(offs[0]); ++k) {
-        EXPECT_EQ(offs[k] % kWorkspaceAlign, 0u);
+        EXPECT_EQ(offs[k] % kWorkspaceAlignment, 0u);
         if (k > 0) {
           EXPECT_LE(offs[k - 1], offs[k]);
         }
       }
-      EXPECT_EQ(L.total, L.used + kWorkspaceAlign);
+      EXPECT_EQ(L.total, L.used + kWorkspaceAlignment);
       const size_t B = size_t(rows), S = size_t(pol.vocab_slices);
       EXPECT_GE(L.sweep_off - L.stats_off, B * S * sizeof(linalign::math::RowStats));
       EXPECT_GE(L.mask_off - L.plan_off, B * sizeof(linalign::math::RowPlan));
