@@ -20,10 +20,10 @@
 #include "linalign/math/nucleus.hpp"
 #include "linalign/math/partition.hpp"
 #include "linalign/math/philox.hpp"
+#include "linalign/math/radix_select.hpp"
 #include "linalign/math/row_stats.hpp"
 #include "linalign/math/step_rule.hpp"
 #include "linalign/math/update.hpp"
-#include "radix_select.hpp"
 
 namespace linalign {
 namespace host {

@@ -6,9 +6,9 @@
 #include <sstream>
 
 #include "linalign/math/partition.hpp"
+#include "linalign/math/radix_select.hpp"
 #include "linalign/math/row_stats.hpp"
 #include "linalign/math/update.hpp"
-#include "radix_select.hpp"
 
 namespace linalign {
 namespace host {
@@ -77,8 +77,8 @@ int64_t held_chunks(const LaunchPolicy& policy, int64_t vocab) {
 int select_passes(const Params& p) {
   const bool top_p = p.top_p.values != nullptr || p.top_p.value < 1.0f;
   const bool rank = p.top_k.values != nullptr || p.top_k.value > 0 || p.min_tokens_to_keep >= 2;
-  if (rank) return kMaxSelectPasses;
-  return top_p ? kMassLevels : 1;
+  if (rank) return math::kMaxSelectPasses;
+  return top_p ? math::kMassLevels : 1;
 }
 
 namespace {
@@ -107,11 +107,11 @@ CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   const bool masks = sample && call.params != nullptr && masks_possible(*call.params);
   if (masks) off = round_to_alignment(off + B * sizeof(RowMask));
   L.select_off = off;
-  if (masks) off = round_to_alignment(off + B * sizeof(SelectRow));
+  if (masks) off = round_to_alignment(off + B * sizeof(math::SelectRow));
   L.candidates_off = off;
   if (masks)
-    off = round_to_alignment(off +
-                             B * size_t(candidate_capacity(call.logits.vocab)) * sizeof(Candidate));
+    off = round_to_alignment(off + B * size_t(candidate_capacity(call.logits.vocab)) *
+                                       sizeof(math::Candidate));
   L.argmax_off = off;
   if (sample) off = round_to_alignment(off + B * S * 2 * sizeof(math::ArgMax));
   L.stats_done_off = off;

@@ -132,10 +132,10 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
 // Radix-select passes a sample call launches (≤ kMaxSelectPasses): rows are
 // done after 1 pass when only min-p (and min_tokens_to_keep ≤ 1) is on,
 // after 4 when top-p is the only selection, after 8 at most with top-k or
-// min_tokens_to_keep ≥ 2 (host/radix_select.hpp). Per-row arrays count as on.
+// min_tokens_to_keep ≥ 2 (math/radix_select.hpp). Per-row arrays count as on.
 int select_passes(const Params& p);
 
-// Candidates the first select pass gathers per row (host/radix_select.hpp,
+// Candidates the first select pass gathers per row (math/radix_select.hpp,
 // "selection from candidates"): min(V, 16384) × 12 bytes (192 KiB) per row
 // of a sample call's workspace when masks are possible. LM rows at top-p
 // 0.9 have hundreds to a few thousand; a row of more (a flat distribution,

@@ -342,8 +342,8 @@ kernels::Args marshal_args(const Call& call, const LaunchPolicy& pol, const Cuda
   a.plans = reinterpret_cast<math::RowPlan*>(ws + L.plan_off);
   a.solve = reinterpret_cast<SolveRow*>(ws + L.solve_off);
   a.masks = reinterpret_cast<RowMask*>(ws + L.mask_off);
-  a.select = reinterpret_cast<SelectRow*>(ws + L.select_off);
-  a.candidates = reinterpret_cast<Candidate*>(ws + L.candidates_off);
+  a.select = reinterpret_cast<math::SelectRow*>(ws + L.select_off);
+  a.candidates = reinterpret_cast<math::Candidate*>(ws + L.candidates_off);
   a.candidate_capacity = candidate_capacity(call.logits.vocab);
   a.select_passes = a.masks_possible ? select_passes(p) : 0;
   a.argmax = reinterpret_cast<kernels::ArgMaxPair*>(ws + L.argmax_off);

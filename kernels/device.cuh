@@ -505,12 +505,12 @@ struct WholeWords<math::ArgMax> : std::bool_constant<sizeof(math::ArgMax) == 4 +
 template <>
 struct WholeWords<ArgMaxPair> : std::bool_constant<sizeof(ArgMaxPair) == 2 * (4 + 4)> {};
 template <>
-struct WholeWords<host::Candidate> : std::bool_constant<sizeof(host::Candidate) == 4 + 4 + 4> {};
+struct WholeWords<math::Candidate> : std::bool_constant<sizeof(math::Candidate) == 4 + 4 + 4> {};
 template <>
 struct WholeWords<math::RowStats> : std::bool_constant<sizeof(math::RowStats) == 16 * 4> {};
 template <>
-struct WholeWords<host::SelectState>
-    : std::bool_constant<sizeof(host::SelectState) ==
+struct WholeWords<math::SelectState>
+    : std::bool_constant<sizeof(math::SelectState) ==
                          (8 + 8 + 4 + 4 + 4 + 4) + 2 * (8 + 8 + 4 + 4) + 8 + 4 + 4> {};
 template <>
 struct WholeWords<math::ExactKlSolve> : std::bool_constant<sizeof(math::ExactKlSolve) == 11 * 4> {};

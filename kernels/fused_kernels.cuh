@@ -131,8 +131,8 @@ __global__ void __launch_bounds__(host::kSweepThreads) FusedSampleKernel(const A
     if (a.masks_possible && math::plan_valid(plan) && !math::masks_off(top_p, top_k, min_p)) {
       // The select passes (SelectPassKernel's rounds), each over the held
       // slice; a row whose candidates decided its masks is done after one.
-      host::SelectState st = host::select_begin(top_p, top_k, a.min_keep);
-      for (int pass = 0; pass < a.select_passes && host::select_busy(st); ++pass) {  // uniform
+      math::SelectState st = math::select_begin(top_p, top_k, a.min_keep);
+      for (int pass = 0; pass < a.select_passes && math::select_busy(st); ++pass) {  // uniform
         const uint64_t min_mass = gather_bound(st, pass, top_p, plan);
         select_slice_votes<E>(a, r, int64_t(s), pass, st, plan, sh, min_mass, &h);
         if (last_block_of_row(count, blocks, rounds_end)) {
@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) FusedSampleKernel(const A
       }
       // The pass that ended the selection stored the row's RowMask.
       if (broadcast_coherent(&a.masks[r].drawn) != 0) continue;  // uniform: token drawn
-      th = host::select_thresholds(st, top_k, min_p, a.min_keep);
+      th = math::select_thresholds(st, top_k, min_p, a.min_keep);
       masked = th.has_keep;  // min_keep ≥ |q|: every token is kept
     }
     sample_slice<E>(a, r, s, plan, masked, th, &h);

@@ -13,9 +13,9 @@
 #include "linalign/math/dtype.hpp"
 #include "linalign/math/layout.hpp"
 #include "linalign/math/nucleus.hpp"
+#include "linalign/math/radix_select.hpp"
 #include "linalign/math/row_stats.hpp"
 #include "linalign/math/update.hpp"
-#include "radix_select.hpp"
 
 namespace linalign {
 namespace kernels {
@@ -112,9 +112,9 @@ struct Args {
   math::RowPlan* plans;
   host::SolveRow* solve;  // exact_kl: [B] solver state between the KL passes
   host::RowMask* masks;
-  host::SelectRow* select;      // sample with masks: [B] selection state + histograms
+  math::SelectRow* select;      // sample with masks: [B] selection state + histograms
   int32_t select_passes;        // passes launched (host::select_passes)
-  host::Candidate* candidates;  // sample with masks: [B × candidate_capacity] first-pass gathers
+  math::Candidate* candidates;  // sample with masks: [B × candidate_capacity] first-pass gathers
   int64_t candidate_capacity;
   ArgMaxPair* argmax;       // sample: [B × slices] per-slice arg-maxes
   uint32_t* stats_done;     // [B] StatsKernel blocks of the row done (the last one plans it)

@@ -197,7 +197,7 @@ __device__ __forceinline__ void plan_row(const Args& a, int64_t r, math::RowStat
     // and the per-row count of SampleKernel blocks.
     if (a.masks_possible) {
       uint32_t* bins = reinterpret_cast<uint32_t*>(&a.select[r].bins);
-      for (int i = int(threadIdx.x); i < int(sizeof(host::SelectBins) / 4); i += kThreads)
+      for (int i = int(threadIdx.x); i < int(sizeof(math::SelectBins) / 4); i += kThreads)
         bins[i] = 0u;
     }
     if (threadIdx.x == 0) a.sample_done[r] = 0u;

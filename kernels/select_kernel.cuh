@@ -1,5 +1,5 @@
 // Mask thresholds of SPEC §3 / docs/SEMANTICS.md 2 without a sort: the radix
-// selections of host/radix_select.hpp (top-p τ, the top-k key, the
+// selections of math/radix_select.hpp (top-p τ, the top-k key, the
 // min_tokens_to_keep key) over the fp32 bit patterns of lq, the
 // log-probabilities of the nucleus source q, run as passes over the row.
 //
@@ -25,7 +25,7 @@
 #pragma once
 
 #include "device.cuh"
-#include "radix_select.hpp"
+#include "linalign/math/radix_select.hpp"
 
 namespace linalign {
 namespace kernels {
@@ -78,8 +78,8 @@ struct SelectPick {
 };
 
 struct SelectShared {
-  unsigned long long mass[host::kRadixBins];
-  unsigned count[2][host::kRadixBins];
+  unsigned long long mass[math::kRadixBins];
+  unsigned count[2][math::kRadixBins];
   unsigned long long inv_min_key[2];
   unsigned long long n;
   unsigned max_key;
@@ -92,9 +92,9 @@ struct SelectShared {
 template <int kT, class T>
 __device__ __forceinline__ void scan_pairs(const T* hist, bool descending, T h[2], T before[2],
                                            T* total) {
-  static_assert(2 * kT == host::kRadixBins, "two bins per thread");
+  static_assert(2 * kT == math::kRadixBins, "two bins per thread");
   const int t = int(threadIdx.x);
-  const int b0 = descending ? host::kRadixBins - 1 - 2 * t : 2 * t;
+  const int b0 = descending ? math::kRadixBins - 1 - 2 * t : 2 * t;
   const int b1 = descending ? b0 - 1 : b0 + 1;
   h[0] = hist[b0];
   h[1] = hist[b1];
@@ -106,29 +106,29 @@ __device__ __forceinline__ void scan_pairs(const T* hist, bool descending, T h[2
 // The last block's digit decisions for row state `st`, from the row's
 // histograms in `sh` (every thread calls it; st is identical in all).
 template <int kT>
-__device__ __forceinline__ void select_decide(host::SelectState& st, SelectShared& sh) {
+__device__ __forceinline__ void select_decide(math::SelectState& st, SelectShared& sh) {
   const int t = int(threadIdx.x);
   if (st.top_p.active) {
     unsigned long long h[2], above[2], total = 0;
     scan_pairs<kT>(sh.mass, true, h, above, &total);
-    if (host::mass_select_keeps_all(st.top_p, uint64_t(total))) {
-      host::mass_select_keep_all(st.top_p);
+    if (math::mass_select_keeps_all(st.top_p, uint64_t(total))) {
+      math::mass_select_keep_all(st.top_p);
     } else {
 #pragma unroll
       for (int k = 0; k < 2; ++k) {
-        const int d = host::kRadixBins - 1 - 2 * t - k;
-        if (host::mass_digit_chosen(st.top_p, d, uint64_t(above[k]), uint64_t(h[k])))
+        const int d = math::kRadixBins - 1 - 2 * t - k;
+        if (math::mass_digit_chosen(st.top_p, d, uint64_t(above[k]), uint64_t(h[k])))
           sh.pick[0] = SelectPick{d, above[k]};
       }
       __syncthreads();
-      host::mass_select_apply(st.top_p, sh.pick[0].digit, uint64_t(sh.pick[0].sum));
+      math::mass_select_apply(st.top_p, sh.pick[0].digit, uint64_t(sh.pick[0].sum));
     }
   }
 #pragma unroll
   for (int q = 0; q < 2; ++q) {
-    if (!host::rank_select_busy(st.rank[q])) continue;
-    if (st.rank[q].stage == host::kRankMin) {
-      host::rank_select_take_min(st.rank[q], ~uint64_t(sh.inv_min_key[q]));
+    if (!math::rank_select_busy(st.rank[q])) continue;
+    if (st.rank[q].stage == math::kRankMin) {
+      math::rank_select_take_min(st.rank[q], ~uint64_t(sh.inv_min_key[q]));
       continue;
     }
     unsigned h[2], below[2], total = 0;
@@ -136,11 +136,11 @@ __device__ __forceinline__ void select_decide(host::SelectState& st, SelectShare
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       const int d = 2 * t + k;
-      if (host::rank_digit_chosen(st.rank[q], d, int64_t(below[k]), h[k]))
+      if (math::rank_digit_chosen(st.rank[q], d, int64_t(below[k]), h[k]))
         sh.pick[1 + q] = SelectPick{d, below[k]};
     }
     __syncthreads();
-    host::rank_select_apply(st.rank[q], sh.pick[1 + q].digit, int64_t(sh.pick[1 + q].sum));
+    math::rank_select_apply(st.rank[q], sh.pick[1 + q].digit, int64_t(sh.pick[1 + q].sum));
   }
 }
 
@@ -149,7 +149,7 @@ __device__ __forceinline__ void select_decide(host::SelectState& st, SelectShare
 template <int kT>
 __device__ __forceinline__ void clear_histograms(SelectShared& sh) {
   const int t = int(threadIdx.x);
-  for (int i = t; i < host::kRadixBins; i += kT) {
+  for (int i = t; i < math::kRadixBins; i += kT) {
     sh.mass[i] = 0;
     sh.count[0][i] = 0;
     sh.count[1][i] = 0;
@@ -159,13 +159,13 @@ __device__ __forceinline__ void clear_histograms(SelectShared& sh) {
 
 // One token's vote into the block's histograms (whole warps: the walks are
 // uniform).
-__device__ __forceinline__ void add_vote(SelectShared& sh, const host::SelectState& st,
-                                         const host::SelectVote& v) {
+__device__ __forceinline__ void add_vote(SelectShared& sh, const math::SelectState& st,
+                                         const math::SelectVote& v) {
   if (st.top_p.active) warp_add_mass(sh.mass, v.mass_on, v.mass_digit, v.mass);
 #pragma unroll
   for (int q = 0; q < 2; ++q) {
-    if (!host::rank_select_busy(st.rank[q])) continue;  // uniform
-    if (st.rank[q].stage == host::kRankDigits) {
+    if (!math::rank_select_busy(st.rank[q])) continue;  // uniform
+    if (st.rank[q].stage == math::kRankDigits) {
       warp_add_count(sh.count[q], v.rank_on[q], v.rank_digit[q]);
     } else {
       warp_max_inv_key(&sh.inv_min_key[q], v.min_on[q], v.key);
@@ -176,7 +176,7 @@ __device__ __forceinline__ void add_vote(SelectShared& sh, const host::SelectSta
 // Appends the lanes' candidates (`on`) to row r's list: one atomic per warp
 // on the row's count; slots past the capacity are counted, not written.
 __device__ __forceinline__ void warp_append(const Args& a, int64_t r, unsigned* count, bool on,
-                                            const host::Candidate& c) {
+                                            const math::Candidate& c) {
   const unsigned ballot = __ballot_sync(kFullMask, on);
   if (ballot == 0u) return;  // uniform
   const int lane = int(threadIdx.x & 31u);
@@ -196,17 +196,17 @@ __device__ __forceinline__ void warp_append(const Args& a, int64_t r, unsigned* 
 // round in shared memory, and the later passes find the row done.
 template <int kT>
 __device__ __forceinline__ bool select_over_candidates(const Args& a, int64_t r,
-                                                       host::SelectState& st, SelectShared& sh,
+                                                       math::SelectState& st, SelectShared& sh,
                                                        unsigned long long total_mass,
                                                        uint64_t min_mass, uint64_t gathered,
                                                        int32_t top_k) {
-  if (!host::candidates_suffice(st, uint64_t(total_mass), min_mass, gathered,
+  if (!math::candidates_suffice(st, uint64_t(total_mass), min_mass, gathered,
                                 uint64_t(a.candidate_capacity), top_k, a.min_keep))
     return false;  // uniform
-  const host::Candidate* cand = a.candidates + r * a.candidate_capacity;
+  const math::Candidate* cand = a.candidates + r * a.candidate_capacity;
   const int64_t n = int64_t(gathered);
   const int t = int(threadIdx.x);
-  for (int round = 1; round < host::kMaxSelectPasses && host::select_busy(st); ++round) {
+  for (int round = 1; round < math::kMaxSelectPasses && math::select_busy(st); ++round) {
     // Every thread has read the last decision's inputs (a minimum stage reads
     // sh.inv_min_key with no barrier after it) before they are zeroed.
     __syncthreads();
@@ -217,11 +217,11 @@ __device__ __forceinline__ bool select_over_candidates(const Args& a, int64_t r,
       float lq = -math::kInf;
       int64_t index = 0;
       if (j < n) {  // written by the pass's blocks before their fence and count
-        const host::Candidate e = load_coherent(cand + j);
+        const math::Candidate e = load_coherent(cand + j);
         lq = e.lq;
         index = e.index;
       }
-      add_vote(sh, st, host::select_vote(st, lq, index));
+      add_vote(sh, st, math::select_vote(st, lq, index));
     }
     __syncthreads();
     select_decide<kT>(st, sh);
@@ -245,10 +245,10 @@ template <int kT>
 __device__ __forceinline__ math::ArgMax draw_from_candidates(const Args& a, int64_t r,
                                                              const math::MaskThresholds& th,
                                                              uint64_t gathered) {
-  const host::Candidate* cand = a.candidates + r * a.candidate_capacity;
+  const math::Candidate* cand = a.candidates + r * a.candidate_capacity;
   math::ArgMax best = math::argmax_empty();
   for (int64_t j = threadIdx.x; j < int64_t(gathered); j += kT) {
-    const host::Candidate e = load_coherent(cand + j);
+    const math::Candidate e = load_coherent(cand + j);
     if (e.score > -math::kInf && math::mask_keep(th, e.lq, e.index))
       math::argmax_push(best, e.score, e.index);
   }
@@ -264,7 +264,7 @@ __device__ __forceinline__ math::ArgMax draw_from_candidates(const Args& a, int6
 // fused kernel), else loaded.
 template <class E>
 __device__ __forceinline__ void select_slice_votes(const Args& a, int64_t r, int64_t s, int pass,
-                                                   const host::SelectState& st,
+                                                   const math::SelectState& st,
                                                    const math::RowPlan& plan, SelectShared& sh,
                                                    uint64_t min_mass, const HeldSlice<E>* held) {
   constexpr int kT = host::kSweepThreads;
@@ -275,7 +275,7 @@ __device__ __forceinline__ void select_slice_votes(const Args& a, int64_t r, int
   const bool from_principle = a.from_principle != 0;
   unsigned long long count = 0;
   unsigned max_key = 0;
-  host::SelectBins& g = a.select[r].bins;
+  math::SelectBins& g = a.select[r].bins;
   // Only a gathering pass reads the row's seed and temperature.
   const bool gather = min_mass > 0;
   const bool greedy = gather && row_greedy(a, r);
@@ -287,10 +287,10 @@ __device__ __forceinline__ void select_slice_votes(const Args& a, int64_t r, int
       const float lq = i < 0 ? -math::kInf
                              : (from_principle ? math::principle_logprob(plan, ch.z[k], ch.y[k])
                                                : math::aligned_logprob(plan, ch.z[k], ch.y[k]));
-      const host::SelectVote v = host::select_vote(st, lq, i);
+      const math::SelectVote v = math::select_vote(st, lq, i);
       if (pass == 0 && lq > -math::kInf) {
         ++count;
-        const unsigned key = host::ascending_key(lq);
+        const unsigned key = math::ascending_key(lq);
         max_key = key > max_key ? key : max_key;
       }
       add_vote(sh, st, v);
@@ -303,7 +303,7 @@ __device__ __forceinline__ void select_slice_votes(const Args& a, int64_t r, int
             score =
                 draw_score(greedy, al, greedy ? math::Philox4{} : rng.group(uint64_t(i >> 2)), i);
         }
-        warp_append(a, r, &g.candidates, on, host::Candidate{lq, int32_t(i), score});
+        warp_append(a, r, &g.candidates, on, math::Candidate{lq, int32_t(i), score});
       }
     }
   });
@@ -319,7 +319,7 @@ __device__ __forceinline__ void select_slice_votes(const Args& a, int64_t r, int
     }
   }
   __syncthreads();  // the block's histograms are complete
-  for (int i = t; i < host::kRadixBins; i += kT) {
+  for (int i = t; i < math::kRadixBins; i += kT) {
     if (sh.mass[i] != 0ull)
       atomicAdd(reinterpret_cast<unsigned long long*>(&g.mass[i]), sh.mass[i]);
     if (sh.count[0][i] != 0u) atomicAdd(&g.count[0][i], sh.count[0][i]);
@@ -337,15 +337,15 @@ __device__ __forceinline__ void select_slice_votes(const Args& a, int64_t r, int
 // when the selections are done (or this is the last pass), its RowMask.
 template <class E>
 __device__ __forceinline__ void select_row_decide(const Args& a, int64_t r, int pass,
-                                                  host::SelectState st, const math::RowPlan& plan,
+                                                  math::SelectState st, const math::RowPlan& plan,
                                                   SelectShared& sh, uint64_t min_mass,
                                                   int32_t top_k, float min_p) {
   constexpr int kT = host::kSweepThreads;
   const int t = int(threadIdx.x);
   const bool gather = min_mass > 0;
-  host::SelectRow* const row_sel = a.select + r;
-  host::SelectBins& g = row_sel->bins;
-  for (int i = t; i < host::kRadixBins; i += kT) {
+  math::SelectRow* const row_sel = a.select + r;
+  math::SelectBins& g = row_sel->bins;
+  for (int i = t; i < math::kRadixBins; i += kT) {
     sh.mass[i] = load_coherent(reinterpret_cast<unsigned long long*>(&g.mass[i]));
     sh.count[0][i] = load_coherent(&g.count[0][i]);
     sh.count[1][i] = load_coherent(&g.count[1][i]);
@@ -368,17 +368,17 @@ __device__ __forceinline__ void select_row_decide(const Args& a, int64_t r, int 
   unsigned long long total_mass = 0;
   if (gather) {
     unsigned long long part = 0;
-    for (int i = t; i < host::kRadixBins; i += kT) part += sh.mass[i];
+    for (int i = t; i < math::kRadixBins; i += kT) part += sh.mass[i];
     total_mass = block_reduce<kT>(
         part, [](unsigned long long x, unsigned long long y) { return x + y; }, 0ull);
   }
-  if (pass == 0) host::select_first_pass_done(st, uint64_t(sh.n), sh.max_key);
+  if (pass == 0) math::select_first_pass_done(st, uint64_t(sh.n), sh.max_key);
   select_decide<kT>(st, sh);
   bool drawn = false;
-  if (gather && host::select_busy(st) &&  // uniform
+  if (gather && math::select_busy(st) &&  // uniform
       select_over_candidates<kT>(a, r, st, sh, total_mass, min_mass, sh.gathered, top_k)) {
     const math::ArgMax pick = draw_from_candidates<kT>(
-        a, r, host::select_thresholds(st, top_k, min_p, a.min_keep), sh.gathered);
+        a, r, math::select_thresholds(st, top_k, min_p, a.min_keep), sh.gathered);
     drawn = pick.index >= 0;  // uniform: the broadcast merge
     if (drawn && t == 0) {
       const RowIn<E> row = row_in<E>(a.src, r);
@@ -390,9 +390,9 @@ __device__ __forceinline__ void select_row_decide(const Args& a, int64_t r, int 
   }
   if (t == 0) {
     row_sel->state = st;
-    if (!host::select_busy(st) || pass == a.select_passes - 1) {
+    if (!math::select_busy(st) || pass == a.select_passes - 1) {
       host::RowMask m{};
-      m.th = host::select_thresholds(st, top_k, min_p, a.min_keep);
+      m.th = math::select_thresholds(st, top_k, min_p, a.min_keep);
       m.masked = m.th.has_keep ? 1 : 0;  // min_keep ≥ |q|: every token is kept
       m.drawn = drawn ? 1 : 0;
       a.masks[r] = m;
@@ -403,9 +403,9 @@ __device__ __forceinline__ void select_row_decide(const Args& a, int64_t r, int 
 // The fixed-point mass bound of the candidates a first pass gathers for
 // state `st` (0: none — not a top-p row, or p so close to 1 that the bound
 // is 0).
-__device__ __forceinline__ uint64_t gather_bound(const host::SelectState& st, int pass, float top_p,
+__device__ __forceinline__ uint64_t gather_bound(const math::SelectState& st, int pass, float top_p,
                                                  const math::RowPlan& plan) {
-  return pass == 0 && st.top_p.active ? host::candidate_min_mass(top_p, plan.count) : 0;
+  return pass == 0 && st.top_p.active ? math::candidate_min_mass(top_p, plan.count) : 0;
 }
 
 template <class E>
@@ -425,10 +425,10 @@ __global__ void __launch_bounds__(host::kSweepThreads)
     }
     return;  // uniform
   }
-  host::SelectRow* const row_sel = a.select + r;
-  const host::SelectState st =
-      pass == 0 ? host::select_begin(top_p, top_k, a.min_keep) : row_sel->state;
-  if (!host::select_busy(st)) return;  // uniform: done in an earlier pass
+  math::SelectRow* const row_sel = a.select + r;
+  const math::SelectState st =
+      pass == 0 ? math::select_begin(top_p, top_k, a.min_keep) : row_sel->state;
+  if (!math::select_busy(st)) return;  // uniform: done in an earlier pass
   const uint64_t min_mass = gather_bound(st, pass, top_p, plan);
   select_slice_votes<E>(a, r, s, pass, st, plan, sh, min_mass, nullptr);
   if (!last_block_of_row(&row_sel->bins.done, gridDim.x)) return;  // uniform

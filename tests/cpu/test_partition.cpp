@@ -16,9 +16,9 @@
 
 #include "launch_policy.hpp"
 #include "linalign/math/partition.hpp"
+#include "linalign/math/radix_select.hpp"
 #include "linalign/math/row_stats.hpp"
 #include "linalign/math/update.hpp"
-#include "radix_select.hpp"
 
 namespace {
 
@@ -428,7 +428,7 @@ TEST(CudaLayout, RegionsAreAlignedAndDisjoint) {
       EXPECT_GE(L.mask_off - L.plan_off, B * sizeof(linalign::math::RowPlan));
       if (op == Op::kSample) {  // top_p 0.9: masks on
         EXPECT_GE(L.select_off - L.mask_off, B * sizeof(linalign::host::RowMask));
-        EXPECT_GE(L.argmax_off - L.select_off, B * sizeof(linalign::host::SelectRow));
+        EXPECT_GE(L.argmax_off - L.select_off, B * sizeof(linalign::math::SelectRow));
         EXPECT_GE(L.sample_done_off - L.argmax_off, B * S * 2 * sizeof(linalign::math::ArgMax));
         EXPECT_GE(L.score_off - L.sample_done_off, B * sizeof(uint32_t));
       }

@@ -1,4 +1,4 @@
-// The CUDA select kernel's threshold search (host/radix_select.hpp), run on
+// The CUDA select kernel's threshold search (math/radix_select.hpp), run on
 // the CPU pass by pass as kernels/select_kernel.cuh runs it (per-slice
 // histograms from the same per-token votes, added up, then the digit
 // decisions; the first pass also counting |q| and lq_max), against the mask of docs/SEMANTICS.md 2
@@ -19,11 +19,12 @@
 #include "linalign/linalign.hpp"
 #include "linalign/math/nucleus.hpp"
 #include "linalign/math/partition.hpp"
-#include "radix_select.hpp"
+#include "linalign/math/radix_select.hpp"
 
 namespace {
 
 namespace h = linalign::host;
+namespace sel = linalign::math;
 namespace m = linalign::math;
 
 constexpr float kInfF = std::numeric_limits<float>::infinity();
@@ -35,8 +36,8 @@ struct SelectRun {
 };
 
 // Adds a slice's histograms into the row's (the kernels' integer atomics).
-void add_bins(h::SelectBins& to, const h::SelectBins& from) {
-  for (int d = 0; d < h::kRadixBins; ++d) {
+void add_bins(sel::SelectBins& to, const sel::SelectBins& from) {
+  for (int d = 0; d < sel::kRadixBins; ++d) {
     to.mass[d] += from.mass[d];
     to.count[0][d] += from.count[0][d];
     to.count[1][d] += from.count[1][d];
@@ -51,28 +52,28 @@ void add_bins(h::SelectBins& to, const h::SelectBins& from) {
 // them up, and takes the digit decisions (select_pass_done).
 SelectRun run_select(const std::vector<float>& lq, float top_p, int32_t top_k, float min_p,
                      int32_t min_keep, int64_t slices = 3) {
-  h::SelectState s = h::select_begin(top_p, top_k, min_keep);
+  sel::SelectState s = sel::select_begin(top_p, top_k, min_keep);
   const int64_t V = int64_t(lq.size());
   int passes = 0;
-  for (int pass = 0; pass < h::kMaxSelectPasses && h::select_busy(s); ++pass) {
-    h::SelectBins total{};
+  for (int pass = 0; pass < sel::kMaxSelectPasses && sel::select_busy(s); ++pass) {
+    sel::SelectBins total{};
     for (int64_t sl = 0; sl < slices; ++sl) {
       const m::Span span = m::slice_span(V, slices, sl, 4);
-      h::SelectBins part{};
+      sel::SelectBins part{};
       for (int64_t i = span.begin; i < span.end; ++i) {
-        h::select_add(part, h::select_vote(s, lq[size_t(i)], i));
+        sel::select_add(part, sel::select_vote(s, lq[size_t(i)], i));
         if (pass == 0 && lq[size_t(i)] > -kInfF) {
           part.n += 1;
-          part.max_key = std::max(part.max_key, h::ascending_key(lq[size_t(i)]));
+          part.max_key = std::max(part.max_key, sel::ascending_key(lq[size_t(i)]));
         }
       }
       add_bins(total, part);
     }
-    h::select_pass_done(s, total, pass == 0);
+    sel::select_pass_done(s, total, pass == 0);
     ++passes;
   }
-  EXPECT_FALSE(h::select_busy(s)) << "still selecting after kMaxSelectPasses passes";
-  return SelectRun{h::select_thresholds(s, top_k, min_p, min_keep), s.n, passes};
+  EXPECT_FALSE(sel::select_busy(s)) << "still selecting after kMaxSelectPasses passes";
+  return SelectRun{sel::select_thresholds(s, top_k, min_p, min_keep), s.n, passes};
 }
 
 struct Entry {
@@ -157,20 +158,20 @@ TEST(RadixSelect, KeysOrderLikeFloats) {
   for (int i = 0; i < 1000; ++i) v.push_back(nd(rng));
   for (float a : v)
     for (float b : {v[0], v[3], v[5], v[10], v[100]}) {
-      EXPECT_EQ(a < b, h::ascending_key(a) < h::ascending_key(b)) << a << " " << b;
-      EXPECT_EQ(a == b, h::ascending_key(a) == h::ascending_key(b)) << a << " " << b;
+      EXPECT_EQ(a < b, sel::ascending_key(a) < sel::ascending_key(b)) << a << " " << b;
+      EXPECT_EQ(a == b, sel::ascending_key(a) == sel::ascending_key(b)) << a << " " << b;
     }
   for (float a : v) {
     if (a == 0.f) continue;
-    EXPECT_EQ(h::value_of_ascending_key(h::ascending_key(a)), a);
+    EXPECT_EQ(sel::value_of_ascending_key(sel::ascending_key(a)), a);
   }
   // composite key order is the rank order (lq desc, index asc)
   for (int i = 0; i < 200; ++i) {
     const float a = v[size_t(i)], b = v[size_t(i + 1)];
     const int64_t ia = i % 7, ib = i % 5;
-    EXPECT_EQ(m::rank_before(a, ia, b, ib), h::composite_key(a, ia) < h::composite_key(b, ib));
+    EXPECT_EQ(m::rank_before(a, ia, b, ib), sel::composite_key(a, ia) < sel::composite_key(b, ib));
   }
-  const m::RankKey k = h::rank_key_of(h::composite_key(-2.5f, 12345));
+  const m::RankKey k = sel::rank_key_of(sel::composite_key(-2.5f, 12345));
   EXPECT_EQ(k.lq, -2.5f);
   EXPECT_EQ(k.index, 12345);
 }
@@ -199,7 +200,7 @@ TEST(RadixSelect, ThresholdsKeepTheSameSetAsASort) {
               std::vector<Entry> sorted;
               const std::vector<char> want = reference_kept(lq, top_p, top_k, min_p, keep, &sorted);
               ASSERT_EQ(run.n, int64_t(sorted.size()));
-              ASSERT_LE(run.passes, h::kMaxSelectPasses);
+              ASSERT_LE(run.passes, sel::kMaxSelectPasses);
               linalign::Params params;  // the CUDA backend launches this many passes
               params.top_p = top_p;
               params.top_k = top_k;
@@ -238,37 +239,38 @@ TEST(RadixSelect, ThresholdsKeepTheSameSetAsASort) {
 // suffice, the remaining digits over them alone. *used tells which path ran.
 SelectRun run_select_candidates(const std::vector<float>& lq, float top_p, int32_t top_k,
                                 float min_p, int32_t min_keep, uint64_t capacity, bool* used) {
-  h::SelectState s = h::select_begin(top_p, top_k, min_keep);
-  const uint64_t c = h::candidate_min_mass(top_p, int64_t(lq.size()));
-  h::SelectBins first{};
-  std::vector<h::Candidate> cand;
+  sel::SelectState s = sel::select_begin(top_p, top_k, min_keep);
+  const uint64_t c = sel::candidate_min_mass(top_p, int64_t(lq.size()));
+  sel::SelectBins first{};
+  std::vector<sel::Candidate> cand;
   for (size_t i = 0; i < lq.size(); ++i) {
-    const h::SelectVote v = h::select_vote(s, lq[i], int64_t(i));
-    h::select_add(first, v);
+    const sel::SelectVote v = sel::select_vote(s, lq[i], int64_t(i));
+    sel::select_add(first, v);
     if (lq[i] > -kInfF) {
       first.n += 1;
-      first.max_key = std::max(first.max_key, h::ascending_key(lq[i]));
-      if (s.top_p.active && v.mass >= c) cand.push_back(h::Candidate{lq[i], int32_t(i), 0.f});
+      first.max_key = std::max(first.max_key, sel::ascending_key(lq[i]));
+      if (s.top_p.active && v.mass >= c) cand.push_back(sel::Candidate{lq[i], int32_t(i), 0.f});
     }
   }
   uint64_t total = 0;
-  for (int d = 0; d < h::kRadixBins; ++d) total += first.mass[d];
-  h::select_pass_done(s, first, true);
-  *used = h::select_busy(s) &&
-          h::candidates_suffice(s, total, c, cand.size(), capacity, top_k, min_keep);
+  for (int d = 0; d < sel::kRadixBins; ++d) total += first.mass[d];
+  sel::select_pass_done(s, first, true);
+  *used = sel::select_busy(s) &&
+          sel::candidates_suffice(s, total, c, cand.size(), capacity, top_k, min_keep);
   int passes = 1;
-  for (; passes < h::kMaxSelectPasses && h::select_busy(s); ++passes) {
-    h::SelectBins bins{};
+  for (; passes < sel::kMaxSelectPasses && sel::select_busy(s); ++passes) {
+    sel::SelectBins bins{};
     if (*used) {
-      for (const h::Candidate& e : cand) h::select_add(bins, h::select_vote(s, e.lq, e.index));
+      for (const sel::Candidate& e : cand)
+        sel::select_add(bins, sel::select_vote(s, e.lq, e.index));
     } else {
       for (size_t i = 0; i < lq.size(); ++i)
-        h::select_add(bins, h::select_vote(s, lq[i], int64_t(i)));
+        sel::select_add(bins, sel::select_vote(s, lq[i], int64_t(i)));
     }
-    h::select_pass_done(s, bins, false);
+    sel::select_pass_done(s, bins, false);
   }
-  EXPECT_FALSE(h::select_busy(s));
-  return SelectRun{h::select_thresholds(s, top_k, min_p, min_keep), s.n, passes};
+  EXPECT_FALSE(sel::select_busy(s));
+  return SelectRun{sel::select_thresholds(s, top_k, min_p, min_keep), s.n, passes};
 }
 
 // The candidates decide exactly what the whole row decides — the same
@@ -318,13 +320,13 @@ TEST(RadixSelect, CandidatesDecideLikeTheWholeRow) {
 TEST(RadixSelect, DigitDecisionsChooseExactlyOneBin) {
   std::mt19937_64 rng(42);
   for (int trial = 0; trial < 2000; ++trial) {
-    std::vector<uint64_t> mass(h::kRadixBins, 0);
-    std::vector<uint32_t> count(h::kRadixBins, 0);
+    std::vector<uint64_t> mass(sel::kRadixBins, 0);
+    std::vector<uint32_t> count(sel::kRadixBins, 0);
     const int busy_bins = 1 + int(rng() % 6);
     uint64_t total_mass = 0;
     int64_t total_count = 0;
     for (int j = 0; j < busy_bins; ++j) {
-      const size_t d = size_t(rng() % h::kRadixBins);
+      const size_t d = size_t(rng() % sel::kRadixBins);
       const uint64_t add = (rng() >> 4) % (uint64_t(1) << 60);
       mass[d] += add;
       total_mass += add;
@@ -332,38 +334,38 @@ TEST(RadixSelect, DigitDecisionsChooseExactlyOneBin) {
       count[d] += c;
       total_count += c;
     }
-    h::MassSelect ms = h::mass_select_begin(0.5f);
+    sel::MassSelect ms = sel::mass_select_begin(0.5f);
     ms.p = 1 + rng() % (total_mass + total_mass / 4 + 1);  // sometimes above the whole mass
-    h::RankSelect rs = h::rank_select_begin(2);
+    sel::RankSelect rs = sel::rank_select_begin(2);
     rs.rank = int64_t(rng() % uint64_t(total_count));
     // mass: bins from the top
     int chosen = 0, chosen_d = -1;
     uint64_t above = 0;
-    for (int d = h::kRadixBins - 1; d >= 0; --d) {
-      if (h::mass_digit_chosen(ms, d, above, mass[size_t(d)])) {
+    for (int d = sel::kRadixBins - 1; d >= 0; --d) {
+      if (sel::mass_digit_chosen(ms, d, above, mass[size_t(d)])) {
         ++chosen;
         chosen_d = d;
       }
       above += mass[size_t(d)];
     }
-    if (!h::mass_select_keeps_all(ms, total_mass)) {
+    if (!sel::mass_select_keeps_all(ms, total_mass)) {
       ASSERT_EQ(chosen, 1) << "trial " << trial;
-      h::MassSelect seq = ms;
-      h::mass_select_step(seq, mass.data());
+      sel::MassSelect seq = ms;
+      sel::mass_select_step(seq, mass.data());
       EXPECT_EQ(seq.prefix >> 24, uint32_t(chosen_d));
     }
     chosen = 0;
     int64_t below = 0;
-    for (int d = 0; d < h::kRadixBins; ++d) {
-      if (h::rank_digit_chosen(rs, d, below, count[size_t(d)])) {
+    for (int d = 0; d < sel::kRadixBins; ++d) {
+      if (sel::rank_digit_chosen(rs, d, below, count[size_t(d)])) {
         ++chosen;
         chosen_d = d;
       }
       below += count[size_t(d)];
     }
     ASSERT_EQ(chosen, 1) << "trial " << trial;
-    h::RankSelect seq = rs;
-    h::rank_select_step(seq, count.data());
+    sel::RankSelect seq = rs;
+    sel::rank_select_step(seq, count.data());
     EXPECT_EQ(int(seq.prefix >> 56), chosen_d);
   }
 }

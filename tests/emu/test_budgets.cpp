@@ -28,7 +28,7 @@
 #include "launch_policy.hpp"
 #include "linalign/linalign.hpp"
 #include "linalign/math/dtype.hpp"
-#include "radix_select.hpp"
+#include "linalign/math/radix_select.hpp"
 #include "simt.hpp"
 
 namespace {
@@ -165,7 +165,7 @@ TEST_P(Budgets, Hold) {
   // (a sample call with top-p also stores its gathered candidates: at most
   // candidate_capacity(V) of 8 bytes per row)
   const double candidates = b.call == Call::kSample && b.top_p < 1.f
-                                ? double(sizeof(linalign::host::Candidate)) *
+                                ? double(sizeof(linalign::math::Candidate)) *
                                       double(linalign::host::candidate_capacity(b.vocab))
                                 : 0.0;
   EXPECT_LE(double(m.t.store_bytes),

@@ -987,7 +987,7 @@ TEST_F(CudaVsCpu, MasksDecideTheDraw) {
 }
 
 // Top-p from the candidates the first select pass gathers, and the rows
-// the candidates cannot decide (host/radix_select.hpp "selection from
+// the candidates cannot decide (math/radix_select.hpp "selection from
 // candidates"): peaked rows (few candidates), flat rows of V = 20011 > the
 // 16384 candidates a row keeps, p so close to 1 that nothing is gathered,
 // a top-k rank beyond the candidates, min_tokens_to_keep — the same tokens

@@ -1,5 +1,6 @@
 // The radix selections behind the CUDA backend's mask thresholds (SPEC §3,
-// docs/SEMANTICS.md 2), as host/device functions: the select kernel builds
+// docs/SEMANTICS.md 2), as host/device math (shared by the kernels and the
+// CPU tests): the select kernel builds
 // the histograms of one pass over a row, and these functions decide the next
 // digit. CPU tests run the same functions over whole rows and compare the
 // thresholds with a sort (tests/cpu/test_radix_select.cpp).
@@ -26,7 +27,7 @@
 #include "linalign/math/nucleus.hpp"
 
 namespace linalign {
-namespace host {
+namespace math {
 
 constexpr int kRadixBins = 256;
 // Levels (8-bit digits) of the top-p selection's 32-bit keys.
@@ -478,5 +479,5 @@ inline math::MaskThresholds radix_thresholds(SelectEntry* e, int64_t n, float to
   return select_thresholds(s, top_k, min_p, min_keep);
 }
 
-}  // namespace host
+}  // namespace math
 }  // namespace linalign
