@@ -30,8 +30,8 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
   elem_bytes = std::max<int64_t>(1, elem_bytes);
   vocab = std::max<int64_t>(1, vocab);
   rows = std::max<int64_t>(0, rows);
-  p.vector_width = int(std::max<int64_t>(1, kVectorBytes / elem_bytes));
-  p.vectors_per_chunk = std::max(1, kChunkItems / p.vector_width);
+  p.vector_width = kernels::vector_width(elem_bytes);
+  p.vectors_per_chunk = kernels::vectors_per_chunk(elem_bytes);
 
   // Rows per group: the two input rows of every row of a group fit in the
   // L2 share, so the operation's second read of them hits L2. Scoring reads
@@ -64,14 +64,6 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
     p.regime = "fused";
   }
   return p;
-}
-
-int64_t held_chunks(const LaunchPolicy& policy, int64_t vocab) {
-  const int64_t vectors = std::max<int64_t>(0, vocab) / std::max(1, policy.vector_width);
-  const int64_t granules = math::ceil_div(vectors, kSliceGranuleVectors);
-  const int64_t largest =
-      math::ceil_div(granules, std::max<int64_t>(1, policy.vocab_slices)) * kSliceGranuleVectors;
-  return math::walk_chunks(math::Span{0, largest}, policy.threads, 0, policy.vectors_per_chunk);
 }
 
 int select_passes(const Params& p) {

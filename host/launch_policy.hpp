@@ -26,18 +26,31 @@
 #include <string>
 
 #include "call.hpp"
+#include "kernel_config.hpp"
 #include "linalign/math/nucleus.hpp"
 #include "linalign/math/step_rule.hpp"
 
 namespace linalign {
 namespace host {
 
-// Blocks per SM of FusedAlignKernel / FusedSampleKernel, for the rules
-// without and with exact_kl's solve (kernels/fused_kernels.cuh).
-struct FusedOccupancy {
-  int align = 0, align_exact_kl = 0;
-  int sample = 0, sample_exact_kl = 0;
-};
+// ---- named thresholds (tune here; tests name the regimes they exercise)
+// The kernels' fixed shape (threads, vector and chunk widths, slice sizes)
+// is their compile-time configuration, kernels/kernel_config.hpp; the
+// policy chooses the rest from it.
+using kernels::candidate_capacity;
+using kernels::FusedOccupancy;
+using kernels::kChunkItems;
+using kernels::kExactKlPasses;
+using kernels::kFinishThreads;
+using kernels::kHeldChunks;
+using kernels::kMaxCandidates;
+using kernels::kRowThreads;
+using kernels::kSliceChunks;
+using kernels::kSliceGranuleVectors;
+using kernels::kSweepThreads;
+using kernels::kVectorBytes;
+using kernels::RowMask;
+using kernels::SolveRow;
 
 // What the policy needs to know about a device (cached per device).
 struct DeviceFacts {
@@ -50,47 +63,6 @@ struct DeviceFacts {
   FusedOccupancy fused = {};
 };
 
-// ---- named thresholds (tune here; tests name the regimes they exercise)
-// Threads of the (slice, row) sweep kernels: stats, moments, align, sample.
-constexpr int kSweepThreads = 128;
-// Threads of the per-row kernels: plan (the exact_kl solver sweeps the row
-// with the whole block).
-constexpr int kRowThreads = 512;
-// Threads of the small per-row finishing kernels.
-constexpr int kFinishThreads = 128;
-// exact_kl: grid-wide sweeps launched for the η solve (one KL evaluation
-// each; the first is at η_max, the rest Newton steps). Rows still unsolved
-// after them — rare: typical rows need 4–6 — finish in one block per row.
-constexpr int kExactKlPasses = 8;
-// Bytes of one vector load (LDG.128).
-constexpr int kVectorBytes = 16;
-// Elements each thread holds in registers per step of a sweep (a "chunk"):
-// 2 float4 loads per row for fp32, 1 uint4 load for bf16/fp16.
-constexpr int kChunkItems = 8;
-// Register chunks per thread in one vocabulary slice: a slice is
-// kSweepThreads x kChunkItems x kSliceChunks = 1024 tokens, whatever the
-// dtype. The split depends on V alone — never on the batch size or the
-// device — so the merge order, and every bit of a row's result, is the same
-// whether the row is computed alone or in any batch (SPEC §5), as on the CPU
-// backend. Small slices are what lets B = 1 use the whole GPU: 31 blocks at
-// V = 32000 (the whole 256 KB pair is one memory latency away from any of
-// them), 125 at V = 128256, 148 at 151936 and 256 at 262144 — at least one
-// per SM of an H100/H200 (132) from V ≈ 135000 on. At large B the cost is one
-// 64-byte partial RowStats per 8 KB (fp32) of input and a 512-thread merge of
-// ≤ 256 partials per row by the row's last statistics block (plan_row).
-constexpr int64_t kSliceChunks = 1;
-// Slices are spread evenly over the row in granules of one warp's vectors
-// (math::slice_span): at V = 128256 fp32 every one of the 125 blocks of a
-// row gets 256 or 288 vectors (rounding each slice up to whole blocks' worth
-// left 41 of them empty and the busiest with 384).
-constexpr int64_t kSliceGranuleVectors = 32;
-// Register chunks a thread of the statistics sweep holds at once (the whole
-// slice on chip for the three-pass slice statistics, math/slice_stats.hpp):
-// with slices of ≈ kSliceChunks chunks per thread, rounded to the nearest
-// count and spread in warp granules, no thread gets more than 2 (checked
-// for every V by tests/cpu/test_partition.cpp, and per call by the launch,
-// which refuses a policy that breaks it: held_chunks below).
-constexpr int kHeldChunks = 2;
 // Fraction of L2 the two input rows of a group may take (the output of align
 // and other traffic share the rest).
 constexpr int64_t kL2GroupNumerator = 1;
@@ -120,9 +92,10 @@ struct LaunchPolicy {
 };
 
 // Register chunks the busiest thread of the policy's largest vocabulary slice
-// holds for a row of `vocab` tokens (any row alignment: a row never has more
-// than vocab / vector_width body vectors). Must be ≤ kHeldChunks.
-int64_t held_chunks(const LaunchPolicy& policy, int64_t vocab);
+// holds for a row of `vocab` tokens (kernels::held_chunks).
+inline int64_t held_chunks(const LaunchPolicy& policy, int64_t vocab) {
+  return kernels::held_chunks(vocab, kVectorBytes / policy.vector_width, policy.vocab_slices);
+}
 
 // The one place the launch configuration is chosen.
 // `rule`: the call's step rule (align, sample: which fused instance).
@@ -134,29 +107,6 @@ LaunchPolicy choose_launch_policy(Op op, int64_t rows, int64_t vocab, int64_t el
 // after 4 when top-p is the only selection, after 8 at most with top-k or
 // min_tokens_to_keep ≥ 2 (math/radix_select.hpp). Per-row arrays count as on.
 int select_passes(const Params& p);
-
-// Candidates the first select pass gathers per row (math/radix_select.hpp,
-// "selection from candidates"): min(V, 16384) × 12 bytes (192 KiB) per row
-// of a sample call's workspace when masks are possible. LM rows at top-p
-// 0.9 have hundreds to a few thousand; a row of more (a flat distribution,
-// p near 1) runs the later passes over the whole row instead.
-constexpr int64_t kMaxCandidates = 16384;
-inline int64_t candidate_capacity(int64_t vocab) {
-  return vocab < kMaxCandidates ? (vocab > 0 ? vocab : 1) : kMaxCandidates;
-}
-
-// A per-row mask record in the workspace (select → sample kernels).
-struct RowMask {
-  math::MaskThresholds th;
-  int32_t masked;  // 0: the row keeps every candidate (masks off or min_keep ≥ |q|)
-  int32_t drawn;   // 1: the first select pass drew the token from its candidates
-};
-
-// A row's exact_kl solve in the workspace (plan_row → KL passes).
-struct SolveRow {
-  math::ExactKlSolve solve;
-  uint32_t done;  // blocks of the row done with the current pass
-};
 
 // Bytes kept for CUB's DeviceSegmentedReduce temporary storage (it asks for
 // 1 byte whatever the number of segments; the call checks at run time).

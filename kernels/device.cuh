@@ -12,7 +12,7 @@
 #include <type_traits>
 
 #include "kernel_args.hpp"
-#include "launch_policy.hpp"
+#include "kernel_config.hpp"
 #include "linalign/math/config.hpp"
 #include "linalign/math/dtype.hpp"
 #include "linalign/math/nucleus.hpp"
@@ -31,8 +31,8 @@ constexpr unsigned kFullMask = 0xffffffffu;
 // Elements of one 16-byte vector and vectors per register chunk for E.
 template <class E>
 struct Tile {
-  static constexpr int kWidth = host::kVectorBytes / int(sizeof(E));
-  static constexpr int kVectors = host::kChunkItems / kWidth;
+  static constexpr int kWidth = vector_width(int64_t(sizeof(E)));
+  static constexpr int kVectors = vectors_per_chunk(int64_t(sizeof(E)));
   static constexpr int kItems = kWidth * kVectors;
 };
 
@@ -118,10 +118,10 @@ __device__ __forceinline__ RowIn<E> row_in(const Source& s, int64_t r) {
 
 // The body vectors of vocabulary slice s of a row: every (slice, row) kernel
 // of a call walks the same slices (math::slice_span, spread evenly in
-// granules of one warp's vectors, host::kSliceGranuleVectors).
+// granules of one warp's vectors, kSliceGranuleVectors).
 template <class E>
 __device__ __forceinline__ math::Span vocab_slice(const RowIn<E>& row, int64_t slices, int64_t s) {
-  return math::slice_span(row.split.vectors, slices, s, host::kSliceGranuleVectors);
+  return math::slice_span(row.split.vectors, slices, s, kSliceGranuleVectors);
 }
 
 // --------------------------------------------------------- the draw ---
@@ -242,7 +242,7 @@ __device__ __forceinline__ void walk_row(const RowIn<E>& row, int64_t n, math::S
 // a sweep over the held slice merges exactly what a sweep that loads does.
 template <class E>
 struct HeldSlice {
-  static constexpr int kSteps = host::kHeldChunks + 1;  // the scalar step, then the chunks
+  static constexpr int kSteps = kHeldChunks + 1;  // the scalar step, then the chunks
   Chunk<E> step[kSteps];
   bool has[kSteps];      // this thread holds step c
   bool uniform[kSteps];  // thread 0 holds step c: the uniform walk makes it (walk_row kUniform)
@@ -251,7 +251,7 @@ struct HeldSlice {
   // row that cannot be read (row.bad).
   __device__ __forceinline__ void load(const RowIn<E>& row, int64_t n, math::Span span,
                                        bool first_slice) {
-    constexpr int kT = host::kSweepThreads;
+    constexpr int kT = kSweepThreads;
     const int t = int(threadIdx.x);
     const int64_t scalars = first_slice ? math::split_scalars(row.split) : 0;
     const int64_t chunks = math::walk_chunks(span, kT, t, Chunk<E>::kU);
@@ -314,7 +314,7 @@ __device__ __forceinline__ void slice_steps(const Args& a, int64_t r, int64_t s,
   }
   const RowIn<E> row = row_in<E>(a.src, r);
   walk_row<E, true>(row, a.src.vocab, vocab_slice(row, a.slices, s), s == 0, int(threadIdx.x),
-                    host::kSweepThreads, fn);
+                    kSweepThreads, fn);
 }
 // The same in the uniform walk (every thread makes thread 0's steps).
 template <class E, class Fn>
@@ -326,7 +326,7 @@ __device__ __forceinline__ void slice_steps_uniform(const Args& a, int64_t r, in
   }
   const RowIn<E> row = row_in<E>(a.src, r);
   walk_row<E, true, true>(row, a.src.vocab, vocab_slice(row, a.slices, s), s == 0, int(threadIdx.x),
-                          host::kSweepThreads, fn);
+                          kSweepThreads, fn);
 }
 
 // The chunk as the math headers' loader: load(k, &z, &y).

@@ -6,7 +6,7 @@
 //                      select passes (candidates first) → Sample
 //
 // Both are launched cooperatively (every block resident: launch_impl.cuh)
-// as a persistent grid of G ≥ slices blocks (host::choose_launch_policy). A
+// as a persistent grid of G ≥ slices blocks (the host's choose_launch_policy). A
 // block takes the (row, slice) items b, b + G, b + 2G, … in row-major order,
 // holds the item's slice in registers (HeldSlice) from its one load to its
 // last use, and meets the row's other blocks at each step that needs the
@@ -45,7 +45,7 @@ namespace kernels {
 template <class E, bool kExactKl>
 __device__ __forceinline__ math::RowPlan fused_plan(const Args& a, int64_t r, int64_t s,
                                                     HeldSlice<E>& h, uint32_t* rounds_end) {
-  static_assert(host::kFinishThreads == host::kSweepThreads, "finish_row's tree, by this block");
+  static_assert(kFinishThreads == kSweepThreads, "finish_row's tree, by this block");
   const int64_t S = a.slices;
   const uint32_t blocks = uint32_t(S);
   const RowIn<E> row = row_in<E>(a.src, r);
@@ -60,9 +60,9 @@ __device__ __forceinline__ math::RowPlan fused_plan(const Args& a, int64_t r, in
   }
   uint32_t* const count = &a.stats_done[r];
   if (last_block_of_row(count, blocks)) {  // uniform
-    const math::RowStats st = merge_partials<host::kSweepThreads>(a.stats + r * S, S, MergeStats{},
-                                                                  math::row_stats_empty(), true);
-    plan_row<host::kSweepThreads>(a, r, st);
+    const math::RowStats st = merge_partials<kSweepThreads>(a.stats + r * S, S, MergeStats{},
+                                                            math::row_stats_empty(), true);
+    plan_row<kSweepThreads>(a, r, st);
     publish_row(count);
   }
   *rounds_end = blocks + 1u;
@@ -77,7 +77,7 @@ __device__ __forceinline__ math::RowPlan fused_plan(const Args& a, int64_t r, in
     while (!math::exact_kl_done(st)) {  // uniform: the row's published state
       slice_moments<E>(a, r, s, plan, st.at, &h);
       if (last_block_of_row(count, blocks, *rounds_end)) {
-        kl_pass_step<host::kSweepThreads>(a, r, plan, st);
+        kl_pass_step<kSweepThreads>(a, r, plan, st);
         publish_row(count);
       }
       *rounds_end += blocks + 1u;
@@ -104,7 +104,7 @@ __device__ __forceinline__ math::RowPlan fused_plan(const Args& a, int64_t r, in
 // kExactKl: the instance for exact_kl calls (its solve loop), the other for
 // the fixed and trust_region rules.
 template <class E, bool kExactKl>
-__global__ void __launch_bounds__(host::kSweepThreads) FusedAlignKernel(const Args a) {
+__global__ void __launch_bounds__(kSweepThreads) FusedAlignKernel(const Args a) {
   for (int64_t w = blockIdx.x; w < a.rows * a.slices; w += gridDim.x) {  // uniform
     const int64_t r = w / a.slices, s = w % a.slices;
     HeldSlice<E> h;
@@ -115,7 +115,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) FusedAlignKernel(const Ar
 }
 
 template <class E, bool kExactKl>
-__global__ void __launch_bounds__(host::kSweepThreads) FusedSampleKernel(const Args a) {
+__global__ void __launch_bounds__(kSweepThreads) FusedSampleKernel(const Args a) {
   __shared__ SelectShared sh;
   const uint32_t blocks = uint32_t(a.slices);
   for (int64_t w = blockIdx.x; w < a.rows * a.slices; w += gridDim.x) {  // uniform

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "launch_policy.hpp"
+#include "kernel_config.hpp"
 #include "linalign/linalign.hpp"
 #include "linalign/math/dtype.hpp"
 #include "linalign/math/layout.hpp"
@@ -105,15 +105,15 @@ struct Args {
   math::RowStats* shard_out;       // shard_stats: [B]
   const math::RowStats* shard_in;  // align_shard: [num_shards × B], shard-major
   int64_t num_shards;
-  // workspace (see host::CudaLayout)
+  // workspace (laid out by the host: cuda_layout in host/launch_policy.hpp)
   math::RowStats* stats;
   math::TiltMoments* tilt_partials;   // second sweep, tilt update
   math::LinearSums* linear_partials;  // second sweep, linear update (same memory)
   math::RowPlan* plans;
-  host::SolveRow* solve;  // exact_kl: [B] solver state between the KL passes
-  host::RowMask* masks;
+  SolveRow* solve;  // exact_kl: [B] solver state between the KL passes
+  RowMask* masks;
   math::SelectRow* select;      // sample with masks: [B] selection state + histograms
-  int32_t select_passes;        // passes launched (host::select_passes)
+  int32_t select_passes;        // passes launched (the host's select_passes)
   math::Candidate* candidates;  // sample with masks: [B × candidate_capacity] first-pass gathers
   int64_t candidate_capacity;
   ArgMaxPair* argmax;       // sample: [B × slices] per-slice arg-maxes
@@ -122,6 +122,14 @@ struct Args {
   ScoreTriple* row_scores;  // [B] (score: ℓ*_t, ℓ_t, ℓᵖ_t; 0 for ignored rows)
   void* seq_temp;           // CUB's temporary storage for the per-sequence sums
   size_t seq_temp_bytes;
+};
+
+// What the host's launch policy chose for one call beyond Args (the kernels'
+// fixed shape is kernel_config.hpp's): rows per L2-resident group of the
+// multi-kernel path, and the fused kernels' persistent grid (0: not fused).
+struct LaunchShape {
+  int64_t rows_per_group;
+  int64_t fused_grid;
 };
 
 // Outcome of enqueueing a call's kernels: the first launch error and which
@@ -135,22 +143,21 @@ struct LaunchResult {
 // synchronises nothing. Instantiated once per element type in its own
 // translation unit.
 template <class E>
-LaunchResult launch_call(const Args& args, const host::LaunchPolicy& policy, cudaStream_t stream);
+LaunchResult launch_call(const Args& args, const LaunchShape& shape, cudaStream_t stream);
 
-extern template LaunchResult launch_call<float>(const Args&, const host::LaunchPolicy&,
-                                                cudaStream_t);
-extern template LaunchResult launch_call<math::Bf16Bits>(const Args&, const host::LaunchPolicy&,
+extern template LaunchResult launch_call<float>(const Args&, const LaunchShape&, cudaStream_t);
+extern template LaunchResult launch_call<math::Bf16Bits>(const Args&, const LaunchShape&,
                                                          cudaStream_t);
-extern template LaunchResult launch_call<math::Fp16Bits>(const Args&, const host::LaunchPolicy&,
+extern template LaunchResult launch_call<math::Fp16Bits>(const Args&, const LaunchShape&,
                                                          cudaStream_t);
 
 // Blocks of each fused kernel instance for E one multiprocessor of the
-// current device holds at once (host::DeviceFacts::fused).
+// current device holds at once (the host's DeviceFacts::fused).
 template <class E>
-cudaError_t fused_occupancy(host::FusedOccupancy* out);
-extern template cudaError_t fused_occupancy<float>(host::FusedOccupancy*);
-extern template cudaError_t fused_occupancy<math::Bf16Bits>(host::FusedOccupancy*);
-extern template cudaError_t fused_occupancy<math::Fp16Bits>(host::FusedOccupancy*);
+cudaError_t fused_occupancy(FusedOccupancy* out);
+extern template cudaError_t fused_occupancy<float>(FusedOccupancy*);
+extern template cudaError_t fused_occupancy<math::Bf16Bits>(FusedOccupancy*);
+extern template cudaError_t fused_occupancy<math::Fp16Bits>(FusedOccupancy*);
 
 }  // namespace kernels
 }  // namespace linalign

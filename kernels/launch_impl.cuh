@@ -64,9 +64,9 @@ cudaError_t launch_cooperative(void (*kernel)(P...), const char* name, unsigned 
 }
 
 template <class E>
-cudaError_t fused_occupancy(host::FusedOccupancy* out) {
+cudaError_t fused_occupancy(FusedOccupancy* out) {
   const auto per_sm = [](int* n, auto kernel) {
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(n, kernel, host::kSweepThreads, 0);
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(n, kernel, kSweepThreads, 0);
   };
   cudaError_t e = per_sm(&out->align, FusedAlignKernel<E, false>);
   if (e == cudaSuccess) e = per_sm(&out->align_exact_kl, FusedAlignKernel<E, true>);
@@ -104,7 +104,7 @@ inline LaunchResult launch_sequence_sums(const Args& a, cudaStream_t stream) {
 #endif
 
 template <class E>
-LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaStream_t stream) {
+LaunchResult launch_call(const Args& a, const LaunchShape& shape, cudaStream_t stream) {
   static_assert(Tile<E>::kVectors > 0, "16-byte vectors of whole elements");
 #define LINALIGN_LAUNCHED(name)                           \
   do {                                                    \
@@ -112,10 +112,9 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
     if (e_ != cudaSuccess) return LaunchResult{e_, name}; \
   } while (0)
 
-  if (policy.threads != host::kSweepThreads || policy.row_threads != host::kRowThreads ||
-      policy.vector_width != Tile<E>::kWidth || policy.vectors_per_chunk != Tile<E>::kVectors ||
-      policy.vocab_slices != a.slices || host::held_chunks(policy, a.src.vocab) > host::kHeldChunks)
-    return LaunchResult{cudaErrorInvalidConfiguration, "launch policy / kernel mismatch"};
+  // The slices the host chose must fit the held registers (kernel_config.hpp).
+  if (held_chunks(a.src.vocab, int64_t(sizeof(E)), a.slices) > kHeldChunks)
+    return LaunchResult{cudaErrorInvalidConfiguration, "vocabulary slices / held chunks mismatch"};
 
   const int64_t B = a.rows;
   const Op op = Op(a.op);
@@ -125,15 +124,15 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
     const cudaError_t e = cudaMemsetAsync(a.stats_done, 0, size_t(B) * sizeof(uint32_t), stream);
     if (e != cudaSuccess) return LaunchResult{e, "cudaMemsetAsync (row counters)"};
   }
-  if (policy.fused_grid > 0) {  // the call in one kernel (fused_kernels.cuh)
-    if ((op != Op::kAlign && op != Op::kSample) || policy.fused_grid < a.slices ||
-        policy.fused_grid > kMaxGridX)
+  if (shape.fused_grid > 0) {  // the call in one kernel (fused_kernels.cuh)
+    if ((op != Op::kAlign && op != Op::kSample) || shape.fused_grid < a.slices ||
+        shape.fused_grid > kMaxGridX)
       return LaunchResult{cudaErrorInvalidConfiguration, "launch policy / fused kernel mismatch"};
     const bool align = op == Op::kAlign;
     const bool kl = a.rule == int32_t(math::Rule::kExactKl);
     const char* name = align ? "FusedAlignKernel" : "FusedSampleKernel";
-    const unsigned grid = unsigned(policy.fused_grid);
-    const int T = host::kSweepThreads;
+    const unsigned grid = unsigned(shape.fused_grid);
+    const int T = kSweepThreads;
     const cudaError_t e =
         align ? (kl ? launch_cooperative(FusedAlignKernel<E, true>, name, grid, T, stream, a)
                     : launch_cooperative(FusedAlignKernel<E, false>, name, grid, T, stream, a))
@@ -141,49 +140,49 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
                     : launch_cooperative(FusedSampleKernel<E, false>, name, grid, T, stream, a));
     return LaunchResult{e, e == cudaSuccess ? "" : name};
   }
-  for (int64_t row0 = 0; row0 < B; row0 += policy.rows_per_group) {
-    const int64_t n = std::min(policy.rows_per_group, B - row0);
+  for (int64_t row0 = 0; row0 < B; row0 += shape.rows_per_group) {
+    const int64_t n = std::min(shape.rows_per_group, B - row0);
     const dim3 sweep_grid(unsigned(a.slices), unsigned(n));
     const dim3 row_grid{unsigned(n), 1u, 1u};
 
     if (op == Op::kAlignShard) {  // the merged statistics come with the call
-      LINALIGN_LAUNCH(PlanKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
+      LINALIGN_LAUNCH(PlanKernel<E>, row_grid, kRowThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("PlanKernel");
     } else {  // the statistics; the last block of each row plans it
-      LINALIGN_LAUNCH(StatsKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
+      LINALIGN_LAUNCH(StatsKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("StatsKernel");
     }
     if (op == Op::kShardStats) {
-      LINALIGN_LAUNCH(ShardStatsKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
+      LINALIGN_LAUNCH(ShardStatsKernel<E>, row_grid, kRowThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("ShardStatsKernel");
       continue;
     }
     if (a.rule == int32_t(math::Rule::kExactKl)) {
-      for (int pass = 0; pass < host::kExactKlPasses; ++pass) {
-        LINALIGN_LAUNCH(KlPassKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
+      for (int pass = 0; pass < kExactKlPasses; ++pass) {
+        LINALIGN_LAUNCH(KlPassKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
         LINALIGN_LAUNCHED("KlPassKernel");
       }
-      LINALIGN_LAUNCH(KlSolveKernel<E>, row_grid, host::kRowThreads, stream)(a, row0);
+      LINALIGN_LAUNCH(KlSolveKernel<E>, row_grid, kRowThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("KlSolveKernel");
     }
     if (!a.tilt_in_first) {
-      LINALIGN_LAUNCH(MomentsKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
+      LINALIGN_LAUNCH(MomentsKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("MomentsKernel");
-      LINALIGN_LAUNCH(FinishKernel<E>, row_grid, host::kFinishThreads, stream)(a, row0);
+      LINALIGN_LAUNCH(FinishKernel<E>, row_grid, kFinishThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("FinishKernel");
     }
     if (op == Op::kAlign || op == Op::kAlignShard) {
-      LINALIGN_LAUNCH(AlignKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
+      LINALIGN_LAUNCH(AlignKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("AlignKernel");
     } else if (op == Op::kSample) {
       if (a.masks_possible) {
         for (int pass = 0; pass < a.select_passes; ++pass) {
-          LINALIGN_LAUNCH(SelectPassKernel<E>, sweep_grid, host::kSweepThreads, stream)
+          LINALIGN_LAUNCH(SelectPassKernel<E>, sweep_grid, kSweepThreads, stream)
           (a, row0, pass);
           LINALIGN_LAUNCHED("SelectPassKernel");
         }
       }
-      LINALIGN_LAUNCH(SampleKernel<E>, sweep_grid, host::kSweepThreads, stream)(a, row0);
+      LINALIGN_LAUNCH(SampleKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
       LINALIGN_LAUNCHED("SampleKernel");
     }
   }
@@ -195,7 +194,7 @@ LaunchResult launch_call(const Args& a, const host::LaunchPolicy& policy, cudaSt
     if (a.num_sequences > 0) {
 #if defined(LINALIGN_SIMT_LAUNCH)
       const unsigned grid = unsigned(std::min(kMaxGridX, a.num_sequences));
-      LINALIGN_LAUNCH(SeqSumKernel<E>, grid, host::kFinishThreads, stream)(a);
+      LINALIGN_LAUNCH(SeqSumKernel<E>, grid, kFinishThreads, stream)(a);
       LINALIGN_LAUNCHED("SeqSumKernel");
 #else
       const LaunchResult sums = launch_sequence_sums(a, stream);

@@ -5,10 +5,9 @@
 namespace linalign {
 namespace kernels {
 
-template LaunchResult launch_call<math::Fp16Bits>(const Args&, const host::LaunchPolicy&,
-                                                  cudaStream_t);
+template LaunchResult launch_call<math::Fp16Bits>(const Args&, const LaunchShape&, cudaStream_t);
 
-template cudaError_t fused_occupancy<math::Fp16Bits>(host::FusedOccupancy*);
+template cudaError_t fused_occupancy<math::Fp16Bits>(FusedOccupancy*);
 
 }  // namespace kernels
 }  // namespace linalign

@@ -5,9 +5,9 @@
 namespace linalign {
 namespace kernels {
 
-template LaunchResult launch_call<float>(const Args&, const host::LaunchPolicy&, cudaStream_t);
+template LaunchResult launch_call<float>(const Args&, const LaunchShape&, cudaStream_t);
 
-template cudaError_t fused_occupancy<float>(host::FusedOccupancy*);
+template cudaError_t fused_occupancy<float>(FusedOccupancy*);
 
 }  // namespace kernels
 }  // namespace linalign

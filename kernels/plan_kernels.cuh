@@ -63,7 +63,7 @@ struct MergeSliceSpread {
 template <class E>
 __device__ __forceinline__ math::RowStats held_slice_stats(const HeldSlice<E>& h, float inv_t,
                                                            bool with_tilt, float eta) {
-  constexpr int kT = host::kSweepThreads;
+  constexpr int kT = kSweepThreads;
   constexpr int kSteps = HeldSlice<E>::kSteps;
   constexpr int kI = Chunk<E>::kItems;
   auto each_held = [&](auto&& fn) { h.each(fn); };
@@ -92,7 +92,7 @@ __device__ __forceinline__ math::RowStats held_slice_stats(const HeldSlice<E>& h
 }
 
 template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a, int64_t row0) {
+__global__ void __launch_bounds__(kSweepThreads) StatsKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.y);
   const int64_t s = int64_t(blockIdx.x);
   const RowIn<E> row = row_in<E>(a.src, r);
@@ -112,18 +112,18 @@ __global__ void __launch_bounds__(host::kSweepThreads) StatsKernel(const Args a,
   if (!last_block_of_row(&a.stats_done[r], gridDim.x)) return;  // uniform
   // The last block of the row: merge the slices (written by other blocks of
   // this grid: read past L1) and plan the row — no PlanKernel launch.
-  const math::RowStats st = merge_partials<host::kSweepThreads>(
+  const math::RowStats st = merge_partials<kSweepThreads>(
       a.stats + r * a.slices, a.slices, MergeStats{}, math::row_stats_empty(), true);
-  plan_row<host::kSweepThreads>(a, r, st);
+  plan_row<kSweepThreads>(a, r, st);
 }
 
 // shard_stats (SPEC §7): the merged statistics of this shard's slices, the
 // record an engine all-gathers across its vocabulary shards.
 template <class E>
-__global__ void __launch_bounds__(host::kRowThreads) ShardStatsKernel(const Args a, int64_t row0) {
+__global__ void __launch_bounds__(kRowThreads) ShardStatsKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.x);
-  const math::RowStats st = merge_partials<host::kRowThreads>(
-      a.stats + r * a.slices, a.slices, MergeStats{}, math::row_stats_empty());
+  const math::RowStats st = merge_partials<kRowThreads>(a.stats + r * a.slices, a.slices,
+                                                        MergeStats{}, math::row_stats_empty());
   if (threadIdx.x == 0) a.shard_out[r] = st;
 }
 
@@ -138,19 +138,19 @@ struct BlockRowEval {
     const int t = int(threadIdx.x);
     if (a.update == int32_t(math::Update::kTilt)) {
       math::TiltMoments m = math::tilt_empty();
-      walk_row<E, true>(row, a.src.vocab, all, true, t, host::kRowThreads, [&](const Chunk<E>& ch) {
+      walk_row<E, true>(row, a.src.vocab, all, true, t, kRowThreads, [&](const Chunk<E>& ch) {
         m = math::tilt_merge(
             m, math::chunk_tilt_moments(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
       });
-      m = block_reduce<host::kRowThreads>(m, MergeTilt{}, math::tilt_empty());
+      m = block_reduce<kRowThreads>(m, MergeTilt{}, math::tilt_empty());
       return math::tilt_kl_point(m, plan, eta);
     }
     math::LinearSums l = math::linear_empty();
-    walk_row<E, true>(row, a.src.vocab, all, true, t, host::kRowThreads, [&](const Chunk<E>& ch) {
+    walk_row<E, true>(row, a.src.vocab, all, true, t, kRowThreads, [&](const Chunk<E>& ch) {
       l = math::linear_merge(
           l, math::chunk_linear_sums(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
     });
-    l = block_reduce<host::kRowThreads>(l, MergeLinear{}, math::linear_empty());
+    l = block_reduce<kRowThreads>(l, MergeLinear{}, math::linear_empty());
     return math::linear_kl_point(l);
   }
 };
@@ -213,11 +213,11 @@ __device__ __forceinline__ void plan_row(const Args& a, int64_t r, math::RowStat
 // align_shard: the plan from the all-gathered shards ([num_shards × B]),
 // merged by the same tree on every device.
 template <class E>
-__global__ void __launch_bounds__(host::kRowThreads) PlanKernel(const Args a, int64_t row0) {
+__global__ void __launch_bounds__(kRowThreads) PlanKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.x);
-  const math::RowStats st = merge_partials<host::kRowThreads>(
-      a.shard_in + r, a.num_shards, MergeStats{}, math::row_stats_empty(), false, a.rows);
-  plan_row<host::kRowThreads>(a, r, st);
+  const math::RowStats st = merge_partials<kRowThreads>(a.shard_in + r, a.num_shards, MergeStats{},
+                                                        math::row_stats_empty(), false, a.rows);
+  plan_row<kRowThreads>(a, r, st);
 }
 
 // The second-sweep partial of slice s of row r at η (tilted moments or
@@ -233,7 +233,7 @@ __device__ __forceinline__ void slice_moments(const Args& a, int64_t r, int64_t 
       m = math::tilt_merge(
           m, math::chunk_tilt_moments(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
     });
-    m = block_reduce<host::kSweepThreads>(m, MergeTilt{}, math::tilt_empty());
+    m = block_reduce<kSweepThreads>(m, MergeTilt{}, math::tilt_empty());
     if (t == 0) a.tilt_partials[r * a.slices + s] = m;
   } else {
     math::LinearSums l = math::linear_empty();
@@ -241,13 +241,13 @@ __device__ __forceinline__ void slice_moments(const Args& a, int64_t r, int64_t 
       l = math::linear_merge(
           l, math::chunk_linear_sums(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
     });
-    l = block_reduce<host::kSweepThreads>(l, MergeLinear{}, math::linear_empty());
+    l = block_reduce<kSweepThreads>(l, MergeLinear{}, math::linear_empty());
     if (t == 0) a.linear_partials[r * a.slices + s] = l;
   }
 }
 
 template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads) MomentsKernel(const Args a, int64_t row0) {
+__global__ void __launch_bounds__(kSweepThreads) MomentsKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.y);
   const math::RowPlan plan = a.plans[r];
   if (!math::plan_valid(plan)) return;  // uniform: FinishKernel skips the row too
@@ -284,12 +284,12 @@ __device__ __forceinline__ void kl_pass_step(const Args& a, int64_t r, const mat
 // pattern) merges the partials in the fixed tree, steps the solver and, once
 // it is done, stores η in the plan. Rows already solved return at once.
 template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads) KlPassKernel(const Args a, int64_t row0) {
-  constexpr int kT = host::kSweepThreads;
+__global__ void __launch_bounds__(kSweepThreads) KlPassKernel(const Args a, int64_t row0) {
+  constexpr int kT = kSweepThreads;
   const int64_t r = row0 + int64_t(blockIdx.y);
   const math::RowPlan plan = a.plans[r];
   if (!math::plan_valid(plan)) return;  // uniform
-  host::SolveRow* const sr = a.solve + r;
+  SolveRow* const sr = a.solve + r;
   math::ExactKlSolve st = sr->solve;
   if (math::exact_kl_done(st)) return;  // uniform
   slice_moments<E>(a, r, int64_t(blockIdx.x), plan, st.at);
@@ -301,7 +301,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) KlPassKernel(const Args a
 // sweeping the whole row per evaluation (every thread runs the solver on
 // identical, broadcast numbers, so the control flow is uniform).
 template <class E>
-__global__ void __launch_bounds__(host::kRowThreads) KlSolveKernel(const Args a, int64_t row0) {
+__global__ void __launch_bounds__(kRowThreads) KlSolveKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.x);
   const math::RowPlan plan = a.plans[r];
   if (!math::plan_valid(plan)) return;
@@ -321,7 +321,7 @@ __global__ void __launch_bounds__(host::kRowThreads) KlSolveKernel(const Args a,
 // `coherent`: the partials were written by other blocks of the running grid.
 __device__ __forceinline__ void finish_row(const Args& a, int64_t r, math::RowPlan plan,
                                            bool coherent) {
-  constexpr int kT = host::kFinishThreads;
+  constexpr int kT = kFinishThreads;
   if (math::plan_valid(plan)) {
     if (a.update == int32_t(math::Update::kTilt)) {
       math::plan_finish_tilt(plan, merge_partials<kT>(a.tilt_partials + r * a.slices, a.slices,
@@ -341,7 +341,7 @@ __device__ __forceinline__ void finish_row(const Args& a, int64_t r, math::RowPl
 // (A template like the others, although it reads no logits: each dtype's
 // translation unit owns its instance.)
 template <class E>
-__global__ void __launch_bounds__(host::kFinishThreads) FinishKernel(const Args a, int64_t row0) {
+__global__ void __launch_bounds__(kFinishThreads) FinishKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.x);
   finish_row(a, r, a.plans[r], false);
 }
@@ -399,8 +399,8 @@ __device__ __forceinline__ void align_slice(const Args& a, int64_t r, int64_t s,
   const RowIn<E> row = row_in<E>(a.src, r);
   float* out = a.out != nullptr ? a.out + r * a.out_stride : nullptr;
   uint16_t* out_bf16 = a.out_bf16 != nullptr ? a.out_bf16 + r * a.out_stride : nullptr;
-  const bool out_vector = out != nullptr && (reinterpret_cast<uintptr_t>(out + row.split.head) %
-                                             host::kVectorBytes) == 0;
+  const bool out_vector =
+      out != nullptr && (reinterpret_cast<uintptr_t>(out + row.split.head) % kVectorBytes) == 0;
   const math::Span span = vocab_slice(row, a.slices, s);
   const int t = int(threadIdx.x);
   float v[Chunk<E>::kItems];
@@ -412,12 +412,11 @@ __device__ __forceinline__ void align_slice(const Args& a, int64_t r, int64_t s,
     }
   };
   if (!math::plan_valid(plan)) {
-    walk_row<E, false>(row, a.src.vocab, span, s == 0, t, host::kSweepThreads,
-                       [&](const Chunk<E>& ch) {
+    walk_row<E, false>(row, a.src.vocab, span, s == 0, t, kSweepThreads, [&](const Chunk<E>& ch) {
 #pragma unroll
-                         for (int k = 0; k < Chunk<E>::kItems; ++k) v[k] = math::kNaN;
-                         store(ch);
-                       });
+      for (int k = 0; k < Chunk<E>::kItems; ++k) v[k] = math::kNaN;
+      store(ch);
+    });
     return;
   }
   slice_steps<E>(a, r, s, held, [&](const Chunk<E>& ch) {
@@ -428,7 +427,7 @@ __device__ __forceinline__ void align_slice(const Args& a, int64_t r, int64_t s,
 }
 
 template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads) AlignKernel(const Args a, int64_t row0) {
+__global__ void __launch_bounds__(kSweepThreads) AlignKernel(const Args a, int64_t row0) {
   align_slice<E>(a, row0 + int64_t(blockIdx.y), int64_t(blockIdx.x), a.plans[row0 + blockIdx.y],
                  nullptr);
 }

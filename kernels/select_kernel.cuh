@@ -12,7 +12,7 @@
 // finish (a counter per row; the threadfence-reduction pattern) takes the
 // digit decisions, stores the row's new state and clears the histograms for
 // the next pass; the row's RowMask is written when its selections are done.
-// launch_call launches host::select_passes(params) ≤ kMaxSelectPasses
+// launch_call launches the host's select_passes(params) ≤ kMaxSelectPasses
 // passes (enough for the selections that are on); rows that are done return
 // at once. Every SM works on every pass whatever the batch size (B = 1 with
 // 125 slices at V = 128256), and the decisions take one block-wide scan, not
@@ -267,7 +267,7 @@ __device__ __forceinline__ void select_slice_votes(const Args& a, int64_t r, int
                                                    const math::SelectState& st,
                                                    const math::RowPlan& plan, SelectShared& sh,
                                                    uint64_t min_mass, const HeldSlice<E>* held) {
-  constexpr int kT = host::kSweepThreads;
+  constexpr int kT = kSweepThreads;
   const int t = int(threadIdx.x);
   clear_histograms<kT>(sh);
   __syncthreads();
@@ -340,7 +340,7 @@ __device__ __forceinline__ void select_row_decide(const Args& a, int64_t r, int 
                                                   math::SelectState st, const math::RowPlan& plan,
                                                   SelectShared& sh, uint64_t min_mass,
                                                   int32_t top_k, float min_p) {
-  constexpr int kT = host::kSweepThreads;
+  constexpr int kT = kSweepThreads;
   const int t = int(threadIdx.x);
   const bool gather = min_mass > 0;
   math::SelectRow* const row_sel = a.select + r;
@@ -391,7 +391,7 @@ __device__ __forceinline__ void select_row_decide(const Args& a, int64_t r, int 
   if (t == 0) {
     row_sel->state = st;
     if (!math::select_busy(st) || pass == a.select_passes - 1) {
-      host::RowMask m{};
+      RowMask m{};
       m.th = math::select_thresholds(st, top_k, min_p, a.min_keep);
       m.masked = m.th.has_keep ? 1 : 0;  // min_keep ≥ |q|: every token is kept
       m.drawn = drawn ? 1 : 0;
@@ -409,7 +409,7 @@ __device__ __forceinline__ uint64_t gather_bound(const math::SelectState& st, in
 }
 
 template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads)
+__global__ void __launch_bounds__(kSweepThreads)
     SelectPassKernel(const Args a, int64_t row0, int pass) {
   __shared__ SelectShared sh;
   const int64_t r = row0 + int64_t(blockIdx.y);
@@ -419,7 +419,7 @@ __global__ void __launch_bounds__(host::kSweepThreads)
   const int32_t top_k = a.top_k.at(r);
   if (!math::plan_valid(plan) || math::masks_off(top_p, top_k, min_p)) {
     if (pass == 0 && s == 0 && threadIdx.x == 0) {
-      host::RowMask m{};
+      RowMask m{};
       m.masked = 0;
       a.masks[r] = m;
     }

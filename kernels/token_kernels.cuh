@@ -63,8 +63,8 @@ __device__ __forceinline__ void sample_slice(const Args& a, int64_t r, int64_t s
       }
     });
   }
-  best = block_reduce<host::kSweepThreads>(best, MergeArgMaxPair{},
-                                           ArgMaxPair{math::argmax_empty(), math::argmax_empty()});
+  best = block_reduce<kSweepThreads>(best, MergeArgMaxPair{},
+                                     ArgMaxPair{math::argmax_empty(), math::argmax_empty()});
   if (threadIdx.x == 0) a.argmax[r * a.slices + s] = best;
 }
 
@@ -73,9 +73,9 @@ __device__ __forceinline__ void sample_slice(const Args& a, int64_t r, int64_t s
 // invalid row) and, optionally, ℓ* of the token.
 template <class E>
 __device__ __forceinline__ void sample_pick(const Args& a, int64_t r, const math::RowPlan& plan) {
-  const ArgMaxPair all = merge_partials<host::kSweepThreads>(
-      a.argmax + r * a.slices, a.slices, MergeArgMaxPair{},
-      ArgMaxPair{math::argmax_empty(), math::argmax_empty()}, true);
+  const ArgMaxPair all =
+      merge_partials<kSweepThreads>(a.argmax + r * a.slices, a.slices, MergeArgMaxPair{},
+                                    ArgMaxPair{math::argmax_empty(), math::argmax_empty()}, true);
   if (threadIdx.x == 0) {
     int32_t token = -1;
     float lp = math::kNaN;
@@ -94,7 +94,7 @@ __device__ __forceinline__ void sample_pick(const Args& a, int64_t r, const math
 }
 
 template <class E>
-__global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a, int64_t row0) {
+__global__ void __launch_bounds__(kSweepThreads) SampleKernel(const Args a, int64_t row0) {
   const int64_t r = row0 + int64_t(blockIdx.y);
   const int64_t s = int64_t(blockIdx.x);
   // A row the first select pass drew from its candidates is done.
@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(host::kSweepThreads) SampleKernel(const Args a
   bool masked = false;
   math::MaskThresholds th{};
   if (a.masks_possible && math::plan_valid(plan)) {
-    const host::RowMask m = a.masks[r];
+    const RowMask m = a.masks[r];
     masked = m.masked != 0;
     th = m.th;
   }
@@ -196,15 +196,15 @@ inline SeqWrite seq_write(const Args& a) {
 }
 
 template <class E>  // one instance per dtype translation unit
-__global__ void __launch_bounds__(host::kFinishThreads) SeqSumKernel(const Args a) {
+__global__ void __launch_bounds__(kFinishThreads) SeqSumKernel(const Args a) {
   const SeqBound begin = seq_bound(a, false), end = seq_bound(a, true);
   const SeqWrite write = seq_write(a);
   const ScoreTriple zero{0.f, 0.f, 0.f};
   for (int64_t q = blockIdx.x; q < a.num_sequences; q += gridDim.x) {
     ScoreTriple sum = zero;
-    for (int64_t r = begin(q) + threadIdx.x; r < end(q); r += host::kFinishThreads)
+    for (int64_t r = begin(q) + threadIdx.x; r < end(q); r += kFinishThreads)
       sum = AddScores{}(sum, a.row_scores[r]);
-    sum = block_reduce<host::kFinishThreads>(sum, AddScores{}, zero);
+    sum = block_reduce<kFinishThreads>(sum, AddScores{}, zero);
     if (threadIdx.x == 0) write(q, sum);
   }
 }

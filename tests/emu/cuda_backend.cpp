@@ -1,3 +1,3 @@
-// The host side of the CUDA backend (kernels/cuda_backend.cu), built against
+// The host side of the CUDA backend (host/cuda_backend.cu), built against
 // the SIMT emulator's runtime.
 #include "cuda_backend.cu"

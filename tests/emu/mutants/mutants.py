@@ -76,7 +76,7 @@ MUTANTS: List[Mutant] = [
         name="select_hist_not_zeroed",
         file="kernels/select_kernel.cuh",
         what="SelectPassKernel: the shared histograms (mass, counts) are never zeroed",
-        old="  for (int i = t; i < host::kRadixBins; i += kT) {\n"
+        old="  for (int i = t; i < math::kRadixBins; i += kT) {\n"
         "    sh.mass[i] = 0;\n"
         "    sh.count[0][i] = 0;\n"
         "    sh.count[1][i] = 0;\n"
@@ -147,9 +147,9 @@ MUTANTS: List[Mutant] = [
         "to bins another thread has not zeroed yet)",
         old="  clear_histograms<kT>(sh);\n"
         "  __syncthreads();\n\n"
-        "  const RowIn<E> row",
+        "  const bool from_principle",
         new="  clear_histograms<kT>(sh);\n\n"
-        "  const RowIn<E> row",
+        "  const bool from_principle",
         tests=[(EMU, "CudaVsCpu.MasksDecideTheDraw")],
     ),
     Mutant(
@@ -191,7 +191,7 @@ MUTANTS: List[Mutant] = [
     ),
     Mutant(
         name="host_pointer_reaches_kernel",
-        file="kernels/cuda_backend.cu",
+        file="host/cuda_backend.cu",
         # The refusal of CudaBackendImpl::run: cudaPointerGetAttributes on
         # every pointer the kernels dereference, plain host memory
         # (cudaMemoryTypeUnregistered) refused with kInvalidArgument. The
@@ -206,12 +206,12 @@ MUTANTS: List[Mutant] = [
     ),
     Mutant(
         name="fused_plan_read_early",
-        file="kernels/plan_kernels.cuh",
+        file="kernels/fused_kernels.cuh",
         what="FusedAlignKernel: the blocks of a row wait for the statistics tickets only "
         "(count ≥ slices), not for the last block's publish (slices + 1), and read the plan "
         "before it is written",
-        old="    wait_row(count, blocks + 1u);\n",
-        new="    wait_row(count, blocks);\n",
+        old="  *rounds_end = blocks + 1u;\n",
+        new="  *rounds_end = blocks;\n",
         tests=[(EMU, "CudaVsCpu.StridedMisalignedPadded:CudaVsCpu.TemperaturesAndRatios")],
     ),
     Mutant(
@@ -219,7 +219,7 @@ MUTANTS: List[Mutant] = [
         file="kernels/plan_kernels.cuh",
         what="PlanKernel (align_shard) declares __launch_bounds__ of 256 threads but is "
         "launched with kRowThreads (512): a launch error on a GPU",
-        old="__global__ void __launch_bounds__(host::kRowThreads) PlanKernel(",
+        old="__global__ void __launch_bounds__(kRowThreads) PlanKernel(",
         new="__global__ void __launch_bounds__(256) PlanKernel(",
         tests=[(EMU, "CudaVsCpu.VocabularyShards")],
     ),

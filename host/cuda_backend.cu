@@ -396,9 +396,10 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
       workspace == owned_ && owned_done_ != nullptr && capture == cudaStreamCaptureStatusNone;
   if (owned) LINALIGN_CHECK_CUDA(cudaStreamWaitEvent(stream, owned_done_, 0), name, message);
 
+  const kernels::LaunchShape shape{pol.rows_per_group, pol.fused_grid};
   kernels::LaunchResult res{cudaSuccess, ""};
   if (!dispatch_dtype(v.dtype,
-                      [&](auto e) { res = kernels::launch_call<decltype(e)>(a, pol, stream); })) {
+                      [&](auto e) { res = kernels::launch_call<decltype(e)>(a, shape, stream); })) {
     *message = std::string(name) + ": logits.dtype is not supported";
     return Status::kNotSupported;
   }
