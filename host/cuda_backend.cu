@@ -108,11 +108,6 @@ Status device_facts(int device, DeviceFactsByType* out, std::string* message) {
   return Status::kSuccess;
 }
 
-template <class T>
-kernels::RowParam<T> rp(const PerRow<T>& p) {
-  return kernels::row_param(p);
-}
-
 class CudaBackendImpl final : public BackendImpl {
  public:
   CudaBackendImpl(int device, const DeviceFactsByType& facts) : device_(device), facts_(facts) {}
@@ -300,15 +295,15 @@ kernels::Args marshal_args(const Call& call, const LaunchPolicy& pol, const Cuda
   a.tilt_in_first = p.rule == StepRule::kFixed && p.update == UpdateForm::kTilt;
   a.masks_possible = call.op == Op::kSample && masks_possible(p);
   a.per_row_seed = p.seed.values != nullptr;
-  a.temperature = rp(p.temperature);
-  a.ratio = rp(p.ratio);
-  a.epsilon = rp(p.epsilon);
-  a.eta_max = rp(p.eta_max);
-  a.top_p = rp(p.top_p);
-  a.min_p = rp(p.min_p);
-  a.top_k = rp(p.top_k);
-  a.seed = rp(p.seed);
-  a.offset = rp(p.offset);
+  a.temperature = p.temperature;
+  a.ratio = p.ratio;
+  a.epsilon = p.epsilon;
+  a.eta_max = p.eta_max;
+  a.top_p = p.top_p;
+  a.min_p = p.min_p;
+  a.top_k = p.top_k;
+  a.seed = p.seed;
+  a.offset = p.offset;
   if (call.out_dtype == DType::kBF16) {
     a.out_bf16 = static_cast<uint16_t*>(call.out);
   } else {

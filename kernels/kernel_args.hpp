@@ -34,18 +34,6 @@ struct ScoreTriple {
   float aligned, base, principle;
 };
 
-// A per-row parameter: one value, or a device array with one value per row.
-template <class T>
-struct RowParam {
-  T value;
-  const T* values;
-  LINALIGN_HD T at(int64_t r) const { return values != nullptr ? values[r] : value; }
-};
-template <class T>
-RowParam<T> row_param(const PerRow<T>& p) {
-  return RowParam<T>{p.value, p.values};
-}
-
 enum SourceLayout : int32_t {  // math::Layout's values
   kStrided = int32_t(math::Layout::kStrided),
   kPointers = int32_t(math::Layout::kPointers),
@@ -82,9 +70,10 @@ struct Args {
   bool tilt_in_first;   // fixed + tilt: tilted moments merged in the first sweep
   bool masks_possible;  // sample: some row may need mask thresholds
   bool per_row_seed;    // seed array: Philox sub-stream 0 for every row
-  RowParam<float> temperature, ratio, epsilon, eta_max, top_p, min_p;
-  RowParam<int32_t> top_k;
-  RowParam<uint64_t> seed, offset;
+  // per-row parameters, as the caller gave them (device arrays or one value)
+  PerRow<float> temperature, ratio, epsilon, eta_max, top_p, min_p;
+  PerRow<int32_t> top_k;
+  PerRow<uint64_t> seed, offset;
   // outputs (device memory; optional ones may be null)
   float* out;          // ℓ* as fp32, or null when out_bf16 is set
   uint16_t* out_bf16;  // ℓ* as bf16 bits (round to nearest even), or null

@@ -48,6 +48,8 @@
 #include <memory>
 #include <string>
 
+#include "linalign/math/config.hpp"
+
 namespace linalign {
 
 // ---------------------------------------------------------------- status ---
@@ -104,6 +106,7 @@ enum class NucleusSource : int32_t {
 // A parameter that is either one value for every row, or an array with one
 // value per row (CPU backend: host memory; CUDA: device, managed or mapped
 // pinned memory, checked on the host per call — see "Memory" at the top).
+// The kernels receive it as it is (kernels::Args) and call at() too.
 template <class T>
 struct PerRow {
   T value{};
@@ -115,7 +118,7 @@ struct PerRow {
     r.values = p;
     return r;
   }
-  T at(int64_t row) const { return values ? values[row] : value; }
+  LINALIGN_HD T at(int64_t row) const { return values ? values[row] : value; }
 };
 
 // Every parameter of SPEC §2–§4 with its default.
