@@ -136,14 +136,16 @@ void clear(linalign_handle_t handle) noexcept {
   (handle ? handle->static_error : t_static_error) = nullptr;
 }
 
-// One entry point's call: where its errors go and the name they start with
-// (as the C++ API's "align: ..." messages do).
-struct ApiCall {
+// A C entry point's error context — not a call description (that is
+// host::Call): where its errors go and the name they start with (as the C++
+// API's "align: ..." messages do).
+struct EntryPoint {
   linalign_handle_t handle;  // NULL: the thread's message
   const char* name;          // "linalign_align", ...
 };
 
-linalign_status_t fail(const ApiCall& call, linalign_status_t status, const std::string& message) {
+linalign_status_t fail(const EntryPoint& call, linalign_status_t status,
+                       const std::string& message) {
   record(call.handle, (std::string(call.name) + ": " + message).c_str());
   return status;
 }
@@ -154,12 +156,12 @@ linalign_status_t to_c(Status s) {
 
 // Runs `body` for a call on `handle` with the handle's message cleared; turns
 // a NULL handle into LINALIGN_INVALID_ARGUMENT and any exception into
-// LINALIGN_INTERNAL. `body` takes the ApiCall.
+// LINALIGN_INTERNAL. `body` takes the EntryPoint.
 template <class BodyT>
 linalign_status_t guarded(linalign_handle_t handle, const char* name, BodyT&& body) noexcept {
   if (handle == nullptr) {
     try {
-      return fail(ApiCall{nullptr, name}, LINALIGN_INVALID_ARGUMENT,
+      return fail(EntryPoint{nullptr, name}, LINALIGN_INVALID_ARGUMENT,
                   "handle is NULL (create one with linalign_create)");
     } catch (...) {
       record(nullptr, kOutOfMemoryMessage);
@@ -168,7 +170,7 @@ linalign_status_t guarded(linalign_handle_t handle, const char* name, BodyT&& bo
   }
   clear(handle);
   try {
-    return body(ApiCall{handle, name});
+    return body(EntryPoint{handle, name});
   } catch (const std::bad_alloc&) {
     record(handle, "linalign: out of host memory");
   } catch (const std::exception& e) {
@@ -186,7 +188,7 @@ linalign_status_t guarded(linalign_handle_t handle, const char* name, BodyT&& bo
 }
 
 // Records the Context's own message (it names the argument) after a failure.
-linalign_status_t forward(const ApiCall& call, Status status) {
+linalign_status_t forward(const EntryPoint& call, Status status) {
   if (status != Status::kSuccess) {
     const char* message = call.handle->context->last_error();
     if (message == nullptr || *message == '\0') {
@@ -208,7 +210,7 @@ constexpr size_t kMaxStructSize = 4096;
 // first published one); a larger struct (newer header) only with its unknown
 // trailing bytes zero.
 template <class StructT>
-linalign_status_t check_struct(const ApiCall& call, const StructT* s, const char* name,
+linalign_status_t check_struct(const EntryPoint& call, const StructT* s, const char* name,
                                const char* init) {
   if (s == nullptr) return fail(call, LINALIGN_INVALID_ARGUMENT, std::string(name) + " is NULL");
   const size_t size = s->struct_size;
@@ -245,7 +247,7 @@ linalign::PerRow<T> per_row(T value, const T* values) {
 }
 
 // *p (NULL: the defaults) as linalign::Params.
-linalign_status_t to_params(const ApiCall& call, const linalign_params_t* p,
+linalign_status_t to_params(const EntryPoint& call, const linalign_params_t* p,
                             linalign::Params* out) {
   if (p == nullptr) {
     *out = linalign::Params{};
@@ -273,7 +275,7 @@ linalign_status_t to_params(const ApiCall& call, const linalign_params_t* p,
   return LINALIGN_SUCCESS;
 }
 
-linalign_status_t to_view(const ApiCall& call, const linalign_logits_t* v,
+linalign_status_t to_view(const EntryPoint& call, const linalign_logits_t* v,
                           linalign::LogitsView* out) {
   const linalign_status_t s = check_struct(call, v, "logits", "LINALIGN_LOGITS_INIT");
   if (s != LINALIGN_SUCCESS) return s;
@@ -296,7 +298,7 @@ linalign_status_t to_view(const ApiCall& call, const linalign_logits_t* v,
 }
 
 // The common front of the compute calls.
-linalign_status_t prepare(const ApiCall& call, const linalign_logits_t* logits,
+linalign_status_t prepare(const EntryPoint& call, const linalign_logits_t* logits,
                           const linalign_params_t* params, linalign::LogitsView* view,
                           linalign::Params* p) {
   const linalign_status_t s = to_view(call, logits, view);
@@ -343,7 +345,7 @@ void linalign_params_init(linalign_params_t* params) noexcept {
 
 linalign_status_t linalign_create(const linalign_config_t* config,
                                   linalign_handle_t* out) noexcept {
-  const ApiCall call{nullptr, "linalign_create"};
+  const EntryPoint call{nullptr, "linalign_create"};
   try {
     if (out == nullptr) return fail(call, LINALIGN_INVALID_ARGUMENT, "out is NULL");
     *out = nullptr;
@@ -401,7 +403,7 @@ const char* linalign_last_error(linalign_handle_t handle) noexcept {
 
 linalign_status_t linalign_get_backend(linalign_handle_t handle,
                                        linalign_backend_t* backend) noexcept {
-  return guarded(handle, "linalign_get_backend", [&](const ApiCall& call) -> linalign_status_t {
+  return guarded(handle, "linalign_get_backend", [&](const EntryPoint& call) -> linalign_status_t {
     if (backend == nullptr) return fail(call, LINALIGN_INVALID_ARGUMENT, "backend is NULL");
     *backend = static_cast<linalign_backend_t>(static_cast<int>(handle->context->backend()));
     return LINALIGN_SUCCESS;
@@ -427,26 +429,27 @@ int linalign_cuda_device_count(void) noexcept {
 linalign_status_t linalign_workspace_size(linalign_handle_t handle, linalign_op_t op,
                                           const linalign_logits_t* logits,
                                           const linalign_params_t* params, size_t* bytes) noexcept {
-  return guarded(handle, "linalign_workspace_size", [&](const ApiCall& call) -> linalign_status_t {
-    const int o = static_cast<int>(op);
-    if (o < LINALIGN_OP_ALIGN || o > LINALIGN_OP_ALIGN_SHARD) {
-      return fail(call, LINALIGN_INVALID_ARGUMENT,
-                  "op " + std::to_string(o) + " is not a linalign_op_t");
-    }
-    if (bytes == nullptr) return fail(call, LINALIGN_INVALID_ARGUMENT, "bytes is NULL");
-    linalign::LogitsView view;
-    linalign::Params p;
-    const linalign_status_t s = prepare(call, logits, params, &view, &p);
-    if (s != LINALIGN_SUCCESS) return s;
-    return forward(call, handle->context->workspace_size(static_cast<Op>(o), view, p, bytes));
-  });
+  return guarded(
+      handle, "linalign_workspace_size", [&](const EntryPoint& call) -> linalign_status_t {
+        const int o = static_cast<int>(op);
+        if (o < LINALIGN_OP_ALIGN || o > LINALIGN_OP_ALIGN_SHARD) {
+          return fail(call, LINALIGN_INVALID_ARGUMENT,
+                      "op " + std::to_string(o) + " is not a linalign_op_t");
+        }
+        if (bytes == nullptr) return fail(call, LINALIGN_INVALID_ARGUMENT, "bytes is NULL");
+        linalign::LogitsView view;
+        linalign::Params p;
+        const linalign_status_t s = prepare(call, logits, params, &view, &p);
+        if (s != LINALIGN_SUCCESS) return s;
+        return forward(call, handle->context->workspace_size(static_cast<Op>(o), view, p, bytes));
+      });
 }
 
 linalign_status_t linalign_align(linalign_handle_t handle, const linalign_logits_t* logits,
                                  const linalign_params_t* params, float* out, int64_t out_stride,
                                  linalign_row_diagnostics_t* diagnostics, void* workspace,
                                  size_t workspace_bytes, void* stream) noexcept {
-  return guarded(handle, "linalign_align", [&](const ApiCall& call) -> linalign_status_t {
+  return guarded(handle, "linalign_align", [&](const EntryPoint& call) -> linalign_status_t {
     linalign::LogitsView view;
     linalign::Params p;
     const linalign_status_t s = prepare(call, logits, params, &view, &p);
@@ -461,7 +464,7 @@ linalign_status_t linalign_align_typed(linalign_handle_t handle, const linalign_
                                        int32_t out_dtype, int64_t out_stride,
                                        linalign_row_diagnostics_t* diagnostics, void* workspace,
                                        size_t workspace_bytes, void* stream) noexcept {
-  return guarded(handle, "linalign_align_typed", [&](const ApiCall& call) -> linalign_status_t {
+  return guarded(handle, "linalign_align_typed", [&](const EntryPoint& call) -> linalign_status_t {
     linalign::LogitsView view;
     linalign::Params p;
     const linalign_status_t s = prepare(call, logits, params, &view, &p);
@@ -476,7 +479,7 @@ linalign_status_t linalign_shard_stats(linalign_handle_t handle, const linalign_
                                        const linalign_params_t* params, linalign_shard_stats_t* out,
                                        void* workspace, size_t workspace_bytes,
                                        void* stream) noexcept {
-  return guarded(handle, "linalign_shard_stats", [&](const ApiCall& call) -> linalign_status_t {
+  return guarded(handle, "linalign_shard_stats", [&](const EntryPoint& call) -> linalign_status_t {
     linalign::LogitsView view;
     linalign::Params p;
     const linalign_status_t s = prepare(call, logits, params, &view, &p);
@@ -493,7 +496,7 @@ linalign_status_t linalign_align_shard(linalign_handle_t handle, const linalign_
                                        float* out, int64_t out_stride,
                                        linalign_row_diagnostics_t* diagnostics, void* workspace,
                                        size_t workspace_bytes, void* stream) noexcept {
-  return guarded(handle, "linalign_align_shard", [&](const ApiCall& call) -> linalign_status_t {
+  return guarded(handle, "linalign_align_shard", [&](const EntryPoint& call) -> linalign_status_t {
     linalign::LogitsView view;
     linalign::Params p;
     const linalign_status_t s = prepare(call, logits, params, &view, &p);
@@ -509,7 +512,7 @@ linalign_status_t linalign_sample(linalign_handle_t handle, const linalign_logit
                                   const linalign_params_t* params, int32_t* tokens,
                                   float* token_logprob, linalign_row_diagnostics_t* diagnostics,
                                   void* workspace, size_t workspace_bytes, void* stream) noexcept {
-  return guarded(handle, "linalign_sample", [&](const ApiCall& call) -> linalign_status_t {
+  return guarded(handle, "linalign_sample", [&](const EntryPoint& call) -> linalign_status_t {
     linalign::LogitsView view;
     linalign::Params p;
     const linalign_status_t s = prepare(call, logits, params, &view, &p);
@@ -525,7 +528,7 @@ linalign_status_t linalign_score(linalign_handle_t handle, const linalign_logits
                                  const linalign_score_outputs_t* outputs,
                                  linalign_row_diagnostics_t* diagnostics, void* workspace,
                                  size_t workspace_bytes, void* stream) noexcept {
-  return guarded(handle, "linalign_score", [&](const ApiCall& call) -> linalign_status_t {
+  return guarded(handle, "linalign_score", [&](const EntryPoint& call) -> linalign_status_t {
     linalign::LogitsView view;
     linalign::Params p;
     linalign_status_t s = prepare(call, logits, params, &view, &p);

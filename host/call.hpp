@@ -13,6 +13,11 @@
 namespace linalign {
 namespace host {
 
+// One call of the C++ API as both backends receive it (the three call
+// descriptors: EntryPoint in c_api.cpp is only a C entry point's error
+// context; Call is the call itself, the caller's pointers and parameters,
+// validated and with strides resolved; kernels::Args is a Call marshalled
+// for the kernels: device pointers, workspace records, launch shape).
 struct Call {
   Op op = Op::kAlign;
   const char* name = "align";  // for messages

@@ -56,6 +56,9 @@ struct Source {
   int64_t paired_stride;
 };
 
+// A validated call (the host's Call) marshalled for the kernels, by value:
+// where the rows are, the per-row parameters, the outputs and the call's
+// workspace records.
 struct Args {
   Source src;
   int64_t rows;    // B
