@@ -10,14 +10,11 @@
 
 #include "linalign/linalign.hpp"
 #include "linalign/math/dtype.hpp"
+#include "test_context.hpp"
 
 namespace {
 
-using linalign::Context;
-using linalign::DType;
-using linalign::LogitsView;
-using linalign::Params;
-using linalign::Status;
+using namespace linalign_test::api;
 
 std::unique_ptr<Context> cpu() {
   std::unique_ptr<Context> ctx;

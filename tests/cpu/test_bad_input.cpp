@@ -27,22 +27,7 @@
 
 namespace {
 
-using linalign::Backend;
-using linalign::Context;
-using linalign::ContextOptions;
-using linalign::DType;
-using linalign::LogitsView;
-using linalign::Op;
-using linalign::Params;
-using linalign::PerRow;
-using linalign::RowDiagnostics;
-using linalign::ScoreOutputs;
-using linalign::Status;
-using linalign::StepRule;
-using linalign::UpdateForm;
-
-constexpr float kInfF = std::numeric_limits<float>::infinity();
-constexpr float kNanF = std::numeric_limits<float>::quiet_NaN();
+using namespace linalign_test::api;
 
 using linalign_test::make_context;
 

@@ -13,14 +13,11 @@
 #include <vector>
 
 #include "linalign/linalign.hpp"
+#include "test_context.hpp"
 
 namespace {
 
-using linalign::Context;
-using linalign::DType;
-using linalign::LogitsView;
-using linalign::Params;
-using linalign::Status;
+using namespace linalign_test::api;
 
 struct Results {
   std::vector<float> lp;

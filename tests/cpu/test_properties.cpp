@@ -32,21 +32,9 @@
 
 namespace {
 
-using linalign::Backend;
-using linalign::Context;
-using linalign::ContextOptions;
-using linalign::DType;
-using linalign::LogitsView;
-using linalign::Params;
-using linalign::PerRow;
-using linalign::RowDiagnostics;
-using linalign::Status;
-using linalign::StepRule;
-using linalign::UpdateForm;
+using namespace linalign_test::api;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr float kInfF = std::numeric_limits<float>::infinity();
-constexpr float kNanF = std::numeric_limits<float>::quiet_NaN();
 
 // ------------------------------------------------------ float64 reference ---
 

@@ -35,21 +35,9 @@
 
 namespace {
 
-using linalign::Backend;
-using linalign::Context;
-using linalign::ContextOptions;
-using linalign::DType;
-using linalign::LogitsView;
-using linalign::NucleusSource;
-using linalign::Params;
-using linalign::PerRow;
-using linalign::RowDiagnostics;
-using linalign::Status;
-using linalign::StepRule;
-using linalign::UpdateForm;
+using namespace linalign_test::api;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr float kInfF = std::numeric_limits<float>::infinity();
 
 bool small_scale() {
   const char* s = std::getenv("LINALIGN_TEST_SCALE");

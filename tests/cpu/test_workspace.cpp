@@ -11,15 +11,11 @@
 #include <vector>
 
 #include "linalign/linalign.hpp"
+#include "test_context.hpp"
 
 namespace {
 
-using linalign::Context;
-using linalign::DType;
-using linalign::LogitsView;
-using linalign::Op;
-using linalign::Params;
-using linalign::Status;
+using namespace linalign_test::api;
 
 TEST(Workspace, AnyStartAddressExactSizeSameBits) {
   std::unique_ptr<Context> ctx;

@@ -30,17 +30,11 @@
 #include "linalign/math/dtype.hpp"
 #include "linalign/math/radix_select.hpp"
 #include "simt.hpp"
+#include "test_context.hpp"
 
 namespace {
 
-using linalign::Backend;
-using linalign::DType;
-using linalign::LogitsView;
-using linalign::Params;
-using linalign::RowDiagnostics;
-using linalign::ScoreOutputs;
-using linalign::Status;
-using linalign::StepRule;
+using namespace linalign_test::api;
 using linalign_gpu_test::DeviceArray;
 using linalign_gpu_test::put;
 using linalign_gpu_test::sz;

@@ -36,28 +36,14 @@
 #include "linalign/linalign.hpp"
 #include "linalign/math/dtype.hpp"
 #include "linalign/math/philox.hpp"
+#include "test_context.hpp"
 
 namespace {
 
-using linalign::Backend;
-using linalign::Context;
-using linalign::ContextOptions;
-using linalign::DType;
-using linalign::LogitsView;
-using linalign::NucleusSource;
-using linalign::Params;
-using linalign::PerRow;
-using linalign::RowDiagnostics;
-using linalign::ScoreOutputs;
-using linalign::Status;
-using linalign::StepRule;
-using linalign::UpdateForm;
+using namespace linalign_test::api;
 using linalign_gpu_test::DeviceArray;
 using linalign_gpu_test::put;
 using linalign_gpu_test::sz;
-
-constexpr float kInfF = std::numeric_limits<float>::infinity();
-constexpr float kNanF = std::numeric_limits<float>::quiet_NaN();
 
 // Built against the SIMT emulator (tests/emu), every CUDA thread is a fiber
 // on one CPU core: the core shapes keep their regime boundaries (1, 2, odd

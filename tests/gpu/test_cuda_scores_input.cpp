@@ -35,23 +35,15 @@
 #include "gpu_test_util.hpp"
 #include "linalign/linalign.hpp"
 #include "linalign/math/dtype.hpp"
+#include "test_context.hpp"
 
 namespace {
 
-using linalign::Backend;
-using linalign::Context;
-using linalign::ContextOptions;
-using linalign::DType;
-using linalign::LogitsView;
-using linalign::Params;
-using linalign::RowDiagnostics;
-using linalign::ScoreOutputs;
-using linalign::Status;
+using namespace linalign_test::api;
 using linalign_gpu_test::DeviceArray;
 using linalign_gpu_test::put;
 using linalign_gpu_test::sz;
 
-constexpr float kInfF = std::numeric_limits<float>::infinity();
 constexpr float kSentinel = 12345.f;  // what an output holds before a call
 
 std::unique_ptr<Context> make(Backend b) {
