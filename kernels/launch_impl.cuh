@@ -138,7 +138,12 @@ LaunchResult launch_call(const Args& a, const LaunchShape& shape, cudaStream_t s
                     : launch_cooperative(FusedAlignKernel<E, false>, name, grid, T, stream, a))
               : (kl ? launch_cooperative(FusedSampleKernel<E, true>, name, grid, T, stream, a)
                     : launch_cooperative(FusedSampleKernel<E, false>, name, grid, T, stream, a));
-    return LaunchResult{e, e == cudaSuccess ? "" : name};
+    // Refused because fewer blocks are resident now than when the context
+    // measured the device (another process's work, MPS): the multi-kernel
+    // path below instead, as for a row too wide to fuse.
+    if (e != cudaErrorCooperativeLaunchTooLarge)
+      return LaunchResult{e, e == cudaSuccess ? "" : name};
+    (void)cudaGetLastError();
   }
   for (int64_t row0 = 0; row0 < B; row0 += shape.rows_per_group) {
     const int64_t n = std::min(shape.rows_per_group, B - row0);

@@ -220,3 +220,23 @@ INSTANTIATE_TEST_SUITE_P(Design, Budgets, ::testing::ValuesIn(kBudgets),
                          });
 
 }  // namespace
+
+namespace {
+
+// A cooperative launch the device refuses (fewer blocks resident than when
+// the context measured it: another process's work, MPS): the call runs the
+// multi-kernel path instead of failing.
+TEST(BudgetsFallback, RefusedCooperativeLaunchRunsTheMultiKernelPath) {
+  setenv("LINALIGN_EMU_L2_BYTES", "62914560", 1);  // (as the Budgets suite)
+  const Budget b{"align_fixed_f32_B4", Call::kAlign, DType::kF32, 4, 32000,
+                 StepRule::kFixed,     1.f,          1.0,         1};
+  const Measured fused = run(b);  // the device's facts are cached now
+  EXPECT_EQ(fused.t.kernels, 1u);
+  setenv("LINALIGN_EMU_BLOCKS_PER_SM", "0", 1);  // nothing resident any more
+  const Measured fallback = run(b);
+  unsetenv("LINALIGN_EMU_BLOCKS_PER_SM");
+  EXPECT_EQ(fallback.t.kernels, 2u);  // StatsKernel, AlignKernel
+  EXPECT_DOUBLE_EQ(double(fallback.t.watched_load_bytes) / fallback.input_bytes, 2.0);
+}
+
+}  // namespace
