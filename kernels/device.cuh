@@ -214,6 +214,14 @@ __device__ __forceinline__ void load_step(const RowIn<E>& row, int64_t n, math::
   }
 }
 
+// The row's scalar head/tail elements a walk takes with its slice (one per
+// thread, t < head + tail ≤ 14): all of them with the first slice, none with
+// the others. walk_row and HeldSlice::load both ask here.
+template <class E>
+__device__ __forceinline__ int64_t walk_scalars(const RowIn<E>& row, bool with_scalars) {
+  return with_scalars ? math::split_scalars(row.split) : 0;
+}
+
 // Walks the vectors `span` of a row with `threads` threads (this is thread
 // t), plus the row's scalar head/tail elements when `with_scalars` (one per
 // thread, t < head + tail ≤ 14). fn(chunk) is called once per step. With
@@ -225,7 +233,7 @@ __device__ __forceinline__ void walk_row(const RowIn<E>& row, int64_t n, math::S
                                          bool with_scalars, int t, int threads, Fn&& fn) {
   using C = Chunk<E>;
   C ch;
-  const int64_t scalars = with_scalars ? math::split_scalars(row.split) : 0;
+  const int64_t scalars = walk_scalars(row, with_scalars);
   const bool has_scalar = t < scalars;
   const int64_t chunks = math::walk_chunks(span, threads, kUniform ? 0 : t, C::kU);
   for (int64_t c = (kUniform ? scalars > 0 : has_scalar) ? -1 : 0; c < chunks; ++c) {
@@ -253,7 +261,7 @@ struct HeldSlice {
                                        bool first_slice) {
     constexpr int kT = kSweepThreads;
     const int t = int(threadIdx.x);
-    const int64_t scalars = first_slice ? math::split_scalars(row.split) : 0;
+    const int64_t scalars = walk_scalars(row, first_slice);
     const int64_t chunks = math::walk_chunks(span, kT, t, Chunk<E>::kU);
     const int64_t chunks0 = math::walk_chunks(span, kT, 0, Chunk<E>::kU);
 #pragma unroll

@@ -97,11 +97,12 @@ MUTANTS: List[Mutant] = [
     Mutant(
         name="scalar_tail_dropped",
         file="kernels/device.cuh",
-        what="walk_row: one scalar head/tail element fewer (the last one: element n - 1 when "
-        "the row has a tail, else the last head element is never visited). Planted in the kernels' walk, not in "
-        "math::split_scalars, which the CPU backend's tests share",
-        old="  const int64_t scalars = with_scalars ? math::split_scalars(row.split) : 0;\n",
-        new="  const int64_t scalars = with_scalars ? math::split_scalars(row.split) - 1 : 0;\n",
+        what="walk_scalars (walk_row and the fused kernels' held slice): one scalar head/tail "
+        "element fewer (the last one: element n - 1 when the row has a tail, else the last head "
+        "element is never visited). Planted in the kernels' walk, not in math::split_scalars, "
+        "which the CPU backend's tests share",
+        old="  return with_scalars ? math::split_scalars(row.split) : 0;\n",
+        new="  return with_scalars ? math::split_scalars(row.split) - 1 : 0;\n",
         tests=[(EMU, "CudaVsCpu.StridedMisalignedPadded:CudaVsCpu.AlignBf16Output")],
     ),
     Mutant(
@@ -113,8 +114,8 @@ MUTANTS: List[Mutant] = [
         old="  const math::Span span = vocab_slice(row, a.slices, s);\n"
         "  HeldSlice<E> h;\n",
         new="  const math::Span span = math::slice_span(\n"
-        "      row.split.vectors / host::kSliceGranuleVectors * host::kSliceGranuleVectors,\n"
-        "      a.slices, s, host::kSliceGranuleVectors);\n"
+        "      row.split.vectors / kSliceGranuleVectors * kSliceGranuleVectors,\n"
+        "      a.slices, s, kSliceGranuleVectors);\n"
         "  HeldSlice<E> h;\n",
         tests=[(EMU, "CudaVsCpu.StridedMisalignedPadded:CudaVsCpu.VocabularyShards")],
     ),
