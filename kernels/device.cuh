@@ -313,28 +313,22 @@ struct HeldSlice {
 
 // Slice s of row r, chunk by chunk in walk_row's order: from the slice held
 // in registers when `held` is given (the fused kernel), else loaded.
-template <class E, class Fn>
+// kUniform: the uniform walk (every thread makes thread 0's steps, empty
+// ones where it has none), for bodies with warp collectives.
+template <class E, bool kUniform = false, class Fn>
 __device__ __forceinline__ void slice_steps(const Args& a, int64_t r, int64_t s,
                                             const HeldSlice<E>* held, Fn&& fn) {
   if (held != nullptr) {
-    held->each_step(fn);
+    if constexpr (kUniform) {
+      held->each_step_uniform(fn);
+    } else {
+      held->each_step(fn);
+    }
     return;
   }
   const RowIn<E> row = row_in<E>(a.src, r);
-  walk_row<E, true>(row, a.src.vocab, vocab_slice(row, a.slices, s), s == 0, int(threadIdx.x),
-                    kSweepThreads, fn);
-}
-// The same in the uniform walk (every thread makes thread 0's steps).
-template <class E, class Fn>
-__device__ __forceinline__ void slice_steps_uniform(const Args& a, int64_t r, int64_t s,
-                                                    const HeldSlice<E>* held, Fn&& fn) {
-  if (held != nullptr) {
-    held->each_step_uniform(fn);
-    return;
-  }
-  const RowIn<E> row = row_in<E>(a.src, r);
-  walk_row<E, true, true>(row, a.src.vocab, vocab_slice(row, a.slices, s), s == 0, int(threadIdx.x),
-                          kSweepThreads, fn);
+  walk_row<E, true, kUniform>(row, a.src.vocab, vocab_slice(row, a.slices, s), s == 0,
+                              int(threadIdx.x), kSweepThreads, fn);
 }
 
 // The chunk as the math headers' loader: load(k, &z, &y).

@@ -280,7 +280,7 @@ __device__ __forceinline__ void select_slice_votes(const Args& a, int64_t r, int
   const bool gather = min_mass > 0;
   const bool greedy = gather && row_greedy(a, r);
   const math::RowRng rng = gather ? row_rng(a, r) : math::RowRng{};
-  slice_steps_uniform<E>(a, r, s, held, [&](const Chunk<E>& ch) {
+  slice_steps<E, true>(a, r, s, held, [&](const Chunk<E>& ch) {
 #pragma unroll
     for (int k = 0; k < Chunk<E>::kItems; ++k) {
       const int64_t i = ch.index(k);

@@ -131,11 +131,8 @@ TEST_P(oracleAlignGrid, MatchesOracle) {
   }
   SCOPED_TRACE(a.name());
   std::mt19937_64 rng(a.seed);
-  std::vector<std::vector<double>> z(a.B), y(a.B);
-  for (int64_t r = 0; r < a.B; ++r) {
-    const Kind k = static_cast<Kind>((r + 5 * a.id) % static_cast<int>(Kind::kCount));
-    oracle::gen_row(k, a.V, rng, z[r], y[r]);
-  }
+  std::vector<std::vector<double>> z, y;
+  oracle::gen_rows(a.B, a.V, a.id, 5, rng, z, y);
   const Batch b = oracle::make_batch(a.dtype, a.layout, a.V, z, y, rng);
   la::Params p;
   p.temperature = a.T;

@@ -262,13 +262,8 @@ TEST_P(oracleSampleGrid, MatchesOracle) {
   }
   SCOPED_TRACE(a.name());
   std::mt19937_64 rng(a.seed);
-  std::vector<std::vector<double>> z(a.B), y(a.B);
-  std::string kinds;
-  for (int64_t r = 0; r < a.B; ++r) {
-    const Kind k = static_cast<Kind>((r + 7 * a.id) % static_cast<int>(Kind::kCount));
-    oracle::gen_row(k, a.V, rng, z[r], y[r]);
-    if (r < 9) kinds += std::string(r ? "," : " kinds=") + oracle::kind_name(k);
-  }
+  std::vector<std::vector<double>> z, y;
+  const std::string kinds = oracle::gen_rows(a.B, a.V, a.id, 7, rng, z, y);
   const Batch b = oracle::make_batch(a.dtype, a.layout, a.V, z, y, rng);
   std::vector<uint64_t> seeds(static_cast<size_t>(a.B) + 1);
   for (int64_t r = 0; r < a.B; ++r) seeds[r] = a.seed + 0x100000001ull * static_cast<uint64_t>(r);

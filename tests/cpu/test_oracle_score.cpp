@@ -289,13 +289,8 @@ TEST_P(oracleScoreGrid, MatchesOracle) {
   }
   SCOPED_TRACE(a.name());
   std::mt19937_64 rng(a.seed);
-  std::vector<std::vector<double>> z(a.B), y(a.B);
-  std::string kinds;
-  for (int64_t r = 0; r < a.B; ++r) {
-    const Kind k = static_cast<Kind>((r + 4 * a.id) % static_cast<int>(Kind::kCount));
-    oracle::gen_row(k, a.V, rng, z[r], y[r]);
-    if (r < 9) kinds += std::string(r ? "," : " kinds=") + oracle::kind_name(k);
-  }
+  std::vector<std::vector<double>> z, y;
+  const std::string kinds = oracle::gen_rows(a.B, a.V, a.id, 4, rng, z, y);
   if (a.inject_invalid && a.B >= 3) {
     z[1][rng() % a.V] = oracle::kNaN;        // NaN row (scored, unless its target is ignored)
     y[a.B - 1][rng() % a.V] = oracle::kInf;  // +inf row

@@ -873,6 +873,23 @@ inline double garbage(std::mt19937_64& rng) {
   return g[rng() % 6];
 }
 
+// A batch's rows, row r of kind (r + stride·id) mod kCount (every case its
+// own mix of kinds), drawn from rng in row order. Returns " kinds=a,b,…" of
+// the first 9 rows, for the failure trace.
+inline std::string gen_rows(int64_t B, int64_t V, int id, int stride, std::mt19937_64& rng,
+                            std::vector<std::vector<double>>& z,
+                            std::vector<std::vector<double>>& y) {
+  z.assign(size_t(B), {});
+  y.assign(size_t(B), {});
+  std::string kinds;
+  for (int64_t r = 0; r < B; ++r) {
+    const Kind k = static_cast<Kind>((r + stride * id) % static_cast<int>(Kind::kCount));
+    gen_row(k, V, rng, z[size_t(r)], y[size_t(r)]);
+    if (r < 9) kinds += std::string(r ? "," : " kinds=") + kind_name(k);
+  }
+  return kinds;
+}
+
 // Builds the stored batch from the requested values (rounded to dtype).
 inline Batch make_batch(DType t, Layout lay, int64_t V, const std::vector<std::vector<double>>& z,
                         const std::vector<std::vector<double>>& y, std::mt19937_64& rng,
