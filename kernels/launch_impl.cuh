@@ -103,111 +103,135 @@ inline LaunchResult launch_sequence_sums(const Args& a, cudaStream_t stream) {
 }
 #endif
 
-template <class E>
-LaunchResult launch_call(const Args& a, const LaunchShape& shape, cudaStream_t stream) {
-  static_assert(Tile<E>::kVectors > 0, "16-byte vectors of whole elements");
+// A failed launch returns its error and the kernel's name from the
+// function that launched it.
 #define LINALIGN_LAUNCHED(name)                           \
   do {                                                    \
     const cudaError_t e_ = cudaPeekAtLastError();         \
     if (e_ != cudaSuccess) return LaunchResult{e_, name}; \
   } while (0)
 
+// The whole call in one cooperative kernel (fused_kernels.cuh). Returns
+// cudaErrorCooperativeLaunchTooLarge, with the error cleared, when the
+// device holds fewer blocks now than when the context measured it (another
+// process's work, MPS): the caller then runs the multi-kernel path, as for a
+// row too wide to fuse.
+template <class E>
+LaunchResult launch_fused(const Args& a, const LaunchShape& shape, cudaStream_t stream) {
+  const Op op = Op(a.op);
+  if ((op != Op::kAlign && op != Op::kSample) || shape.fused_grid < a.slices ||
+      shape.fused_grid > kMaxGridX)
+    return LaunchResult{cudaErrorInvalidConfiguration, "launch policy / fused kernel mismatch"};
+  const bool align = op == Op::kAlign;
+  const bool kl = a.rule == int32_t(math::Rule::kExactKl);
+  const char* name = align ? "FusedAlignKernel" : "FusedSampleKernel";
+  const unsigned grid = unsigned(shape.fused_grid);
+  const int T = kSweepThreads;
+  const cudaError_t e =
+      align ? (kl ? launch_cooperative(FusedAlignKernel<E, true>, name, grid, T, stream, a)
+                  : launch_cooperative(FusedAlignKernel<E, false>, name, grid, T, stream, a))
+            : (kl ? launch_cooperative(FusedSampleKernel<E, true>, name, grid, T, stream, a)
+                  : launch_cooperative(FusedSampleKernel<E, false>, name, grid, T, stream, a));
+  if (e == cudaErrorCooperativeLaunchTooLarge) (void)cudaGetLastError();
+  return LaunchResult{e, e == cudaSuccess ? "" : name};
+}
+
+// The multi-kernel path for rows [row0, row0 + n) (one L2-resident group):
+// statistics (or align_shard's plan), exact_kl's passes, the second sweep,
+// then the operation's kernels.
+template <class E>
+LaunchResult launch_group(const Args& a, int64_t row0, int64_t n, cudaStream_t stream) {
+  const Op op = Op(a.op);
+  const dim3 sweep_grid(unsigned(a.slices), unsigned(n));
+  const dim3 row_grid{unsigned(n), 1u, 1u};
+  if (op == Op::kAlignShard) {  // the merged statistics come with the call
+    LINALIGN_LAUNCH(PlanKernel<E>, row_grid, kRowThreads, stream)(a, row0);
+    LINALIGN_LAUNCHED("PlanKernel");
+  } else {  // the statistics; the last block of each row plans it
+    LINALIGN_LAUNCH(StatsKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
+    LINALIGN_LAUNCHED("StatsKernel");
+  }
+  if (op == Op::kShardStats) {
+    LINALIGN_LAUNCH(ShardStatsKernel<E>, row_grid, kRowThreads, stream)(a, row0);
+    LINALIGN_LAUNCHED("ShardStatsKernel");
+    return LaunchResult{cudaSuccess, ""};
+  }
+  if (a.rule == int32_t(math::Rule::kExactKl)) {
+    for (int pass = 0; pass < kExactKlPasses; ++pass) {
+      LINALIGN_LAUNCH(KlPassKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
+      LINALIGN_LAUNCHED("KlPassKernel");
+    }
+    LINALIGN_LAUNCH(KlSolveKernel<E>, row_grid, kRowThreads, stream)(a, row0);
+    LINALIGN_LAUNCHED("KlSolveKernel");
+  }
+  if (!a.tilt_in_first) {
+    LINALIGN_LAUNCH(MomentsKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
+    LINALIGN_LAUNCHED("MomentsKernel");
+    LINALIGN_LAUNCH(FinishKernel<E>, row_grid, kFinishThreads, stream)(a, row0);
+    LINALIGN_LAUNCHED("FinishKernel");
+  }
+  if (op == Op::kAlign || op == Op::kAlignShard) {
+    LINALIGN_LAUNCH(AlignKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
+    LINALIGN_LAUNCHED("AlignKernel");
+  } else if (op == Op::kSample) {
+    if (a.masks_possible) {
+      for (int pass = 0; pass < a.select_passes; ++pass) {
+        LINALIGN_LAUNCH(SelectPassKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0, pass);
+        LINALIGN_LAUNCHED("SelectPassKernel");
+      }
+    }
+    LINALIGN_LAUNCH(SampleKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
+    LINALIGN_LAUNCHED("SampleKernel");
+  }
+  return LaunchResult{cudaSuccess, ""};
+}
+
+// score, once every row is planned: the targets' scores, then the
+// per-sequence sums.
+template <class E>
+LaunchResult launch_scores(const Args& a, cudaStream_t stream) {
+  if (a.rows > 0) {
+    LINALIGN_LAUNCH(ScoreKernel<E>, grid_for(a.rows, kPerRowThreads), kPerRowThreads, stream)(a);
+    LINALIGN_LAUNCHED("ScoreKernel");
+  }
+  if (a.num_sequences > 0) {
+#if defined(LINALIGN_SIMT_LAUNCH)
+    const unsigned grid = unsigned(std::min(kMaxGridX, a.num_sequences));
+    LINALIGN_LAUNCH(SeqSumKernel<E>, grid, kFinishThreads, stream)(a);
+    LINALIGN_LAUNCHED("SeqSumKernel");
+#else
+    return launch_sequence_sums(a, stream);
+#endif
+  }
+  return LaunchResult{cudaSuccess, ""};
+}
+#undef LINALIGN_LAUNCHED
+
+template <class E>
+LaunchResult launch_call(const Args& a, const LaunchShape& shape, cudaStream_t stream) {
+  static_assert(Tile<E>::kVectors > 0, "16-byte vectors of whole elements");
   // The slices the host chose must fit the held registers (kernel_config.hpp).
   if (held_chunks(a.src.vocab, int64_t(sizeof(E)), a.slices) > kHeldChunks)
     return LaunchResult{cudaErrorInvalidConfiguration, "vocabulary slices / held chunks mismatch"};
 
   const int64_t B = a.rows;
   const Op op = Op(a.op);
-  // The StatsKernel blocks count themselves per row (the last one plans the
-  // row, then zeroes its counter): the counters start at zero.
+  // The StatsKernel blocks (and the fused kernels' rounds) count themselves
+  // per row: the counters start at zero.
   if (op != Op::kAlignShard && op != Op::kShardStats && B > 0) {
     const cudaError_t e = cudaMemsetAsync(a.stats_done, 0, size_t(B) * sizeof(uint32_t), stream);
     if (e != cudaSuccess) return LaunchResult{e, "cudaMemsetAsync (row counters)"};
   }
-  if (shape.fused_grid > 0) {  // the call in one kernel (fused_kernels.cuh)
-    if ((op != Op::kAlign && op != Op::kSample) || shape.fused_grid < a.slices ||
-        shape.fused_grid > kMaxGridX)
-      return LaunchResult{cudaErrorInvalidConfiguration, "launch policy / fused kernel mismatch"};
-    const bool align = op == Op::kAlign;
-    const bool kl = a.rule == int32_t(math::Rule::kExactKl);
-    const char* name = align ? "FusedAlignKernel" : "FusedSampleKernel";
-    const unsigned grid = unsigned(shape.fused_grid);
-    const int T = kSweepThreads;
-    const cudaError_t e =
-        align ? (kl ? launch_cooperative(FusedAlignKernel<E, true>, name, grid, T, stream, a)
-                    : launch_cooperative(FusedAlignKernel<E, false>, name, grid, T, stream, a))
-              : (kl ? launch_cooperative(FusedSampleKernel<E, true>, name, grid, T, stream, a)
-                    : launch_cooperative(FusedSampleKernel<E, false>, name, grid, T, stream, a));
-    // Refused because fewer blocks are resident now than when the context
-    // measured the device (another process's work, MPS): the multi-kernel
-    // path below instead, as for a row too wide to fuse.
-    if (e != cudaErrorCooperativeLaunchTooLarge)
-      return LaunchResult{e, e == cudaSuccess ? "" : name};
-    (void)cudaGetLastError();
+  if (shape.fused_grid > 0) {
+    const LaunchResult fused = launch_fused<E>(a, shape, stream);
+    if (fused.error != cudaErrorCooperativeLaunchTooLarge) return fused;
   }
   for (int64_t row0 = 0; row0 < B; row0 += shape.rows_per_group) {
-    const int64_t n = std::min(shape.rows_per_group, B - row0);
-    const dim3 sweep_grid(unsigned(a.slices), unsigned(n));
-    const dim3 row_grid{unsigned(n), 1u, 1u};
-
-    if (op == Op::kAlignShard) {  // the merged statistics come with the call
-      LINALIGN_LAUNCH(PlanKernel<E>, row_grid, kRowThreads, stream)(a, row0);
-      LINALIGN_LAUNCHED("PlanKernel");
-    } else {  // the statistics; the last block of each row plans it
-      LINALIGN_LAUNCH(StatsKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
-      LINALIGN_LAUNCHED("StatsKernel");
-    }
-    if (op == Op::kShardStats) {
-      LINALIGN_LAUNCH(ShardStatsKernel<E>, row_grid, kRowThreads, stream)(a, row0);
-      LINALIGN_LAUNCHED("ShardStatsKernel");
-      continue;
-    }
-    if (a.rule == int32_t(math::Rule::kExactKl)) {
-      for (int pass = 0; pass < kExactKlPasses; ++pass) {
-        LINALIGN_LAUNCH(KlPassKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
-        LINALIGN_LAUNCHED("KlPassKernel");
-      }
-      LINALIGN_LAUNCH(KlSolveKernel<E>, row_grid, kRowThreads, stream)(a, row0);
-      LINALIGN_LAUNCHED("KlSolveKernel");
-    }
-    if (!a.tilt_in_first) {
-      LINALIGN_LAUNCH(MomentsKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
-      LINALIGN_LAUNCHED("MomentsKernel");
-      LINALIGN_LAUNCH(FinishKernel<E>, row_grid, kFinishThreads, stream)(a, row0);
-      LINALIGN_LAUNCHED("FinishKernel");
-    }
-    if (op == Op::kAlign || op == Op::kAlignShard) {
-      LINALIGN_LAUNCH(AlignKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
-      LINALIGN_LAUNCHED("AlignKernel");
-    } else if (op == Op::kSample) {
-      if (a.masks_possible) {
-        for (int pass = 0; pass < a.select_passes; ++pass) {
-          LINALIGN_LAUNCH(SelectPassKernel<E>, sweep_grid, kSweepThreads, stream)
-          (a, row0, pass);
-          LINALIGN_LAUNCHED("SelectPassKernel");
-        }
-      }
-      LINALIGN_LAUNCH(SampleKernel<E>, sweep_grid, kSweepThreads, stream)(a, row0);
-      LINALIGN_LAUNCHED("SampleKernel");
-    }
+    const LaunchResult group =
+        launch_group<E>(a, row0, std::min(shape.rows_per_group, B - row0), stream);
+    if (group.error != cudaSuccess) return group;
   }
-  if (op == Op::kScore) {
-    if (B > 0) {
-      LINALIGN_LAUNCH(ScoreKernel<E>, grid_for(B, kPerRowThreads), kPerRowThreads, stream)(a);
-      LINALIGN_LAUNCHED("ScoreKernel");
-    }
-    if (a.num_sequences > 0) {
-#if defined(LINALIGN_SIMT_LAUNCH)
-      const unsigned grid = unsigned(std::min(kMaxGridX, a.num_sequences));
-      LINALIGN_LAUNCH(SeqSumKernel<E>, grid, kFinishThreads, stream)(a);
-      LINALIGN_LAUNCHED("SeqSumKernel");
-#else
-      const LaunchResult sums = launch_sequence_sums(a, stream);
-      if (sums.error != cudaSuccess) return sums;
-#endif
-    }
-  }
-#undef LINALIGN_LAUNCHED
+  if (op == Op::kScore) return launch_scores<E>(a, stream);
   return LaunchResult{cudaSuccess, ""};
 }
 
