@@ -64,12 +64,10 @@ class DeviceScope {
   bool switched_ = false;
 };
 
-// The DTypes, in the order of a per-dtype table (DeviceFactsByType).
-constexpr DType kDTypes[3] = {DType::kF32, DType::kBF16, DType::kF16};
-int dtype_slot(DType t) {
-  return t == DType::kF32 ? 0 : t == DType::kBF16 ? 1 : 2;
-}
+// Device facts per input dtype, indexed by the DType's value.
 using DeviceFactsByType = std::array<DeviceFacts, 3>;
+static_assert(int(DType::kF32) == 0 && int(DType::kBF16) == 1 && int(DType::kF16) == 2,
+              "DeviceFactsByType is indexed by DType");
 
 // Per-device facts, queried once per device (a process-wide cache); the
 // fused kernel's occupancy depends on the dtype's instance.
@@ -94,8 +92,9 @@ Status device_facts(int device, DeviceFactsByType* out, std::string* message) {
   const bool fused = fused_env == nullptr || std::string(fused_env) != "0";
   DeviceScope scope;  // (the occupancy query asks the current device)
   LINALIGN_CHECK_CUDA(scope.enter(device), "Context::create", message);
-  for (const DType t : kDTypes) {
-    DeviceFacts& d = f[size_t(dtype_slot(t))];
+  for (size_t i = 0; i < f.size(); ++i) {
+    const DType t = DType(i);
+    DeviceFacts& d = f[i];
     d.sm_count = sms;
     d.l2_bytes = l2;
     cudaError_t e = cudaSuccess;
@@ -126,8 +125,7 @@ class CudaBackendImpl final : public BackendImpl {
 
   LaunchPolicy policy(const Call& call) const {
     return choose_launch_policy(call.op, call.logits.rows, call.logits.vocab,
-                                dtype_bytes(call.logits.dtype),
-                                facts_[size_t(dtype_slot(call.logits.dtype))],
+                                dtype_bytes(call.logits.dtype), facts_[size_t(call.logits.dtype)],
                                 call.params != nullptr ? call.params->rule : StepRule::kFixed);
   }
   size_t workspace_size(const Call& call) const override {

@@ -251,9 +251,10 @@ __device__ __forceinline__ void walk_row(const RowIn<E>& row, int64_t n, math::S
 template <class E>
 struct HeldSlice {
   static constexpr int kSteps = kHeldChunks + 1;  // the scalar step, then the chunks
-  Chunk<E> step[kSteps];
-  bool has[kSteps];      // this thread holds step c
-  bool uniform[kSteps];  // thread 0 holds step c: the uniform walk makes it (walk_row kUniform)
+  Chunk<E> step[kSteps];  // every step of the uniform walk; load_step leaves a thread's
+                          // slots past its share empty (no index, −inf)
+  bool has[kSteps];       // this thread holds data in step c
+  bool uniform[kSteps];   // thread 0 does: the uniform walk makes step c (walk_row kUniform)
 
   // Loads slice `span` of the row (thread threadIdx.x's share); nothing for a
   // row that cannot be read (row.bad).
@@ -268,7 +269,7 @@ struct HeldSlice {
     for (int c = 0; c < kSteps; ++c) {
       has[c] = row.bad == 0u && (c == 0 ? t < scalars : c - 1 < chunks);
       uniform[c] = row.bad == 0u && (c == 0 ? scalars > 0 : c - 1 < chunks0);
-      if (has[c]) load_step<E, true>(row, n, span, t < scalars, t, kT, c - 1, step[c]);
+      if (uniform[c]) load_step<E, true>(row, n, span, t < scalars, t, kT, c - 1, step[c]);
     }
   }
   // fn(chunk) for every held step, in walk_row's order.
@@ -279,25 +280,13 @@ struct HeldSlice {
       if (has[c]) fn(step[c]);
   }
   // fn(chunk) for every step of the uniform walk (walk_row<E, true, true>):
-  // the steps thread 0 holds, empty ones (no index, −inf) where this thread
-  // holds none, so fn may use warp collectives.
+  // the steps thread 0 holds, empty where this thread holds none, so fn may
+  // use warp collectives.
   template <class Fn>
   __device__ __forceinline__ void each_step_uniform(Fn&& fn) const {
 #pragma unroll
-    for (int c = 0; c < kSteps; ++c) {
-      if (!uniform[c]) continue;
-      if (has[c]) {
-        fn(step[c]);
-      } else {
-        Chunk<E> empty;
-        empty.scalar = c == 0;
-#pragma unroll
-        for (int u = 0; u < Chunk<E>::kU; ++u) empty.first[u] = -1;
-#pragma unroll
-        for (int k = 0; k < Chunk<E>::kItems; ++k) empty.z[k] = empty.y[k] = -math::kInf;
-        fn(empty);
-      }
-    }
+    for (int c = 0; c < kSteps; ++c)
+      if (uniform[c]) fn(step[c]);
   }
   // fn(z, y, c, k) for every held element (the scalar step holds one item).
   template <class Fn>
@@ -310,6 +299,20 @@ struct HeldSlice {
           fn(step[c].z[k], step[c].y[k], c, k);
   }
 };
+
+// Row r's token and, when asked for, ℓ* of it (index −1: no token, ℓ* NaN).
+template <class E>
+__device__ __forceinline__ void store_token(const Args& a, int64_t r, const math::RowPlan& plan,
+                                            int64_t index) {
+  a.tokens[r] = int32_t(index);
+  if (a.token_logprob == nullptr) return;
+  float lp = math::kNaN;
+  if (index >= 0) {
+    const RowIn<E> row = row_in<E>(a.src, r);
+    lp = math::aligned_logprob(plan, load_scalar(row.z, index), load_scalar(row.y, index));
+  }
+  a.token_logprob[r] = lp;
+}
 
 // Slice s of row r, chunk by chunk in walk_row's order: from the slice held
 // in registers when `held` is given (the fused kernel), else loaded.

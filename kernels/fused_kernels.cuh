@@ -46,23 +46,12 @@ template <class E, bool kExactKl>
 __device__ __forceinline__ math::RowPlan fused_plan(const Args& a, int64_t r, int64_t s,
                                                     HeldSlice<E>& h, uint32_t* rounds_end) {
   static_assert(kFinishThreads == kSweepThreads, "finish_row's tree, by this block");
-  const int64_t S = a.slices;
-  const uint32_t blocks = uint32_t(S);
-  const RowIn<E> row = row_in<E>(a.src, r);
-  const float inv_t = row.bad == 0u ? inv_temperature(a, r) : 1.f;
+  const uint32_t blocks = uint32_t(a.slices);
   const bool with_tilt = a.tilt_in_first;
-  const float eta = with_tilt && row.bad == 0u ? math::eta_fixed(a.ratio.at(r)) : 0.f;
-  h.load(row, a.src.vocab, vocab_slice(row, S, s), s == 0);
-  math::RowStats acc = held_slice_stats<E>(h, inv_t, with_tilt, eta);
-  if (threadIdx.x == 0) {
-    acc.flags |= row.bad;
-    a.stats[r * S + s] = acc;
-  }
+  slice_stats_partial<E>(a, r, s, h);
   uint32_t* const count = &a.stats_done[r];
   if (last_block_of_row(count, blocks)) {  // uniform
-    const math::RowStats st = merge_partials<kSweepThreads>(a.stats + r * S, S, MergeStats{},
-                                                            math::row_stats_empty(), true);
-    plan_row<kSweepThreads>(a, r, st);
+    plan_from_partials(a, r);
     publish_row(count);
   }
   *rounds_end = blocks + 1u;

@@ -66,9 +66,8 @@ __device__ __forceinline__ math::RowStats held_slice_stats(const HeldSlice<E>& h
   constexpr int kT = kSweepThreads;
   constexpr int kSteps = HeldSlice<E>::kSteps;
   constexpr int kI = Chunk<E>::kItems;
-  auto each_held = [&](auto&& fn) { h.each(fn); };
   math::SliceMax mx = math::slice_max_empty();
-  each_held(
+  h.each(
       [&](float z, float y, int, int) { math::slice_max_push(mx, z, y, inv_t, with_tilt, eta); });
   mx = block_reduce<kT>(mx, MergeSliceMax{}, math::slice_max_empty());
   if (mx.count == 0) {  // uniform: the broadcast merge
@@ -78,43 +77,55 @@ __device__ __forceinline__ math::RowStats held_slice_stats(const HeldSlice<E>& h
   }
   math::SliceSums sums = math::slice_sums_empty();
   float wz[kSteps][kI], wt[kSteps][kI];
-  each_held([&](float z, float y, int c, int k) {
+  h.each([&](float z, float y, int c, int k) {
     math::slice_sums_push(sums, mx, z, y, inv_t, with_tilt, eta, WeightExp{}, &wz[c][k], &wt[c][k]);
   });
   sums = block_reduce<kT>(sums, MergeSliceSums{}, math::slice_sums_empty());
   const math::SliceMeans mean = math::slice_means(sums);
   math::SliceSpread q = math::slice_spread_empty();
-  each_held([&](float z, float y, int c, int k) {
+  h.each([&](float z, float y, int c, int k) {
     math::slice_spread_push(q, mean, z, y, inv_t, wz[c][k], wt[c][k]);
   });
   q = block_reduce<kT>(q, MergeSliceSpread{}, math::slice_spread_empty());
   return math::slice_stats_finish(mx, sums, q, with_tilt);
 }
 
+// The first sweep of slice s of row r (StatsKernel's, the fused kernels'):
+// the slice loaded into `h`, its RowStats partial stored by thread 0.
 template <class E>
-__global__ void __launch_bounds__(kSweepThreads) StatsKernel(const Args a, int64_t row0) {
-  const int64_t r = row0 + int64_t(blockIdx.y);
-  const int64_t s = int64_t(blockIdx.x);
+__device__ __forceinline__ void slice_stats_partial(const Args& a, int64_t r, int64_t s,
+                                                    HeldSlice<E>& h) {
   const RowIn<E> row = row_in<E>(a.src, r);
   const float inv_t = row.bad == 0u ? inv_temperature(a, r) : 1.f;
   const bool with_tilt = a.tilt_in_first;
   const float eta = with_tilt && row.bad == 0u ? math::eta_fixed(a.ratio.at(r)) : 0.f;
-  // (launch_call refuses a policy whose slices hold more than kHeldChunks)
+  // (launch_call refuses a call whose slices hold more than kHeldChunks)
   const math::Span span = vocab_slice(row, a.slices, s);
-  HeldSlice<E> h;
   h.load(row, a.src.vocab, span, s == 0);
   math::RowStats acc = held_slice_stats<E>(h, inv_t, with_tilt, eta);
   if (threadIdx.x == 0) {
     acc.flags |= row.bad;
     a.stats[r * a.slices + s] = acc;
   }
-  if (a.op == int32_t(Op::kShardStats)) return;  // uniform: the partials are the result
-  if (!last_block_of_row(&a.stats_done[r], gridDim.x)) return;  // uniform
-  // The last block of the row: merge the slices (written by other blocks of
-  // this grid: read past L1) and plan the row — no PlanKernel launch.
+}
+
+// The row's last block after the first sweep: merges the slices' partials
+// (written by other blocks of the running grid: read past L1) and plans the
+// row.
+__device__ __forceinline__ void plan_from_partials(const Args& a, int64_t r) {
   const math::RowStats st = merge_partials<kSweepThreads>(
       a.stats + r * a.slices, a.slices, MergeStats{}, math::row_stats_empty(), true);
   plan_row<kSweepThreads>(a, r, st);
+}
+
+template <class E>
+__global__ void __launch_bounds__(kSweepThreads) StatsKernel(const Args a, int64_t row0) {
+  const int64_t r = row0 + int64_t(blockIdx.y);
+  HeldSlice<E> h;
+  slice_stats_partial<E>(a, r, int64_t(blockIdx.x), h);
+  if (a.op == int32_t(Op::kShardStats)) return;  // uniform: the partials are the result
+  if (!last_block_of_row(&a.stats_done[r], gridDim.x)) return;  // uniform
+  plan_from_partials(a, r);                                     // no PlanKernel launch
 }
 
 // shard_stats (SPEC §7): the merged statistics of this shard's slices, the

@@ -380,13 +380,7 @@ __device__ __forceinline__ void select_row_decide(const Args& a, int64_t r, int 
     const math::ArgMax pick = draw_from_candidates<kT>(
         a, r, math::select_thresholds(st, top_k, min_p, a.min_keep), sh.gathered);
     drawn = pick.index >= 0;  // uniform: the broadcast merge
-    if (drawn && t == 0) {
-      const RowIn<E> row = row_in<E>(a.src, r);
-      a.tokens[r] = pick.index;
-      if (a.token_logprob != nullptr)
-        a.token_logprob[r] = math::aligned_logprob(plan, load_scalar(row.z, pick.index),
-                                                   load_scalar(row.y, pick.index));
-    }
+    if (drawn && t == 0) store_token<E>(a, r, plan, pick.index);
   }
   if (t == 0) {
     row_sel->state = st;

@@ -77,19 +77,9 @@ __device__ __forceinline__ void sample_pick(const Args& a, int64_t r, const math
       merge_partials<kSweepThreads>(a.argmax + r * a.slices, a.slices, MergeArgMaxPair{},
                                     ArgMaxPair{math::argmax_empty(), math::argmax_empty()}, true);
   if (threadIdx.x == 0) {
-    int32_t token = -1;
-    float lp = math::kNaN;
     const math::ArgMax pick = all.masked.index >= 0 ? all.masked : all.all;
-    if (math::plan_valid(plan) && pick.index >= 0 && pick.index < a.src.vocab) {
-      token = int32_t(pick.index);
-      if (a.token_logprob != nullptr) {
-        const RowIn<E> row = row_in<E>(a.src, r);
-        lp = math::aligned_logprob(plan, load_scalar(row.z, pick.index),
-                                   load_scalar(row.y, pick.index));
-      }
-    }
-    a.tokens[r] = token;
-    if (a.token_logprob != nullptr) a.token_logprob[r] = lp;
+    const bool ok = math::plan_valid(plan) && pick.index >= 0 && pick.index < a.src.vocab;
+    store_token<E>(a, r, plan, ok ? pick.index : -1);
   }
 }
 

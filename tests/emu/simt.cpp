@@ -703,11 +703,8 @@ void run_resident(Machine& m, const std::vector<uint32_t>& order) {
         --left;
         for (auto& st : b.stacks)
           if (st) m.stack_pool.push_back(std::move(st));
-        BlockState finished_block;
-        finished_block.bidx = b.bidx;
-        finished_block.block_linear = b.block_linear;
-        finished_block.done = true;
-        b = std::move(finished_block);
+        b = BlockState{};  // (its fibers and shared memory freed)
+        b.done = true;
       }
     }
     if (left > 0 && !moved && m.changes == changes) livelock(m, blocks);

@@ -108,15 +108,16 @@ MUTANTS: List[Mutant] = [
     Mutant(
         name="last_slice_rounded_down",
         file="kernels/plan_kernels.cuh",
-        what="StatsKernel (the first sweep, every op): slice bounds over the row's vectors "
-        "rounded down to whole granules, so the last slice misses its tail. Not planted in "
-        "math::slice_span, which the CPU backend uses too (both would move alike)",
+        what="slice_stats_partial (the first sweep of StatsKernel and the fused kernels): "
+        "slice bounds over the row's vectors rounded down to whole granules, so the last slice "
+        "misses its tail. Not planted in math::slice_span, which the CPU backend uses too "
+        "(both would move alike)",
         old="  const math::Span span = vocab_slice(row, a.slices, s);\n"
-        "  HeldSlice<E> h;\n",
+        "  h.load(",
         new="  const math::Span span = math::slice_span(\n"
         "      row.split.vectors / kSliceGranuleVectors * kSliceGranuleVectors,\n"
         "      a.slices, s, kSliceGranuleVectors);\n"
-        "  HeldSlice<E> h;\n",
+        "  h.load(",
         tests=[(EMU, "CudaVsCpu.StridedMisalignedPadded:CudaVsCpu.VocabularyShards")],
     ),
     Mutant(
