@@ -11,6 +11,8 @@ have_cmd clang-format || need+=(clang-format)
 [ -f /usr/include/gtest/gtest.h ] || need+=(libgtest-dev)
 [ -f /usr/include/gmock/gmock.h ] || need+=(libgmock-dev)
 [ -f /usr/include/benchmark/benchmark.h ] || need+=(libbenchmark-dev)
+[ -f /usr/include/CLI/CLI.hpp ] || need+=(libcli11-dev)  # the CLI's flag parsing
+[ -f /usr/include/fmt/format.h ] || need+=(libfmt-dev)   # the CLI's number printing
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

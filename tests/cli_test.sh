@@ -412,7 +412,7 @@ bad offsets_beyond 2 "invalid argument" "${S[@]}" --targets t.npy --offsets obig
 mkint64 onone.npy 0
 ok offsets_zero_seq "${S[@]}" --targets t.npy --offsets onone.npy --out-seq q0.npy
 has q0.npy '<f4' "[0]"
-bad outseq_needs_offsets 1 "--out-seq needs --offsets" "${S[@]}" --targets t.npy --out-seq x.npy
+bad outseq_needs_offsets 1 "--out-seq requires --offsets" "${S[@]}" --targets t.npy --out-seq x.npy
 bad targets_missing 1 "missing required flag --targets" "${S[@]}"
 
 # ---------------------------------------------------------------- bad flags
@@ -434,10 +434,10 @@ bad bad_backend 1 "--backend" "${A[@]}" --backend tpu
 bad missing_base 1 "missing required flag --base" align --principle y.npy
 bad twice 1 "--ratio is given twice" "${A[@]}" --ratio 1 --ratio 2
 bad positional 1 "unexpected argument 'extra'" "${A[@]}" extra
-bad no_value 1 "--ratio needs a value" "${A[@]}" --ratio
-bad bool_value 1 "--greedy takes no value" sample --base z.npy --principle y.npy --greedy=yes
+bad no_value 1 "--ratio: 1 required R missing" "${A[@]}" --ratio
+bad bool_value 1 "greedy was given a disallowed flag override" sample --base z.npy --principle y.npy --greedy=yes
 bad single_dash 1 "unknown option '-x'" "${A[@]}" -x
-bad diag_both 1 "mutually exclusive" "${A[@]}" --diagnostics d2.jsonl --no-diagnostics
+bad diag_both 1 "--(no-)?diagnostics excludes --(no-)?diagnostics" "${A[@]}" --diagnostics d2.jsonl --no-diagnostics
 ok eq_syntax "${A[@]}" --ratio=3 --temperature=0.5 --no-diagnostics
 bad out_unwritable 1 "--out: .*cannot create" "${A[@]}" --out "$T/no/such/dir/l.npy"
 bad out_dir 1 "--out: .*cannot create" "${A[@]}" --out adir

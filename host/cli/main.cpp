@@ -7,9 +7,10 @@
 // Row-level errors (NaN / +inf logits, empty support) are not failures: they
 // show in the row's diagnostics "status" and its outputs (NaN, token -1).
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
-#include <cinttypes>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -45,15 +46,10 @@ void check(Status s, const linalign::Context& ctx, const char* op) {
 
 // ------------------------------------------------------------- formatting ---
 
-// Shortest decimal that reads back as the same float; "null" when not finite.
+// The shortest decimal that reads back as the same float (fmt's round-trip
+// formatting, exponent only below 1e-4 or from 1e16); "null" when not finite.
 std::string json_float(float f) {
-  if (!std::isfinite(f)) return "null";
-  char buf[40];
-  for (int prec = 6; prec <= 9; ++prec) {
-    std::snprintf(buf, sizeof buf, "%.*g", prec, static_cast<double>(f));
-    if (std::strtof(buf, nullptr) == f) break;
-  }
-  return buf;
+  return std::isfinite(f) ? fmt::format("{}", f) : "null";
 }
 
 // Like json_float but "nan", "inf", "-inf" for the non-finite values.
@@ -63,44 +59,46 @@ std::string text_float(float f) {
   return json_float(f);
 }
 
+// The row's status bits as a JSON array of names ("bitN" for a bit this
+// build does not know).
 std::string status_json(uint32_t s) {
-  std::string out = "[";
-  auto add = [&](const char* name) {
-    if (out.size() > 1) out += ",";
-    out += "\"";
-    out += name;
-    out += "\"";
-  };
-  if (s & linalign::kRowNaN) add("nan");
-  if (s & linalign::kRowPosInf) add("pos_inf");
-  if (s & linalign::kRowEmptySupport) add("empty_support");
-  if (s & linalign::kRowBadParameter) add("bad_parameter");
-  const uint32_t known = linalign::kRowNaN | linalign::kRowPosInf | linalign::kRowEmptySupport |
-                         linalign::kRowBadParameter;
+  std::vector<std::string> names;
+  const std::pair<uint32_t, const char*> kKnown[] = {
+      {linalign::kRowNaN, "\"nan\""},
+      {linalign::kRowPosInf, "\"pos_inf\""},
+      {linalign::kRowEmptySupport, "\"empty_support\""},
+      {linalign::kRowBadParameter, "\"bad_parameter\""}};
+  uint32_t unknown = s;
+  for (const auto& [bit, name] : kKnown) {
+    if (s & bit) names.emplace_back(name);
+    unknown &= ~bit;
+  }
   for (int b = 0; b < 32; ++b)
-    if ((s & ~known) & (1u << b)) add(("bit" + std::to_string(b)).c_str());
-  return out + "]";
+    if (unknown & (1u << b)) names.push_back(fmt::format("\"bit{}\"", b));
+  return fmt::format("[{}]", fmt::join(names, ","));
 }
 
 // The common part of a row's JSON record, without the closing brace.
 std::string diag_json(int64_t row, const linalign::RowDiagnostics& d) {
-  return "{\"row\":" + std::to_string(row) + ",\"eta\":" + json_float(d.eta) +
-         ",\"mu\":" + json_float(d.mu) + ",\"sigma\":" + json_float(d.sigma) +
-         ",\"kl_base\":" + json_float(d.kl_base) +
-         ",\"kl_principle\":" + json_float(d.kl_principle) +
-         ",\"entropy\":" + json_float(d.entropy) + ",\"support\":" + std::to_string(d.support) +
-         ",\"status\":" + status_json(d.status);
+  return fmt::format(
+      R"({{"row":{},"eta":{},"mu":{},"sigma":{},"kl_base":{},"kl_principle":{},"entropy":{},)"
+      R"("support":{},"status":{})",
+      row, json_float(d.eta), json_float(d.mu), json_float(d.sigma), json_float(d.kl_base),
+      json_float(d.kl_principle), json_float(d.entropy), d.support, status_json(d.status));
+}
+
+// A sampled row's record: the common part, the token and its log-prob.
+std::string token_json(int64_t row, const linalign::RowDiagnostics& d, int32_t token,
+                       float logprob) {
+  return diag_json(row, d) +
+         fmt::format(R"(,"token":{},"logprob":{}}})", token, json_float(logprob));
 }
 
 // Collects the JSON lines and writes them at the end (stdout, a file, or nowhere).
 class DiagnosticsOut {
  public:
   explicit DiagnosticsOut(const Args& a, bool default_stdout = true) {
-    if (a.has("no-diagnostics")) {
-      if (a.has("diagnostics"))
-        throw UsageError("--diagnostics and --no-diagnostics are mutually exclusive");
-      return;
-    }
+    if (a.has("no-diagnostics")) return;  // the flag table: it excludes --diagnostics
     if (!a.has("diagnostics") && !default_stdout) return;
     path_ = a.str("diagnostics", "-");
     if (path_.empty()) throw UsageError("flag --diagnostics: empty value");
@@ -355,7 +353,7 @@ Engine make_engine(const Args& a) {
     e.mem = Staging::cuda(o.device);
   } catch (const StagingError& ex) {
     if (o.backend != linalign::Backend::kAuto) throw;
-    std::fprintf(stderr, "linalign: note: %s; using the CPU backend\n", ex.what());
+    fmt::print(stderr, "linalign: note: {}; using the CPU backend\n", ex.what());
     e.ctx.reset();
     o.backend = linalign::Backend::kCpu;
     s = linalign::Context::create(o, &e.ctx, &err);
@@ -438,8 +436,7 @@ int run_sample(const Args& a) {
   write_output(a, "out", npy::DType::kI32, shape, tok.data());
   write_output(a, "out-logprob", npy::DType::kF32, shape, lp.data());
   for (size_t r = 0; r < B; ++r)
-    diag.line(diag_json(static_cast<int64_t>(r), diags[r]) +
-              ",\"token\":" + std::to_string(tok[r]) + ",\"logprob\":" + json_float(lp[r]) + "}");
+    diag.line(token_json(static_cast<int64_t>(r), diags[r], tok[r], lp[r]));
   diag.flush();
   return 0;
 }
@@ -450,8 +447,6 @@ int run_score(const Args& a) {
   const bool have_offsets = a.has("offsets");
   std::vector<int64_t> offsets;
   if (have_offsets) offsets = load_offsets(a);
-  for (const char* f : {"out-seq", "out-seq-base", "out-seq-principle"})
-    if (a.has(f) && !have_offsets) throw UsageError(std::string("--") + f + " needs --offsets");
   const linalign::Params p = make_params(a);
   DiagnosticsOut diag(a);
   const size_t B = static_cast<size_t>(L.rows);
@@ -510,14 +505,12 @@ int run_score(const Args& a) {
   write_output(a, "out-seq-principle", npy::DType::kF32, sshape, qp.data());
   for (size_t r = 0; r < B; ++r)
     diag.line(diag_json(static_cast<int64_t>(r), diags[r]) +
-              ",\"target\":" + std::to_string(targets[r]) + ",\"score\":" + json_float(sa[r]) +
-              ",\"score_base\":" + json_float(sb[r]) + ",\"score_principle\":" + json_float(sp[r]) +
-              "}");
+              fmt::format(R"(,"target":{},"score":{},"score_base":{},"score_principle":{}}})",
+                          targets[r], json_float(sa[r]), json_float(sb[r]), json_float(sp[r])));
   for (size_t s = 0; s < S; ++s)
-    diag.line("{\"sequence\":" + std::to_string(s) + ",\"rows\":[" + std::to_string(offsets[s]) +
-              "," + std::to_string(offsets[s + 1]) + "],\"score\":" + json_float(qa[s]) +
-              ",\"score_base\":" + json_float(qb[s]) + ",\"score_principle\":" + json_float(qp[s]) +
-              "}");
+    diag.line(fmt::format(
+        R"({{"sequence":{},"rows":[{},{}],"score":{},"score_base":{},"score_principle":{}}})", s,
+        offsets[s], offsets[s + 1], json_float(qa[s]), json_float(qb[s]), json_float(qp[s])));
   diag.flush();
   return 0;
 }
@@ -653,8 +646,6 @@ int run_gen(const Args& a) {
     for (auto& x : t) x = static_cast<int32_t>(rng.below(static_cast<uint64_t>(g.vocab)));
     write_output(a, "out-targets", npy::DType::kI32, {g.rows}, t.data());
   }
-  if (a.has("sequences") && !a.has("out-offsets"))
-    throw UsageError("--sequences needs --out-offsets");
   if (a.has("out-offsets")) {
     const int64_t S = a.i64("sequences", 2, 1, 1 << 30);
     std::vector<int64_t> o(static_cast<size_t>(S + 1));
@@ -679,7 +670,7 @@ int run_info(const Args& a) {
     try {
       arr = npy::read(path);
     } catch (const npy::Error& e) {
-      std::fprintf(stderr, "linalign info: error: %s\n", e.what());
+      fmt::print(stderr, "linalign info: error: {}\n", e.what());
       rc = 1;
       continue;
     }
@@ -688,8 +679,8 @@ int run_info(const Args& a) {
     const bool is_float = t == npy::DType::kF32 || t == npy::DType::kF16 || as_bf16;
     std::string name = npy::dtype_name(t);
     if (as_bf16) name = "bfloat16 bits";
-    std::printf("%s: dtype=%s (%s) shape=%s npy=%d.0", path.c_str(), npy::descr(t), name.c_str(),
-                npy::shape_string(arr.shape()).c_str(), arr.version());
+    fmt::print("{}: dtype={} ({}) shape={} npy={}.0", path, npy::descr(t), name,
+               npy::shape_string(arr.shape()), arr.version());
     const int64_t n = arr.size();
     auto fval = [&](int64_t i) -> float {
       if (t == npy::DType::kF32) return arr.as<float>()[i];
@@ -702,7 +693,7 @@ int run_info(const Args& a) {
       return arr.as<uint16_t>()[i];
     };
     if (t == npy::DType::kV2 && !as_bf16) {
-      std::printf("\n");
+      fmt::print("\n");
     } else if (is_float) {
       int64_t finite = 0, nan = 0, pinf = 0, ninf = 0;
       float lo = std::numeric_limits<float>::infinity(), hi = -lo;
@@ -718,10 +709,9 @@ int run_info(const Args& a) {
           hi = std::max(hi, f);
         }
       }
-      std::printf(" finite=%" PRId64 " nan=%" PRId64 " posinf=%" PRId64 " neginf=%" PRId64, finite,
-                  nan, pinf, ninf);
-      if (finite) std::printf(" min=%s max=%s", text_float(lo).c_str(), text_float(hi).c_str());
-      std::printf("\n");
+      fmt::print(" finite={} nan={} posinf={} neginf={}", finite, nan, pinf, ninf);
+      if (finite) fmt::print(" min={} max={}", text_float(lo), text_float(hi));
+      fmt::print("\n");
     } else {
       if (n) {
         int64_t lo = ival(0), hi = lo;
@@ -729,16 +719,16 @@ int run_info(const Args& a) {
           lo = std::min(lo, ival(i));
           hi = std::max(hi, ival(i));
         }
-        std::printf(" min=%" PRId64 " max=%" PRId64, lo, hi);
+        fmt::print(" min={} max={}", lo, hi);
       }
-      std::printf("\n");
+      fmt::print("\n");
     }
     if (values && !(t == npy::DType::kV2 && !as_bf16)) {
       for (int64_t i = 0; i < n; ++i) {
         if (is_float) {
-          std::printf("%s\n", text_float(fval(i)).c_str());
+          fmt::print("{}\n", text_float(fval(i)));
         } else {
-          std::printf("%" PRId64 "\n", ival(i));
+          fmt::print("{}\n", ival(i));
         }
       }
     }
@@ -752,105 +742,142 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int run_demo(const Args& a) {
-  const GenSpec g = read_gen_spec(a, 8, 32000);
-  const int64_t iters = a.i64("iters", 20, 1, 1000000);
-  linalign::Params p = make_params(a);
-  DiagnosticsOut diag(a, /*default_stdout=*/false);
-  Engine e = make_engine(a);
+// The demo in phases: a generated batch uploaded once; one call of each
+// operation with every output; the per-row table; the self-check that the
+// three calls agree; the timing of each call.
 
-  std::vector<float> zf, yf;
-  generate(g, &zf, &yf);
-  const std::vector<int64_t> shape = {g.rows, g.vocab};
+struct DemoBatch {
+  GenSpec g;
   Logits L;
-  L.base = to_array(zf, shape, g.dtype);
-  L.principle = to_array(yf, shape, g.dtype);
-  L.dtype = lib_dtype(g.dtype);
-  L.rows = g.rows;
-  L.vocab = g.vocab;
-  L.shape = shape;
-  const linalign::LogitsView v = upload_view(e, L);
-  const size_t B = static_cast<size_t>(g.rows), V = static_cast<size_t>(g.vocab);
+  linalign::LogitsView view;
+  size_t B = 0, V = 0;
+};
 
+DemoBatch make_demo_batch(const GenSpec& g, Engine& e) {
+  DemoBatch d;
+  d.g = g;
+  std::vector<float> zf, yf;
+  generate(d.g, &zf, &yf);
+  d.L.shape = {d.g.rows, d.g.vocab};
+  d.L.base = to_array(zf, d.L.shape, d.g.dtype);
+  d.L.principle = to_array(yf, d.L.shape, d.g.dtype);
+  d.L.dtype = lib_dtype(d.g.dtype);
+  d.L.rows = d.g.rows;
+  d.L.vocab = d.g.vocab;
+  d.view = upload_view(e, d.L);
+  d.B = static_cast<size_t>(d.g.rows);
+  d.V = static_cast<size_t>(d.g.vocab);
+  return d;
+}
+
+void print_demo_header(const DemoBatch& d, const linalign::Params& p, linalign::Backend backend) {
   static const char* kRules[] = {"fixed", "trust_region", "exact_kl"};
   static const char* kUpdates[] = {"tilt", "linear"};
   static const char* kDtypes[] = {"float32", "float16", "bfloat16"};
-  std::printf(
-      "linalign demo: %zu rows x %zu vocab, %s logits (base %s*N(0,1), principle "
-      "base + %s*N(0,1)), backend %s\n",
-      B, V, kDtypes[g.dtype], text_float(g.scale).c_str(), text_float(g.shift).c_str(),
-      backend_name(e.ctx->backend()));
-  std::printf(
-      "params: T=%s rule=%s ratio=%s epsilon=%s eta_max=%s update=%s top_p=%s top_k=%d "
-      "min_p=%s %s seed=%" PRIu64 "\n\n",
-      text_float(p.temperature.value).c_str(), kRules[static_cast<int>(p.rule)],
-      text_float(p.ratio.value).c_str(), text_float(p.epsilon.value).c_str(),
-      text_float(p.eta_max.value).c_str(), kUpdates[static_cast<int>(p.update)],
-      text_float(p.top_p.value).c_str(), p.top_k.value, text_float(p.min_p.value).c_str(),
-      p.greedy ? "greedy" : "sampling", p.seed.value);
+  fmt::print(
+      "linalign demo: {} rows x {} vocab, {} logits (base {}*N(0,1), principle base + {}*N(0,1)), "
+      "backend {}\n",
+      d.B, d.V, kDtypes[d.g.dtype], text_float(d.g.scale), text_float(d.g.shift),
+      backend_name(backend));
+  fmt::print(
+      "params: T={} rule={} ratio={} epsilon={} eta_max={} update={} top_p={} top_k={} min_p={} "
+      "{} seed={}\n\n",
+      text_float(p.temperature.value), kRules[static_cast<int>(p.rule)], text_float(p.ratio.value),
+      text_float(p.epsilon.value), text_float(p.eta_max.value),
+      kUpdates[static_cast<int>(p.update)], text_float(p.top_p.value), p.top_k.value,
+      text_float(p.min_p.value), p.greedy ? "greedy" : "sampling", p.seed.value);
+}
 
-  // One call of each, with every output.
-  float* lstar = e.mem->alloc_n<float>(B * V);
-  int32_t* tokens = e.mem->alloc_n<int32_t>(B);
-  float* logprob = e.mem->alloc_n<float>(B);
-  auto* d = e.mem->alloc_n<linalign::RowDiagnostics>(B);
-  check(e.ctx->align(v, p, lstar, 0, nullptr), *e.ctx, "align");
-  check(e.ctx->sample(v, p, tokens, logprob, d), *e.ctx, "sample");
-  std::vector<float> lstar_h(B * V), lp(B);
-  std::vector<int32_t> tok(B);
-  e.mem->download_n(lstar_h.data(), lstar, B * V);
-  e.mem->download_n(tok.data(), tokens, B);
-  e.mem->download_n(lp.data(), logprob, B);
-  const auto diags = fetch_diagnostics(e, d, g.rows);
-  // Score the sampled tokens (invalid rows: ignore_index).
-  std::vector<int32_t> targets(B);
-  for (size_t r = 0; r < B; ++r) targets[r] = tok[r] >= 0 ? tok[r] : p.ignore_index;
-  const int32_t* tgt = e.mem->upload_n(targets.data(), B);
-  linalign::ScoreOutputs so;
-  so.aligned = e.mem->alloc_n<float>(B);
-  check(e.ctx->score(v, p, tgt, so, nullptr), *e.ctx, "score");
-  std::vector<float> sc(B);
-  e.mem->download_n(sc.data(), so.aligned, B);
+// The device (or host) buffers of the three calls, reused by the timing.
+struct DemoBuffers {
+  float* lstar = nullptr;
+  int32_t* tokens = nullptr;
+  float* logprob = nullptr;
+  linalign::RowDiagnostics* diags = nullptr;
+  std::vector<int32_t> host_targets;  // the sampled tokens (invalid rows: ignore_index)
+  const int32_t* targets = nullptr;   // host_targets where the backend reads them
+  linalign::ScoreOutputs score;
+};
 
-  std::printf("%5s %8s %9s %8s %9s %9s %8s %7s %7s %9s  %s\n", "row", "eta", "mu", "sigma",
-              "KL(*|z)", "KL(*|y)", "H(*)", "support", "token", "logprob", "status");
+struct DemoResults {
+  std::vector<float> lstar, logprob, score;
+  std::vector<int32_t> tokens;
+  std::vector<linalign::RowDiagnostics> diags;
+};
+
+DemoResults run_demo_calls(Engine& e, const DemoBatch& d, const linalign::Params& p,
+                           DemoBuffers* buf) {
+  const size_t B = d.B, V = d.V;
+  buf->lstar = e.mem->alloc_n<float>(B * V);
+  buf->tokens = e.mem->alloc_n<int32_t>(B);
+  buf->logprob = e.mem->alloc_n<float>(B);
+  buf->diags = e.mem->alloc_n<linalign::RowDiagnostics>(B);
+  check(e.ctx->align(d.view, p, buf->lstar, 0, nullptr), *e.ctx, "align");
+  check(e.ctx->sample(d.view, p, buf->tokens, buf->logprob, buf->diags), *e.ctx, "sample");
+  DemoResults r;
+  r.lstar.resize(B * V);
+  r.logprob.resize(B);
+  r.tokens.resize(B);
+  r.score.resize(B);
+  e.mem->download_n(r.lstar.data(), buf->lstar, B * V);
+  e.mem->download_n(r.tokens.data(), buf->tokens, B);
+  e.mem->download_n(r.logprob.data(), buf->logprob, B);
+  r.diags = fetch_diagnostics(e, buf->diags, d.g.rows);
+  buf->host_targets.resize(B);
+  for (size_t i = 0; i < B; ++i)
+    buf->host_targets[i] = r.tokens[i] >= 0 ? r.tokens[i] : p.ignore_index;
+  buf->targets = e.mem->upload_n(buf->host_targets.data(), B);
+  buf->score.aligned = e.mem->alloc_n<float>(B);
+  check(e.ctx->score(d.view, p, buf->targets, buf->score, nullptr), *e.ctx, "score");
+  e.mem->download_n(r.score.data(), buf->score.aligned, B);
+  return r;
+}
+
+void print_demo_rows(const DemoResults& r) {
+  const size_t B = r.tokens.size();
+  fmt::print("{:>5} {:>8} {:>9} {:>8} {:>9} {:>9} {:>8} {:>7} {:>7} {:>9}  {}\n", "row", "eta",
+             "mu", "sigma", "KL(*|z)", "KL(*|y)", "H(*)", "support", "token", "logprob", "status");
   const size_t shown = std::min<size_t>(B, 16);
-  for (size_t r = 0; r < shown; ++r) {
-    const auto& x = diags[r];
-    std::printf("%5zu %8.4f %9.5f %8.5f %9.5f %9.5f %8.4f %7d %7d %9.4f  %s\n", r, x.eta, x.mu,
-                x.sigma, x.kl_base, x.kl_principle, x.entropy, x.support, tok[r], lp[r],
-                x.status ? status_json(x.status).c_str() : "ok");
+  for (size_t i = 0; i < shown; ++i) {
+    const auto& x = r.diags[i];
+    fmt::print("{:5} {:8.4f} {:9.5f} {:8.5f} {:9.5f} {:9.5f} {:8.4f} {:7} {:7} {:9.4f}  {}\n", i,
+               x.eta, x.mu, x.sigma, x.kl_base, x.kl_principle, x.entropy, x.support, r.tokens[i],
+               r.logprob[i], x.status ? status_json(x.status) : "ok");
   }
-  if (shown < B) std::printf("  ... (%zu more rows)\n", B - shown);
-  for (size_t r = 0; r < B; ++r)
-    diag.line(diag_json(static_cast<int64_t>(r), diags[r]) +
-              ",\"token\":" + std::to_string(tok[r]) + ",\"logprob\":" + json_float(lp[r]) + "}");
+  if (shown < B) fmt::print("  ... ({} more rows)\n", B - shown);
+}
 
-  // Self-checks: the three calls agree on l*[token] for every valid row.
+// The three calls agree on l*[token] for every valid row; invalid rows have
+// token -1. Prints the verdict and returns the number of rows that fail.
+size_t check_demo(const DemoResults& r, size_t V) {
   size_t bad = 0, valid = 0;
   double worst = 0;
-  for (size_t r = 0; r < B; ++r) {
-    if (diags[r].status != 0) {
-      if (tok[r] != -1) ++bad;
+  for (size_t i = 0; i < r.tokens.size(); ++i) {
+    const int32_t tok = r.tokens[i];
+    if (r.diags[i].status != 0) {
+      if (tok != -1) ++bad;
       continue;
     }
     ++valid;
-    if (tok[r] < 0 || static_cast<size_t>(tok[r]) >= V) {
+    if (tok < 0 || static_cast<size_t>(tok) >= V) {
       ++bad;
       continue;
     }
-    const double tol = 1e-4 * std::max(1.0, std::fabs(static_cast<double>(diags[r].eta)));
-    const double d1 = std::fabs(static_cast<double>(lp[r]) - lstar_h[r * V + tok[r]]);
-    const double d2 = std::fabs(static_cast<double>(lp[r]) - sc[r]);
+    const double tol = 1e-4 * std::max(1.0, std::fabs(static_cast<double>(r.diags[i].eta)));
+    const double d1 = std::fabs(static_cast<double>(r.logprob[i]) - r.lstar[i * V + tok]);
+    const double d2 = std::fabs(static_cast<double>(r.logprob[i]) - r.score[i]);
     worst = std::max({worst, d1, d2});
     if (!(d1 <= tol && d2 <= tol)) ++bad;
   }
-  std::printf(
-      "\ncheck: sample logprob == align l*[token] == score(token) on %zu valid rows: %s "
-      "(max |diff| %.3g)\n",
+  fmt::print(
+      "\ncheck: sample logprob == align l*[token] == score(token) on {} valid rows: {} "
+      "(max |diff| {:.3g})\n",
       valid, bad ? "MISMATCH" : "ok", worst);
+  return bad;
+}
 
-  // Throughput.
+void time_demo(Engine& e, const DemoBatch& d, const linalign::Params& p, const DemoBuffers& buf,
+               int64_t iters) {
   auto timed = [&](const char* name, size_t bytes, auto&& call) {
     check(call(), *e.ctx, name);  // warm-up
     e.mem->synchronize();
@@ -858,17 +885,37 @@ int run_demo(const Args& a) {
     for (int64_t i = 0; i < iters; ++i) check(call(), *e.ctx, name);
     e.mem->synchronize();
     const double s = seconds_since(t0) / static_cast<double>(iters);
-    std::printf("  %-7s %10.3f ms/call %12.0f rows/s %8.2f GB/s\n", name, s * 1e3,
-                static_cast<double>(B) / s, static_cast<double>(bytes) / s * 1e-9);
+    fmt::print("  {:<7} {:10.3f} ms/call {:12.0f} rows/s {:8.2f} GB/s\n", name, s * 1e3,
+               static_cast<double>(d.B) / s, static_cast<double>(bytes) / s * 1e-9);
   };
-  const size_t in_bytes = 2 * B * V * (g.dtype == 0 ? 4 : 2);
-  std::printf("\ntiming (%" PRId64 " calls each, bytes = logits read + outputs written):\n", iters);
-  timed("align", in_bytes + B * V * 4, [&] { return e.ctx->align(v, p, lstar, 0, nullptr); });
-  timed("sample", in_bytes, [&] { return e.ctx->sample(v, p, tokens, logprob, nullptr); });
-  timed("score", in_bytes, [&] { return e.ctx->score(v, p, tgt, so, nullptr); });
+  const size_t in_bytes = 2 * d.B * d.V * (d.g.dtype == 0 ? 4 : 2);
+  fmt::print("\ntiming ({} calls each, bytes = logits read + outputs written):\n", iters);
+  timed("align", in_bytes + d.B * d.V * 4,
+        [&] { return e.ctx->align(d.view, p, buf.lstar, 0, nullptr); });
+  timed("sample", in_bytes,
+        [&] { return e.ctx->sample(d.view, p, buf.tokens, buf.logprob, nullptr); });
+  timed("score", in_bytes,
+        [&] { return e.ctx->score(d.view, p, buf.targets, buf.score, nullptr); });
+}
+
+int run_demo(const Args& a) {
+  const GenSpec g = read_gen_spec(a, 8, 32000);
+  const int64_t iters = a.i64("iters", 20, 1, 1000000);
+  const linalign::Params p = make_params(a);
+  DiagnosticsOut diag(a, /*default_stdout=*/false);
+  Engine e = make_engine(a);
+  const DemoBatch d = make_demo_batch(g, e);
+  print_demo_header(d, p, e.ctx->backend());
+  DemoBuffers buf;
+  const DemoResults r = run_demo_calls(e, d, p, &buf);
+  print_demo_rows(r);
+  for (size_t i = 0; i < d.B; ++i)
+    diag.line(token_json(static_cast<int64_t>(i), r.diags[i], r.tokens[i], r.logprob[i]));
+  const size_t bad = check_demo(r, d.V);
+  time_demo(e, d, p, buf, iters);
   diag.flush();
   if (bad) {
-    std::fprintf(stderr, "linalign demo: error: %zu rows failed the consistency check\n", bad);
+    fmt::print(stderr, "linalign demo: error: {} rows failed the consistency check\n", bad);
     return 2;
   }
   return 0;
@@ -886,7 +933,7 @@ int run(int argc, char** argv) {
     if (argc >= 3) {
       const CommandSpec* c = find_command(argv[2]);
       if (!c) {
-        std::fprintf(stderr, "linalign: error: unknown command '%s'\n", argv[2]);
+        fmt::print(stderr, "linalign: error: unknown command '{}'\n", argv[2]);
         return 1;
       }
       std::fputs(command_usage(*c).c_str(), stdout);
@@ -897,8 +944,7 @@ int run(int argc, char** argv) {
   }
   const CommandSpec* cmd = find_command(first);
   if (!cmd) {
-    std::fprintf(stderr, "linalign: error: unknown command '%s' (see linalign --help)\n",
-                 first.c_str());
+    fmt::print(stderr, "linalign: error: unknown command '{}' (see linalign --help)\n", first);
     return 1;
   }
   const char* name = cmd->name;
@@ -924,22 +970,22 @@ int run(int argc, char** argv) {
     }
     return 1;
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "linalign %s: error: %s\n", name, e.what());
+    fmt::print(stderr, "linalign {}: error: {}\n", name, e.what());
     return 1;
   } catch (const npy::Error& e) {
-    std::fprintf(stderr, "linalign %s: error: %s\n", name, e.what());
+    fmt::print(stderr, "linalign {}: error: {}\n", name, e.what());
     return 1;
   } catch (const LibraryError& e) {
-    std::fprintf(stderr, "linalign %s: error: %s\n", name, e.what());
+    fmt::print(stderr, "linalign {}: error: {}\n", name, e.what());
     return 2;
   } catch (const StagingError& e) {
-    std::fprintf(stderr, "linalign %s: error: %s\n", name, e.what());
+    fmt::print(stderr, "linalign {}: error: {}\n", name, e.what());
     return 2;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "linalign %s: error: out of memory\n", name);
+    fmt::print(stderr, "linalign {}: error: out of memory\n", name);
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "linalign %s: error: %s\n", name, e.what());
+    fmt::print(stderr, "linalign {}: error: {}\n", name, e.what());
     return 1;
   }
 }
@@ -958,7 +1004,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
-    std::fprintf(stderr, "linalign: error: cannot write to stdout: %s\n", std::strerror(errno));
+    fmt::print(stderr, "linalign: error: cannot write to stdout: {}\n", std::strerror(errno));
     return 1;
   }
   return rc;

@@ -1,5 +1,6 @@
 #include "cli/options.hpp"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 
 #include "cli/parse.hpp"
@@ -62,16 +63,17 @@ const std::vector<FlagSpec>& flags() {
       {"out-base", "FILE", kCmdScore, "Outputs", "base scores l_t: float32 [B]"},
       {"out-principle", "FILE", kCmdScore, "Outputs", "principle scores lp_t: float32 [B]"},
       {"out-seq", "FILE", kCmdScore, "Outputs",
-       "per-sequence sums of l*_t: float32 [S] (needs --offsets)"},
+       "per-sequence sums of l*_t: float32 [S] (needs --offsets)", "offsets"},
       {"out-seq-base", "FILE", kCmdScore, "Outputs",
-       "per-sequence sums of l_t: float32 [S] (needs --offsets)"},
+       "per-sequence sums of l_t: float32 [S] (needs --offsets)", "offsets"},
       {"out-seq-principle", "FILE", kCmdScore, "Outputs",
-       "per-sequence sums of lp_t: float32 [S] (needs --offsets)"},
+       "per-sequence sums of lp_t: float32 [S] (needs --offsets)", "offsets"},
       {"diagnostics", "FILE", kRun, "Outputs",
        "write the per-row JSON lines to FILE instead of stdout ('-' = stdout)"},
       {"diagnostics", "FILE", kCmdDemo, "Outputs",
        "also write the per-row JSON lines to FILE ('-' = stdout)"},
-      {"no-diagnostics", nullptr, kRun, "Outputs", "do not write the per-row JSON lines"},
+      {"no-diagnostics", nullptr, kRun, "Outputs", "do not write the per-row JSON lines", nullptr,
+       "diagnostics"},
       // ---- alignment
       {"temperature", "T", kLib, "Alignment",
        "temperature T > 0 (default 1); sample also takes 0 = greedy"},
@@ -129,7 +131,8 @@ const std::vector<FlagSpec>& flags() {
       {"out-targets", "FILE", kCmdGen, "Generator", "also write random int32 [B] targets in [0,V)"},
       {"out-offsets", "FILE", kCmdGen, "Generator",
        "also write int64 [S+1] offsets splitting the rows into --sequences ragged sequences"},
-      {"sequences", "S", kCmdGen, "Generator", "number of sequences for --out-offsets (default 2)"},
+      {"sequences", "S", kCmdGen, "Generator", "number of sequences for --out-offsets (default 2)",
+       "out-offsets"},
       {"flat", nullptr, kCmdGen, "Generator", "write 1-D [V] arrays (needs --rows 1)"},
       {"nan-row", "R", kCmdGen, "Generator", "put a NaN into base row R (a row-level error)"},
       {"posinf-row", "R", kCmdGen, "Generator", "put a +inf into principle row R"},
@@ -142,12 +145,6 @@ const std::vector<FlagSpec>& flags() {
 }
 
 namespace {
-
-const FlagSpec* find_flag(const std::string& name, Command cmd) {
-  for (const auto& f : flags())
-    if (name == f.name && (f.commands & cmd)) return &f;
-  return nullptr;
-}
 
 // Word-wraps `text` to `width` columns, continuation lines indented by `indent`.
 std::string wrap(const std::string& text, size_t indent, size_t width) {
@@ -183,56 +180,68 @@ bool flag_exists(const std::string& name) {
   return false;
 }
 
+// Throws the UsageError for an argument the command's App did not take.
+[[noreturn]] void explain_leftover(const std::string& arg, const CommandSpec& cmd,
+                                   const std::string& see) {
+  if (arg.size() > 2 && arg.compare(0, 2, "--") == 0) {
+    const std::string name = arg.substr(2, arg.find('=') - 2);
+    if (flag_exists(name))
+      throw UsageError("flag --" + name + " does not apply to '" + cmd.name + "'" + see);
+    throw UsageError("unknown flag --" + name + see);
+  }
+  if (arg.size() > 1 && arg[0] == '-')
+    throw UsageError("unknown option '" + arg + "' (flags start with --;" + see.substr(2));
+  throw UsageError("unexpected argument '" + arg + "' (values follow their --flag;" +
+                   see.substr(2));
+}
+
 }  // namespace
 
+// One CLI11 App per call, built from the rows of flags() that belong to `cmd`
+// (a name appears once per command). CLI11 tokenises ("--name value",
+// "--name=value", "--"), refuses values given to boolean flags and missing
+// values, and enforces the table's `needs` / `excludes`; it keeps what it does
+// not recognise (allow_extras), and explain_leftover says what each is, in the
+// table's words (a flag of another command is named as such). Help is the
+// table's layout (command_usage), not CLI11's formatter.
 Args Args::parse(const CommandSpec& cmd, int argc, char** argv, int first) {
   Args a;
   a.cmd_ = &cmd;
-  bool only_positional = false;
-  for (int i = first; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (!only_positional && arg == "--") {
-      only_positional = true;
-      continue;
-    }
-    if (!only_positional && (arg == "-h" || arg == "--help")) {
-      a.help_ = true;
-      continue;
-    }
-    const bool is_flag = !only_positional && arg.size() > 2 && arg[0] == '-' && arg[1] == '-';
-    if (!is_flag) {
-      if (!only_positional && arg.size() > 1 && arg[0] == '-')
-        throw UsageError("unknown option '" + arg + "' (flags start with --; see linalign " +
-                         cmd.name + " --help)");
-      if (cmd.bit != kCmdInfo)
-        throw UsageError("unexpected argument '" + arg +
-                         "' (values follow their --flag; see linalign " + cmd.name + " --help)");
-      a.positional_.push_back(arg);
-      continue;
-    }
-    std::string name = arg.substr(2), value;
-    bool has_value = false;
-    const size_t eq = name.find('=');
-    if (eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      has_value = true;
-    }
-    const FlagSpec* f = find_flag(name, cmd.bit);
-    if (!f) {
-      if (flag_exists(name))
-        throw UsageError("flag --" + name + " does not apply to '" + cmd.name + "' (see linalign " +
-                         cmd.name + " --help)");
-      throw UsageError("unknown flag --" + name + " (see linalign " + cmd.name + " --help)");
-    }
-    if (a.values_.count(name)) throw UsageError("flag --" + name + " is given twice");
-    if (!f->metavar) {
-      if (has_value) throw UsageError("flag --" + name + " takes no value");
-    } else if (!has_value) {
-      if (i + 1 >= argc) throw UsageError("flag --" + name + " needs a value (" + f->metavar + ")");
-      value = argv[++i];
-    }
-    a.values_[name] = value;
+  const std::string see = std::string(" (see linalign ") + cmd.name + " --help)";
+  CLI::App app{cmd.summary, std::string("linalign ") + cmd.name};
+  app.set_help_flag();
+  app.allow_extras();
+  CLI::Option* help = app.add_flag("-h,--help");
+  std::map<std::string, CLI::Option*> opts;
+  for (const FlagSpec& f : flags()) {
+    if (!(f.commands & cmd.bit) || opts.count(f.name)) continue;
+    const std::string name = std::string("--") + f.name;
+    CLI::Option* o = f.metavar ? app.add_option(name)->type_name(f.metavar)
+                               : app.add_flag(name)->disable_flag_override();
+    o->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);  // "given twice" is checked below
+    opts[f.name] = o;
+  }
+  for (const FlagSpec& f : flags()) {
+    if (!(f.commands & cmd.bit)) continue;
+    if (f.needs) opts.at(f.name)->needs(opts.at(f.needs));
+    if (f.excludes) opts.at(f.name)->excludes(opts.at(f.excludes));
+  }
+  if (cmd.bit == kCmdInfo) app.add_option("files", a.positional_);
+
+  std::vector<std::string> args(argv + first, argv + argc);
+  std::reverse(args.begin(), args.end());  // CLI11 takes its arguments last first
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(e.what() + see);
+  }
+  a.help_ = help->count() > 0;
+  const std::vector<std::string> leftover = app.remaining();
+  if (!leftover.empty()) explain_leftover(leftover.front(), cmd, see);
+  for (const auto& [name, o] : opts) {
+    if (o->count() == 0) continue;
+    if (o->count() > 1) throw UsageError("flag --" + name + " is given twice");
+    a.values_[name] = o->get_expected() == 0 ? std::string() : o->results().front();
   }
   return a;
 }

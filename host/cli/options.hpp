@@ -41,6 +41,8 @@ struct FlagSpec {
   unsigned commands;    // Command bits
   const char* group;    // heading in --help
   const char* help;
+  const char* needs = nullptr;     // another flag this one is meaningless without
+  const char* excludes = nullptr;  // a flag this one contradicts
 };
 
 const std::vector<FlagSpec>& flags();
@@ -48,10 +50,12 @@ const std::vector<FlagSpec>& flags();
 // Parsed arguments of one subcommand.
 class Args {
  public:
-  // Parses argv[first..argc) for `cmd`. "--name value" and "--name=value";
-  // unknown flags, flags of another subcommand, missing values, values given
-  // to boolean flags, repeated flags and stray positional arguments (except
-  // for `info`) are UsageErrors.
+  // Parses argv[first..argc) for `cmd` with CLI11 (an App built from the flag
+  // table: "--name value" and "--name=value", "--" ends the flags, `needs` and
+  // `excludes` enforced). Unknown flags, flags of another subcommand, missing
+  // values, values given to boolean flags, repeated flags and stray positional
+  // arguments (except for `info`) are UsageErrors naming the argument. Values
+  // are kept as text: the typed getters below check them strictly (parse.hpp).
   static Args parse(const CommandSpec& cmd, int argc, char** argv, int first);
 
   const CommandSpec& command() const { return *cmd_; }
