@@ -45,7 +45,11 @@ inline float exp_poly(float x) {
 
 // RowStats of the first n ≤ kLaneChunk tokens of z[], y[] (fp32 arrays of
 // kLaneChunk initialised floats). The tilt is a template parameter so each
-// loop body is branch-free.
+// loop body is branch-free. One function of four commented phases (masked
+// load, maxima, weights and first moments, centred second moments) rather
+// than four: the phases share seven kLaneChunk-float arrays that stay on this
+// frame, and each 8-lane loop vectorises as written; the order of every sum is
+// the CPU backend's bit-exact contract (tests/cpu), so it is not reshuffled.
 template <bool kTilt>
 inline math::RowStats lane_chunk_stats_impl(const float* z, const float* y, int n, float inv_t,
                                             float eta) {

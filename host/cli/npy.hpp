@@ -383,55 +383,94 @@ inline std::string header_text(DType t, const std::vector<int64_t>& shape) {
 
 }  // namespace detail
 
-// Reads a .npy file. Throws npy::Error with a message that starts with the path.
-inline Array read(const std::string& path) {
-  auto fail = [&](const std::string& what) -> Error { return Error(path + ": " + what); };
+namespace detail {
+
+// The file's size once it is known to be a regular file; Error otherwise.
+inline uint64_t regular_file_size(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     int e = errno;
-    if (e == ENOENT) throw fail("no such file");
-    throw fail("cannot access: " + detail::errno_text(e));
+    if (e == ENOENT) throw Error("no such file");
+    throw Error("cannot access: " + errno_text(e));
   }
-  if (S_ISDIR(st.st_mode)) throw fail("is a directory, not a .npy file");
-  if (!S_ISREG(st.st_mode)) throw fail("not a regular file");
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  if (S_ISDIR(st.st_mode)) throw Error("is a directory, not a .npy file");
+  if (!S_ISREG(st.st_mode)) throw Error("not a regular file");
+  return static_cast<uint64_t>(st.st_size);
+}
 
-  detail::File f(path, "rb");
-  if (!f.get()) throw fail("cannot open: " + detail::errno_text(errno));
+// The fixed prefix: magic, version, header length (2 bytes in 1.0, 4 after).
+struct Prefix {
+  int major = 0;
+  uint64_t header_len = 0;
+  size_t size = 0;  // bytes before the header text
+};
 
+inline Prefix read_prefix(std::FILE* f, uint64_t file_size) {
   unsigned char pre[12];
-  size_t got = std::fread(pre, 1, 10, f.get());
+  size_t got = std::fread(pre, 1, 10, f);
   static const unsigned char kMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   if (got < 6 || std::memcmp(pre, kMagic, 6) != 0)
-    throw fail("not a .npy file (bad magic: expected \\x93NUMPY)");
-  if (got < 8) throw fail("truncated header (file ends inside the version bytes)");
-  const int major = pre[6], minor = pre[7];
-  if (!((major == 1 || major == 2 || major == 3) && minor == 0))
-    throw fail("unsupported .npy format version " + std::to_string(major) + "." +
-               std::to_string(minor) + " (supported: 1.0, 2.0, 3.0)");
-  uint64_t header_len = 0;
-  size_t prefix = 0;
-  if (major == 1) {
-    if (got < 10) throw fail("truncated header (file ends inside the header length)");
-    header_len = pre[8] | (static_cast<uint64_t>(pre[9]) << 8);
-    prefix = 10;
+    throw Error("not a .npy file (bad magic: expected \\x93NUMPY)");
+  if (got < 8) throw Error("truncated header (file ends inside the version bytes)");
+  Prefix x;
+  x.major = pre[6];
+  const int minor = pre[7];
+  if (!((x.major == 1 || x.major == 2 || x.major == 3) && minor == 0))
+    throw Error("unsupported .npy format version " + std::to_string(x.major) + "." +
+                std::to_string(minor) + " (supported: 1.0, 2.0, 3.0)");
+  if (x.major == 1) {
+    if (got < 10) throw Error("truncated header (file ends inside the header length)");
+    x.header_len = pre[8] | (static_cast<uint64_t>(pre[9]) << 8);
+    x.size = 10;
   } else {
-    got += std::fread(pre + 10, 1, 2, f.get());
-    if (got < 12) throw fail("truncated header (file ends inside the header length)");
-    header_len = pre[8] | (static_cast<uint64_t>(pre[9]) << 8) |
-                 (static_cast<uint64_t>(pre[10]) << 16) | (static_cast<uint64_t>(pre[11]) << 24);
-    prefix = 12;
+    got += std::fread(pre + 10, 1, 2, f);
+    if (got < 12) throw Error("truncated header (file ends inside the header length)");
+    x.header_len = pre[8] | (static_cast<uint64_t>(pre[9]) << 8) |
+                   (static_cast<uint64_t>(pre[10]) << 16) | (static_cast<uint64_t>(pre[11]) << 24);
+    x.size = 12;
   }
-  if (header_len > (1u << 20))
-    throw fail("header length " + std::to_string(header_len) + " is implausibly large");
-  if (prefix + header_len > file_size)
-    throw fail("truncated header: it claims " + std::to_string(header_len) +
-               " bytes, the file has " + std::to_string(file_size - prefix) + " after the prefix");
+  if (x.header_len > (1u << 20))
+    throw Error("header length " + std::to_string(x.header_len) + " is implausibly large");
+  if (x.size + x.header_len > file_size)
+    throw Error("truncated header: it claims " + std::to_string(x.header_len) +
+                " bytes, the file has " + std::to_string(file_size - x.size) + " after the prefix");
+  return x;
+}
+
+// The header's text (a Python dict literal), checked for NUL bytes.
+inline std::string read_header_text(std::FILE* f, uint64_t header_len) {
   std::string text(header_len, '\0');
-  if (header_len && std::fread(&text[0], 1, header_len, f.get()) != header_len)
-    throw fail("cannot read the header: " + detail::errno_text(errno));
+  if (header_len && std::fread(&text[0], 1, header_len, f) != header_len)
+    throw Error("cannot read the header: " + errno_text(errno));
   for (char c : text)
-    if (c == '\0') throw fail("malformed header: contains a NUL byte");
+    if (c == '\0') throw Error("malformed header: contains a NUL byte");
+  return text;
+}
+
+}  // namespace detail
+
+// Reads a .npy file. Throws npy::Error with a message that starts with the path.
+inline Array read(const std::string& path) {
+  auto fail = [&](const std::string& what) -> Error { return Error(path + ": " + what); };
+  uint64_t file_size;
+  try {
+    file_size = detail::regular_file_size(path);  // before fopen: a FIFO would block it
+  } catch (const Error& e) {
+    throw fail(e.what());
+  }
+  detail::File f(path, "rb");
+  if (!f.get()) throw fail("cannot open: " + detail::errno_text(errno));
+  detail::Prefix pre;
+  std::string text;
+  try {
+    pre = detail::read_prefix(f.get(), file_size);
+    text = detail::read_header_text(f.get(), pre.header_len);
+  } catch (const Error& e) {
+    throw fail(e.what());
+  }
+  const int major = pre.major;
+  const uint64_t header_len = pre.header_len;
+  const size_t prefix = pre.size;
 
   detail::Header h;
   try {

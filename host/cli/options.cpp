@@ -37,6 +37,8 @@ const CommandSpec* find_command(const std::string& name) {
   return nullptr;
 }
 
+// The table (one row per flag and help text; long because the tool has many
+// flags, not because it does many things).
 const std::vector<FlagSpec>& flags() {
   static const std::vector<FlagSpec> kFlags = {
       // ---- inputs
