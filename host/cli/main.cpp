@@ -208,57 +208,48 @@ Logits load_logits(const Args& a) {
   return L;
 }
 
-std::vector<int32_t> load_targets(const Args& a, int64_t rows) {
-  const std::string path = a.required("targets");
-  npy::Array t = read_input(path, "--targets");
+// A 1-D int32 or int64 array given by --flag, widened to int64. `expected`
+// names the preferred dtype in the message for any other one.
+std::vector<int64_t> load_index_array(const Args& a, const std::string& flag,
+                                      const char* expected) {
+  const std::string path = a.required(flag);
+  const std::string where = "--" + flag + " " + path;
+  npy::Array t = read_input(path, "--" + flag);
   if (t.dtype() != npy::DType::kI32 && t.dtype() != npy::DType::kI64)
-    throw UsageError("--targets " + path + ": dtype '" + npy::descr(t.dtype()) + "' (" +
-                     npy::dtype_name(t.dtype()) +
-                     ") is not supported; expected int32 '<i4' "
-                     "(or int64 '<i8')");
+    throw UsageError(where + ": dtype '" + npy::descr(t.dtype()) + "' (" +
+                     npy::dtype_name(t.dtype()) + ") is not supported; expected " + expected);
   try {
-    npy::require_rank(t, 1, 1, "--targets " + path);
+    npy::require_rank(t, 1, 1, where);
   } catch (const npy::Error& e) {
     throw UsageError(e.what());
   }
-  if (t.size() != rows)
+  std::vector<int64_t> out(static_cast<size_t>(t.size()));
+  for (int64_t i = 0; i < t.size(); ++i)
+    out[i] = t.dtype() == npy::DType::kI64 ? t.as<int64_t>()[i] : t.as<int32_t>()[i];
+  return out;
+}
+
+std::vector<int32_t> load_targets(const Args& a, int64_t rows) {
+  const std::vector<int64_t> t = load_index_array(a, "targets", "int32 '<i4' (or int64 '<i8')");
+  if (static_cast<int64_t>(t.size()) != rows)
     throw UsageError("mismatched shapes: --targets has " + std::to_string(t.size()) +
                      " entries but the logits have " + std::to_string(rows) + " rows");
-  std::vector<int32_t> out(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    if (t.dtype() == npy::DType::kI32) {
-      out[r] = t.as<int32_t>()[r];
-    } else {
-      const int64_t v = t.as<int64_t>()[r];
-      if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())
-        throw UsageError("--targets " + path + ": entry " + std::to_string(r) + " = " +
-                         std::to_string(v) + " does not fit int32");
-      out[r] = static_cast<int32_t>(v);
-    }
+  std::vector<int32_t> out(t.size());
+  for (size_t r = 0; r < t.size(); ++r) {
+    if (t[r] < std::numeric_limits<int32_t>::min() || t[r] > std::numeric_limits<int32_t>::max())
+      throw UsageError("--targets " + a.str("targets") + ": entry " + std::to_string(r) + " = " +
+                       std::to_string(t[r]) + " does not fit int32");
+    out[r] = static_cast<int32_t>(t[r]);
   }
   return out;
 }
 
 std::vector<int64_t> load_offsets(const Args& a) {
-  const std::string path = a.required("offsets");
-  npy::Array o = read_input(path, "--offsets");
-  if (o.dtype() != npy::DType::kI32 && o.dtype() != npy::DType::kI64)
-    throw UsageError("--offsets " + path + ": dtype '" + npy::descr(o.dtype()) + "' (" +
-                     npy::dtype_name(o.dtype()) +
-                     ") is not supported; expected int64 '<i8' "
-                     "(or int32 '<i4')");
-  try {
-    npy::require_rank(o, 1, 1, "--offsets " + path);
-  } catch (const npy::Error& e) {
-    throw UsageError(e.what());
-  }
-  if (o.size() < 1)
-    throw UsageError("--offsets " + path +
+  std::vector<int64_t> o = load_index_array(a, "offsets", "int64 '<i8' (or int32 '<i4')");
+  if (o.empty())
+    throw UsageError("--offsets " + a.str("offsets") +
                      ": needs at least one entry (S+1 offsets for S sequences)");
-  std::vector<int64_t> out(static_cast<size_t>(o.size()));
-  for (int64_t i = 0; i < o.size(); ++i)
-    out[i] = o.dtype() == npy::DType::kI64 ? o.as<int64_t>()[i] : o.as<int32_t>()[i];
-  return out;
+  return o;
 }
 
 // ------------------------------------------------------------- parameters ---

@@ -186,10 +186,7 @@ struct LogitsView {
   static LogitsView strided(DType t, int64_t rows, int64_t vocab, const void* base,
                             const void* principle, int64_t base_stride = 0,
                             int64_t principle_stride = 0) {
-    LogitsView v;
-    v.dtype = t;
-    v.rows = rows;
-    v.vocab = vocab;
+    LogitsView v = of_shape(t, rows, vocab);
     v.base = base;
     v.principle = principle;
     v.base_stride = base_stride;
@@ -198,10 +195,7 @@ struct LogitsView {
   }
   static LogitsView pointers(DType t, int64_t rows, int64_t vocab, const void* const* base_ptrs,
                              const void* const* principle_ptrs) {
-    LogitsView v;
-    v.dtype = t;
-    v.rows = rows;
-    v.vocab = vocab;
+    LogitsView v = of_shape(t, rows, vocab);
     v.base_ptrs = base_ptrs;
     v.principle_ptrs = principle_ptrs;
     return v;
@@ -209,14 +203,20 @@ struct LogitsView {
   static LogitsView pairs(DType t, int64_t rows, int64_t vocab, const void* paired,
                           int64_t paired_rows, const int64_t* pair_index,
                           int64_t paired_stride = 0) {
-    LogitsView v;
-    v.dtype = t;
-    v.rows = rows;
-    v.vocab = vocab;
+    LogitsView v = of_shape(t, rows, vocab);
     v.paired = paired;
     v.paired_rows = paired_rows;
     v.pair_index = pair_index;
     v.paired_stride = paired_stride;
+    return v;
+  }
+
+ private:
+  static LogitsView of_shape(DType t, int64_t rows, int64_t vocab) {
+    LogitsView v;
+    v.dtype = t;
+    v.rows = rows;
+    v.vocab = vocab;
     return v;
   }
 };
