@@ -48,6 +48,10 @@ static_assert(static_cast<int>(Status::kInsufficientWorkspace) == LINALIGN_INSUF
 static_assert(static_cast<int>(Status::kNoDevice) == LINALIGN_NO_DEVICE, "status");
 static_assert(static_cast<int>(Status::kCudaError) == LINALIGN_CUDA_ERROR, "status");
 static_assert(static_cast<int>(Status::kInternal) == LINALIGN_INTERNAL, "status");
+static_assert(static_cast<int>(Status::kCancelled) == LINALIGN_CANCELLED, "status");
+static_assert(static_cast<int>(Status::kDeadlineExceeded) == LINALIGN_DEADLINE_EXCEEDED, "status");
+static_assert(static_cast<int>(Status::kShutdown) == LINALIGN_SHUTDOWN, "status");
+static_assert(static_cast<int>(Status::kQueueFull) == LINALIGN_QUEUE_FULL, "status");
 
 static_assert(static_cast<int>(DType::kF32) == LINALIGN_DTYPE_F32, "dtype");
 static_assert(static_cast<int>(DType::kBF16) == LINALIGN_DTYPE_BF16, "dtype");
@@ -322,7 +326,7 @@ unsigned linalign_version(void) noexcept {
 
 const char* linalign_status_string(linalign_status_t status) noexcept {
   const int s = static_cast<int>(status);
-  if (s < LINALIGN_SUCCESS || s > LINALIGN_INTERNAL) return "unknown status";
+  if (s < LINALIGN_SUCCESS || s > LINALIGN_QUEUE_FULL) return "unknown status";
   try {
     const char* text = linalign::status_string(static_cast<Status>(s));
     return text ? text : "unknown status";

@@ -28,6 +28,14 @@ const char* status_string(Status s) {
       return "CUDA error";
     case Status::kInternal:
       return "internal error";
+    case Status::kCancelled:
+      return "cancelled";
+    case Status::kDeadlineExceeded:
+      return "deadline exceeded";
+    case Status::kShutdown:
+      return "shut down";
+    case Status::kQueueFull:
+      return "queue full";
   }
   return "unknown status";
 }

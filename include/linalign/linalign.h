@@ -158,7 +158,14 @@ typedef enum linalign_status_t {
   LINALIGN_CUDA_ERROR = 5,
   /* A bug in linalign (including an unexpected C++ exception or an allocation
    * failure caught at the API boundary): please report it. */
-  LINALIGN_INTERNAL = 6
+  LINALIGN_INTERNAL = 6,
+  /* The host API's request lifecycle (a step's result, or a refused submission):
+   * cancelled before it ran; its deadline passed before it ran; the batcher
+   * shut down; the bounded queue had no room. */
+  LINALIGN_CANCELLED = 7,
+  LINALIGN_DEADLINE_EXCEEDED = 8,
+  LINALIGN_SHUTDOWN = 9,
+  LINALIGN_QUEUE_FULL = 10
 } linalign_status_t;
 
 /* Short static name of a status ("success", "invalid argument", ...); an

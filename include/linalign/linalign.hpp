@@ -64,6 +64,11 @@ enum class Status : int32_t {
   kNoDevice = 4,               // a CUDA call without a usable CUDA device
   kCudaError = 5,              // the CUDA runtime reported an error (text in last_error)
   kInternal = 6,               // a bug: please report
+  // The host API's request lifecycle (linalign/batcher.hpp):
+  kCancelled = 7,         // the step was cancelled before it ran
+  kDeadlineExceeded = 8,  // the step's deadline passed before it ran
+  kShutdown = 9,          // the batcher shut down (submission refused, or a pending step failed)
+  kQueueFull = 10,        // the bounded queue had no room (try-submit, or the wait timed out)
 };
 
 // Short static name of a status ("success", "invalid argument", ...).

@@ -69,15 +69,19 @@ TEST(c_api, EntryPointsAreNoexcept) {
 
 TEST(c_api, StatusValuesAndStrings) {
   using linalign::Status;
-  const Status all[] = {Status::kSuccess,      Status::kInvalidArgument,
-                        Status::kNotSupported, Status::kInsufficientWorkspace,
-                        Status::kNoDevice,     Status::kCudaError,
-                        Status::kInternal};
-  const linalign_status_t c_all[] = {LINALIGN_SUCCESS,       LINALIGN_INVALID_ARGUMENT,
-                                     LINALIGN_NOT_SUPPORTED, LINALIGN_INSUFFICIENT_WORKSPACE,
-                                     LINALIGN_NO_DEVICE,     LINALIGN_CUDA_ERROR,
-                                     LINALIGN_INTERNAL};
-  for (int i = 0; i < 7; ++i) {
+  const Status all[] = {Status::kSuccess,          Status::kInvalidArgument,
+                        Status::kNotSupported,     Status::kInsufficientWorkspace,
+                        Status::kNoDevice,         Status::kCudaError,
+                        Status::kInternal,         Status::kCancelled,
+                        Status::kDeadlineExceeded, Status::kShutdown,
+                        Status::kQueueFull};
+  const linalign_status_t c_all[] = {LINALIGN_SUCCESS,           LINALIGN_INVALID_ARGUMENT,
+                                     LINALIGN_NOT_SUPPORTED,     LINALIGN_INSUFFICIENT_WORKSPACE,
+                                     LINALIGN_NO_DEVICE,         LINALIGN_CUDA_ERROR,
+                                     LINALIGN_INTERNAL,          LINALIGN_CANCELLED,
+                                     LINALIGN_DEADLINE_EXCEEDED, LINALIGN_SHUTDOWN,
+                                     LINALIGN_QUEUE_FULL};
+  for (int i = 0; i < 11; ++i) {
     EXPECT_EQ(static_cast<int>(c_all[i]), i);  // values never change
     EXPECT_EQ(static_cast<int>(all[i]), i);
     const char* s = linalign_status_string(c_all[i]);
@@ -86,7 +90,7 @@ TEST(c_api, StatusValuesAndStrings) {
     EXPECT_STREQ(s, linalign::status_string(all[i]));
     for (int j = 0; j < i; ++j) EXPECT_STRNE(s, linalign_status_string(c_all[j]));
   }
-  EXPECT_STREQ(linalign_status_string(static_cast<linalign_status_t>(7)), "unknown status");
+  EXPECT_STREQ(linalign_status_string(static_cast<linalign_status_t>(11)), "unknown status");
   EXPECT_STREQ(linalign_status_string(static_cast<linalign_status_t>(-1)), "unknown status");
 }
 

@@ -1,0 +1,550 @@
+// The host API's requests and dynamic batching (include/linalign/batcher.hpp)
+// on the CPU backend: every step's result is bit-identical to the direct
+// one-row Context call with the request's parameters and the Philox offset
+// the batcher assigned (SPEC §4: per-row seeds, sub-stream 0), whatever batch
+// it ran in; bad steps are refused at submission with the direct call's
+// status and message (SPEC §5); every accepted step is answered exactly once
+// (completed + cancelled + deadline + failed = submitted), under a stress of
+// concurrent submit / cancel / deadline / shutdown. The stress size is
+// LINALIGN_STRESS_STEPS (default 20000; CI's ThreadSanitizer run: 100000).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "linalign/batcher.hpp"
+#include "test_context.hpp"
+
+namespace {
+
+using namespace linalign_test::api;
+using linalign::Batcher;
+using linalign::BatcherOptions;
+using linalign::BatcherStats;
+using linalign::RequestId;
+using linalign::ShutdownMode;
+using linalign::Step;
+using linalign::StepKind;
+using linalign::StepResult;
+using linalign::StepRows;
+using linalign::Submission;
+using linalign::SubmitMode;
+using Clock = std::chrono::steady_clock;
+
+// A pool of random logit row pairs (fp32, vocab V), shared read-only.
+struct RowPool {
+  int64_t V;
+  std::vector<std::vector<float>> z, y;
+  RowPool(int64_t vocab, int n, uint32_t seed) : V(vocab), z(n), y(n) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> nd(0.f, 2.f);
+    for (int i = 0; i < n; ++i) {
+      z[i].resize(size_t(V));
+      y[i].resize(size_t(V));
+      for (int64_t k = 0; k < V; ++k) {
+        z[i][k] = nd(g);
+        y[i][k] = z[i][k] + 0.5f * nd(g);
+      }
+    }
+  }
+  StepRows rows(int i) const { return StepRows{DType::kF32, V, z[i].data(), y[i].data()}; }
+};
+
+// The parameters of request i: a spread of per-row values and rules.
+Params request_params(int i) {
+  Params p;
+  p.temperature = 0.7f + 0.1f * float(i % 5);
+  p.ratio = 0.5f + 0.25f * float(i % 7);
+  p.epsilon = 0.05f + 0.05f * float(i % 3);
+  p.top_p = i % 4 == 0 ? 1.0f : 0.6f + 0.1f * float(i % 4);
+  p.top_k = i % 6 == 0 ? 0 : 5 + i % 11;
+  p.min_p = i % 5 == 0 ? 0.05f : 0.0f;
+  p.seed = 1000003ull * uint64_t(i) + 17;
+  p.offset = uint64_t(i % 3) * 100;
+  p.rule = i % 9 == 0 ? StepRule::kTrustRegion : StepRule::kFixed;  // two batch keys
+  return p;
+}
+
+// The direct one-row call the batcher's answer must equal bit for bit.
+StepResult direct(Context& ctx, StepKind kind, const StepRows& rows, Params p, uint64_t offset,
+                  int32_t target, std::vector<float>* aligned) {
+  p.offset = offset;
+  const LogitsView v = LogitsView::strided(rows.dtype, 1, rows.vocab, rows.base, rows.principle);
+  StepResult r;
+  Status s = Status::kSuccess;
+  switch (kind) {
+    case StepKind::kSample:
+      s = ctx.sample(v, p, &r.token, &r.logprob, &r.diagnostics);
+      break;
+    case StepKind::kAlign:
+      aligned->assign(size_t(rows.vocab), 0.f);
+      s = ctx.align(v, p, aligned->data(), 0, &r.diagnostics);
+      break;
+    case StepKind::kScore: {
+      ScoreOutputs so;
+      so.aligned = &r.logprob;
+      so.base = &r.score_base;
+      so.principle = &r.score_principle;
+      s = ctx.score(v, p, &target, so, &r.diagnostics);
+      break;
+    }
+  }
+  EXPECT_EQ(s, Status::kSuccess) << ctx.last_error();
+  r.offset = offset;
+  return r;
+}
+
+bool same_bits(const void* a, const void* b, size_t n) {
+  return std::memcmp(a, b, n) == 0;
+}
+
+// Compares a batcher answer with the direct call, bit for bit.
+void expect_same(const StepResult& got, const StepResult& want, StepKind kind,
+                 const std::string& where) {
+  ASSERT_EQ(got.status, Status::kSuccess) << where << ": " << got.message;
+  EXPECT_EQ(got.offset, want.offset) << where;
+  EXPECT_TRUE(same_bits(&got.diagnostics, &want.diagnostics, sizeof want.diagnostics)) << where;
+  if (kind == StepKind::kSample) {
+    EXPECT_EQ(got.token, want.token) << where;
+    EXPECT_TRUE(same_bits(&got.logprob, &want.logprob, 4)) << where;
+  } else if (kind == StepKind::kScore) {
+    EXPECT_TRUE(same_bits(&got.logprob, &want.logprob, 4)) << where;
+    EXPECT_TRUE(same_bits(&got.score_base, &want.score_base, 4)) << where;
+    EXPECT_TRUE(same_bits(&got.score_principle, &want.score_principle, 4)) << where;
+  }
+}
+
+std::unique_ptr<Batcher> make_batcher(Context& ctx, BatcherOptions o = {}) {
+  std::unique_ptr<Batcher> b;
+  std::string err;
+  EXPECT_EQ(Batcher::create(ctx, o, &b, &err), Status::kSuccess) << err;
+  return b;
+}
+
+RequestId open_request(Batcher& b, const Params& p) {
+  RequestId id = 0;
+  std::string err;
+  EXPECT_EQ(b.open(p, &id, &err), Status::kSuccess) << err;
+  return id;
+}
+
+// ------------------------------------------------------------------ tests ---
+
+// Many threads, many requests, three kinds of step: every answer equals the
+// direct call, and steps did share batches.
+TEST(Batcher, StepsMatchDirectCallsInAnyBatch) {
+  auto ctx = linalign_test::make_context(2);
+  auto ref = linalign_test::make_context(1);
+  const RowPool pool(1000, 32, 7);
+  BatcherOptions o;
+  o.max_rows = 16;
+  o.max_wait_us = 2000;
+  auto b = make_batcher(*ctx, o);
+  constexpr int kThreads = 4, kRequests = 8, kSteps = 6;
+  struct Done {
+    int request, row;
+    StepKind kind;
+    int32_t target;
+    StepResult r;
+    std::vector<float> aligned;
+  };
+  std::vector<std::vector<Done>> done(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<RequestId> ids;
+      for (int q = 0; q < kRequests; ++q)
+        ids.push_back(open_request(*b, request_params(t * 100 + q)));
+      for (int k = 0; k < kSteps; ++k) {
+        std::vector<Submission> subs(kRequests);
+        std::vector<Done> d(kRequests);
+        for (int q = 0; q < kRequests; ++q) {
+          d[q].request = t * 100 + q;
+          d[q].row = (t * 7 + q * 3 + k) % 32;
+          d[q].kind = StepKind((q + k) % 3);
+          d[q].target = (q * 37 + k) % 1000;
+          d[q].aligned.assign(1000, 0.f);
+          Step s = d[q].kind == StepKind::kSample ? Step::sample(ids[q], pool.rows(d[q].row))
+                   : d[q].kind == StepKind::kAlign
+                       ? Step::align(ids[q], pool.rows(d[q].row), d[q].aligned.data())
+                       : Step::score(ids[q], pool.rows(d[q].row), d[q].target);
+          std::string err;
+          ASSERT_EQ(b->submit(std::move(s), &subs[q], &err), Status::kSuccess) << err;
+        }
+        for (int q = 0; q < kRequests; ++q) {
+          d[q].r = subs[q].result.get();
+          done[t].push_back(std::move(d[q]));
+        }
+      }
+      for (RequestId id : ids) EXPECT_EQ(b->close(id), Status::kSuccess);
+    });
+  }
+  for (auto& th : threads) th.join();
+  b->shutdown();
+  const BatcherStats st = b->stats();
+  EXPECT_EQ(st.submitted, uint64_t(kThreads * kRequests * kSteps));
+  EXPECT_EQ(st.completed, st.submitted);
+  EXPECT_LT(st.batches, st.submitted);  // steps shared calls
+  // Sample steps advance the request's counter from params.offset; the
+  // others do not.
+  std::map<int, uint64_t> next;
+  for (int t = 0; t < kThreads; ++t) {
+    for (const Done& d : done[t]) {
+      const Params p = request_params(d.request);
+      auto it = next.emplace(d.request, p.offset.value).first;
+      std::vector<float> want_aligned;
+      const StepResult want =
+          direct(*ref, d.kind, pool.rows(d.row), p, it->second, d.target, &want_aligned);
+      const std::string where = "request " + std::to_string(d.request);
+      expect_same(d.r, want, d.kind, where);
+      if (d.kind == StepKind::kAlign) {
+        EXPECT_TRUE(same_bits(d.aligned.data(), want_aligned.data(), 4000)) << where;
+      }
+      if (d.kind == StepKind::kSample) ++it->second;
+    }
+  }
+}
+
+TEST(Batcher, OffsetIsTheRequestsStepCounter) {
+  auto ctx = linalign_test::make_context(1);
+  const RowPool pool(300, 2, 3);
+  auto b = make_batcher(*ctx);
+  Params p;
+  p.seed = 99;
+  p.offset = 7;
+  const RequestId id = open_request(*b, p);
+  std::vector<uint64_t> offsets;
+  std::vector<float> out(300);
+  for (int k = 0; k < 6; ++k) {
+    Submission s;
+    Step step =
+        k % 3 == 2 ? Step::align(id, pool.rows(0), out.data()) : Step::sample(id, pool.rows(k % 2));
+    ASSERT_EQ(b->submit(std::move(step), &s), Status::kSuccess);
+    const StepResult r = s.result.get();
+    ASSERT_EQ(r.status, Status::kSuccess) << r.message;
+    EXPECT_EQ(r.ticket, s.ticket);
+    offsets.push_back(r.offset);
+  }
+  // sample, sample, align (does not advance), sample, sample, align
+  EXPECT_EQ(offsets, (std::vector<uint64_t>{7, 8, 9, 9, 10, 11}));
+}
+
+// A bad step is refused with the direct call's status and message; the
+// steps around it are answered as usual.
+TEST(Batcher, BadStepsAreRefusedWithTheDirectCallsMessage) {
+  auto ctx = linalign_test::make_context(1);
+  auto ref = linalign_test::make_context(1);
+  const RowPool pool(50, 2, 5);
+  BatcherOptions o;
+  o.max_wait_us = 20000;
+  auto b = make_batcher(*ctx, o);
+  const Params p;
+  const RequestId id = open_request(*b, p);
+  Submission before, after, refused;
+  ASSERT_EQ(b->submit(Step::sample(id, pool.rows(0)), &before), Status::kSuccess);
+
+  struct Case {
+    const char* what;
+    Step step;
+    Status direct_status;
+    std::string direct_message;
+  };
+  std::vector<Case> cases;
+  {  // a target outside [0, V)
+    Case c{"target", Step::score(id, pool.rows(1), 50), Status::kSuccess, ""};
+    const int32_t t = 50;
+    float a, bb, pp;
+    ScoreOutputs so;
+    so.aligned = &a;
+    so.base = &bb;
+    so.principle = &pp;
+    c.direct_status =
+        ref->score(LogitsView::strided(DType::kF32, 1, 50, pool.z[1].data(), pool.y[1].data()), p,
+                   &t, so, nullptr);
+    c.direct_message = ref->last_error();
+    cases.push_back(std::move(c));
+  }
+  {  // a null principle row
+    Case c{"null row", Step::sample(id, StepRows{DType::kF32, 50, pool.z[0].data(), nullptr}),
+           Status::kSuccess, ""};
+    int32_t tok;
+    float lp;
+    c.direct_status = ref->sample(
+        LogitsView::strided(DType::kF32, 1, 50, pool.z[0].data(), nullptr), p, &tok, &lp, nullptr);
+    c.direct_message = ref->last_error();
+    cases.push_back(std::move(c));
+  }
+  {  // align without an output row
+    Case c{"null out", Step::align(id, pool.rows(0), nullptr), Status::kSuccess, ""};
+    c.direct_status =
+        ref->align(LogitsView::strided(DType::kF32, 1, 50, pool.z[0].data(), pool.y[0].data()), p,
+                   static_cast<float*>(nullptr), 0, nullptr);
+    c.direct_message = ref->last_error();
+    cases.push_back(std::move(c));
+  }
+  for (Case& c : cases) {
+    ASSERT_NE(c.direct_status, Status::kSuccess) << c.what;
+    std::string err;
+    EXPECT_EQ(b->submit(std::move(c.step), &refused, &err), c.direct_status) << c.what;
+    EXPECT_EQ(err, c.direct_message) << c.what;
+    EXPECT_FALSE(refused.result.valid()) << c.what;
+  }
+  std::string err;
+  EXPECT_EQ(b->submit(Step::sample(id + 1000, pool.rows(0)), &refused, &err),
+            Status::kInvalidArgument);
+  EXPECT_NE(err.find("not open"), std::string::npos) << err;
+
+  ASSERT_EQ(b->submit(Step::sample(id, pool.rows(1)), &after), Status::kSuccess);
+  const StepResult r0 = before.result.get(), r1 = after.result.get();
+  EXPECT_EQ(r0.status, Status::kSuccess);
+  EXPECT_EQ(r1.status, Status::kSuccess);
+  EXPECT_EQ(r1.offset, r0.offset + 1);  // refused steps take no offset
+  const BatcherStats st = b->stats();
+  EXPECT_EQ(st.refused, cases.size() + 1);
+  EXPECT_EQ(st.submitted, 2u);
+}
+
+TEST(Batcher, OpenChecksTheParameters) {
+  auto ctx = linalign_test::make_context(1);
+  auto b = make_batcher(*ctx);
+  RequestId id = 5;
+  std::string err;
+  Params p;
+  p.top_p = 1.5f;
+  EXPECT_EQ(b->open(p, &id, &err), Status::kInvalidArgument);
+  EXPECT_EQ(id, 0u);
+  EXPECT_NE(err.find("top_p"), std::string::npos) << err;
+  const float t[1] = {1.f};
+  Params q;
+  q.temperature = PerRow<float>::array(t);
+  EXPECT_EQ(b->open(q, &id, &err), Status::kInvalidArgument);
+  EXPECT_NE(err.find("params.temperature"), std::string::npos) << err;
+  EXPECT_EQ(b->close(12345, &err), Status::kInvalidArgument);
+  BatcherOptions bad;
+  bad.max_rows = 0;
+  std::unique_ptr<Batcher> nb;
+  EXPECT_EQ(Batcher::create(*ctx, bad, &nb, &err), Status::kInvalidArgument);
+  EXPECT_EQ(nb, nullptr);
+}
+
+TEST(Batcher, CancelDeadlineAndCallbacks) {
+  auto ctx = linalign_test::make_context(1);
+  const RowPool pool(64, 1, 9);
+  BatcherOptions o;
+  o.max_wait_us = 200000;  // the first step waits long for company
+  auto b = make_batcher(*ctx, o);
+  const RequestId id = open_request(*b, Params{});
+  Submission s1, s2, s3;
+  ASSERT_EQ(b->submit(Step::sample(id, pool.rows(0)), &s1), Status::kSuccess);
+  EXPECT_TRUE(b->cancel(s1.ticket));
+  EXPECT_FALSE(b->cancel(s1.ticket));  // answered already
+  const StepResult c = s1.result.get();
+  EXPECT_EQ(c.status, Status::kCancelled);
+  EXPECT_EQ(c.ticket, s1.ticket);
+
+  Step late = Step::sample(id, pool.rows(0));
+  late.deadline = Clock::now();
+  ASSERT_EQ(b->submit(std::move(late), &s2), Status::kSuccess);
+  std::atomic<int> calls{0};
+  StepResult via_callback;
+  Step cb = Step::sample(id, pool.rows(0));
+  cb.callback = [&](const StepResult& r) {
+    via_callback = r;
+    calls.fetch_add(1);
+  };
+  ASSERT_EQ(b->submit(std::move(cb), &s3), Status::kSuccess);
+  EXPECT_FALSE(s3.result.valid());  // a callback instead of the future
+  b->shutdown(ShutdownMode::kDrain);
+  EXPECT_EQ(s2.result.get().status, Status::kDeadlineExceeded);
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(via_callback.status, Status::kSuccess);
+  EXPECT_EQ(via_callback.ticket, s3.ticket);
+  const BatcherStats st = b->stats();
+  EXPECT_EQ(st.submitted, 3u);
+  EXPECT_EQ(st.cancelled, 1u);
+  EXPECT_EQ(st.deadline_exceeded, 1u);
+  EXPECT_EQ(st.completed, 1u);
+  EXPECT_EQ(st.pending, 0u);
+}
+
+TEST(Batcher, BoundedQueueBackPressureAndShutdown) {
+  auto ctx = linalign_test::make_context(1);
+  const RowPool pool(64, 1, 11);
+  BatcherOptions o;
+  o.queue_capacity = 2;
+  o.max_rows = 64;
+  o.max_wait_us = 5000000;  // the dispatcher waits for company: the queue stays full
+  o.submit_timeout = std::chrono::microseconds(2000);
+  auto b = make_batcher(*ctx, o);
+  const RequestId id = open_request(*b, Params{});
+  Submission a, c, refused;
+  ASSERT_EQ(b->submit(Step::sample(id, pool.rows(0)), &a), Status::kSuccess);
+  ASSERT_EQ(b->submit(Step::sample(id, pool.rows(0)), &c), Status::kSuccess);
+  std::string err;
+  EXPECT_EQ(b->submit(Step::sample(id, pool.rows(0)), &refused, &err, SubmitMode::kTry),
+            Status::kQueueFull);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(b->submit(Step::sample(id, pool.rows(0)), &refused, &err, SubmitMode::kTimeout),
+            Status::kQueueFull);
+  EXPECT_GE(Clock::now() - t0, std::chrono::microseconds(2000));
+  // A blocked submitter is released by the shutdown, refused with kShutdown.
+  std::atomic<int> blocked_status{-1};
+  std::thread blocked([&] {
+    Submission s;
+    blocked_status = int(b->submit(Step::sample(id, pool.rows(0)), &s));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  b->shutdown(ShutdownMode::kFail);
+  blocked.join();
+  EXPECT_EQ(blocked_status.load(), int(Status::kShutdown));
+  EXPECT_EQ(a.result.get().status, Status::kShutdown);
+  EXPECT_EQ(c.result.get().status, Status::kShutdown);
+  EXPECT_EQ(b->submit(Step::sample(id, pool.rows(0)), &refused), Status::kShutdown);
+  RequestId more;
+  EXPECT_EQ(b->open(Params{}, &more), Status::kShutdown);
+  const BatcherStats st = b->stats();
+  EXPECT_EQ(st.submitted, 2u);
+  EXPECT_EQ(st.failed, 2u);
+  EXPECT_EQ(st.refused, 4u);
+}
+
+// Concurrent submit / cancel / deadline / shutdown: every accepted step is
+// answered exactly once, the counts add up, and every computed answer is the
+// direct call's, bit for bit.
+TEST(Batcher, StressEveryStepAnsweredOnceAndExactly) {
+  const char* env = std::getenv("LINALIGN_STRESS_STEPS");
+  const long total = env ? std::atol(env) : 20000;
+  constexpr int kThreads = 8, kRequestsPerThread = 16;
+  auto ctx = linalign_test::make_context(2);
+  const RowPool pool(64, 64, 13);
+  BatcherOptions o;
+  o.max_rows = 64;
+  o.max_wait_us = 100;
+  o.queue_capacity = 512;
+  auto b = make_batcher(*ctx, o);
+
+  struct Record {
+    int request, row;
+    StepKind kind;
+    int32_t target;
+    std::atomic<int> answers{0};
+    StepResult r;
+  };
+  std::vector<std::unique_ptr<Record>> records(size_t(total) + 1);
+  std::atomic<long> next{0}, refused_shutdown{0};
+  std::atomic<bool> stop_now{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 g(uint32_t(t) + 1);
+      // Request churn: every so often a request is closed (its pending
+      // steps still run) and a new one, with new parameters, takes its place.
+      std::vector<RequestId> ids;
+      std::vector<int> index;  // request_params index of ids[q]
+      int opened = 0;
+      for (int q = 0; q < kRequestsPerThread; ++q) {
+        index.push_back(t * 1000000 + opened++);
+        ids.push_back(open_request(*b, request_params(index.back())));
+      }
+      std::vector<uint64_t> tickets;
+      for (;;) {
+        const long n = next.fetch_add(1);
+        if (n >= total) break;
+        auto rec = std::make_unique<Record>();
+        const int q = int(g() % kRequestsPerThread);
+        if (g() % 8 == 0) {
+          EXPECT_EQ(b->close(ids[q]), Status::kSuccess);
+          index[q] = t * 1000000 + opened++;
+          if (b->open(request_params(index[q]), &ids[q]) != Status::kSuccess) break;  // shut down
+        }
+        rec->request = index[q];
+        rec->row = int(g() % 64);
+        rec->kind = g() % 4 == 0 ? StepKind::kScore : StepKind::kSample;
+        rec->target = int32_t(g() % 64);
+        Record* raw = rec.get();
+        records[size_t(n)] = std::move(rec);
+        Step s = raw->kind == StepKind::kSample
+                     ? Step::sample(ids[q], pool.rows(raw->row))
+                     : Step::score(ids[q], pool.rows(raw->row), raw->target);
+        if (g() % 16 == 0) s.deadline = Clock::now() + std::chrono::microseconds(g() % 200);
+        s.callback = [raw](const StepResult& r) {
+          raw->r = r;
+          raw->answers.fetch_add(1);
+        };
+        Submission sub;
+        const SubmitMode mode = g() % 8 == 0 ? SubmitMode::kTry : SubmitMode::kBlock;
+        const Status st = b->submit(std::move(s), &sub, nullptr, mode);
+        if (st == Status::kShutdown || st == Status::kQueueFull) {
+          records[size_t(n)].reset();
+          ++refused_shutdown;
+          continue;
+        }
+        ASSERT_EQ(st, Status::kSuccess);
+        tickets.push_back(sub.ticket);
+        if (g() % 10 == 0) b->cancel(tickets[g() % tickets.size()]);
+        if (t == 0 && n >= total * 9 / 10 && !stop_now.exchange(true))
+          b->shutdown(g() % 2 ? ShutdownMode::kFail : ShutdownMode::kDrain);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  b->shutdown();
+  const BatcherStats st = b->stats();
+  EXPECT_EQ(st.pending, 0u);
+  EXPECT_EQ(st.completed + st.cancelled + st.deadline_exceeded + st.failed, st.submitted);
+  uint64_t answered = 0, computed = 0;
+  std::map<int, std::vector<const Record*>> by_request;
+  for (const auto& rec : records) {
+    if (!rec) continue;
+    ASSERT_EQ(rec->answers.load(), 1) << "a step answered " << rec->answers.load() << " times";
+    ++answered;
+    if (rec->r.status == Status::kSuccess) ++computed;
+    by_request[rec->request].push_back(rec.get());
+  }
+  EXPECT_EQ(answered, st.submitted);
+  EXPECT_EQ(computed, st.completed);
+  EXPECT_GT(st.completed, uint64_t(total) / 2);
+  EXPECT_GT(st.cancelled, 0u);
+  // Each computed answer against the direct call at the offset it reports
+  // (offsets are assigned at acceptance; cancelled steps keep theirs).
+  auto ref = linalign_test::make_context(1);
+  uint64_t checked = 0;
+  for (const auto& [request, recs] : by_request) {
+    const Params p = request_params(request);
+    for (const Record* rec : recs) {
+      if (rec->r.status != Status::kSuccess) continue;
+      const StepResult want =
+          direct(*ref, rec->kind, pool.rows(rec->row), p, rec->r.offset, rec->target, nullptr);
+      expect_same(rec->r, want, rec->kind, "request " + std::to_string(request));
+      if (::testing::Test::HasFailure()) return;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, st.completed);
+  // Every accepted sample step took its own offset: per request, they are
+  // params.offset, +1, +2, ... with no gap and no repeat.
+  for (const auto& [request, recs] : by_request) {
+    std::vector<uint64_t> offsets;
+    for (const Record* rec : recs)
+      if (rec->kind == StepKind::kSample) offsets.push_back(rec->r.offset);
+    std::sort(offsets.begin(), offsets.end());
+    for (size_t i = 0; i < offsets.size(); ++i)
+      ASSERT_EQ(offsets[i], request_params(request).offset.value + i) << "request " << request;
+  }
+  std::printf(
+      "stress: %ld steps tried over %zu requests, %llu submitted = %llu completed + %llu "
+      "cancelled + %llu deadline + %llu failed; %ld refused at shutdown or full; %llu batches\n",
+      total, by_request.size(), (unsigned long long)st.submitted, (unsigned long long)st.completed,
+      (unsigned long long)st.cancelled, (unsigned long long)st.deadline_exceeded,
+      (unsigned long long)st.failed, refused_shutdown.load(), (unsigned long long)st.batches);
+}
+
+}  // namespace
