@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "batch_executor.hpp"
 #include "call.hpp"
 
 namespace linalign {
@@ -25,7 +26,18 @@ class BackendImpl {
                      std::string* message) = 0;
   // A buffer the context owns, for calls given no workspace (grown on demand).
   virtual Status own_workspace(size_t bytes, void** ptr, std::string* message) = 0;
+  // The host API's batch runner over this backend (batch_executor.hpp), with
+  // `slots` batches in flight at most (a backend may use fewer).
+  virtual Status make_batch_executor(int slots, std::unique_ptr<BatchExecutor>* out,
+                                     std::string* message) = 0;
 };
+
+// Runs batches with host-memory arrays on any backend whose calls return when
+// their outputs are written (the CPU backend): one slot, on the calling thread.
+std::unique_ptr<BatchExecutor> make_host_batch_executor(BackendImpl& backend);
+
+// The backend behind a Context (for the host API, a friend of Context).
+BackendImpl& backend_of(Context::Impl& context);
 
 std::unique_ptr<BackendImpl> make_cpu_backend(int threads);
 

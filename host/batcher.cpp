@@ -1,16 +1,21 @@
 // linalign::Batcher (include/linalign/batcher.hpp): requests, a bounded
 // queue, and one dispatch thread that turns queued steps into Context calls.
 //
-// The dispatch loop, in phases:
+// Two threads, a pipeline. The dispatch thread, in phases:
 //   1. wait for work: a step, or shutdown;
 //   2. wait for company: until max_rows steps are queued or the oldest has
 //      waited max_wait_us (or shutdown);
 //   3. take a batch: from the oldest step, every queued step with the same
 //      BatchKey, in acceptance order, up to max_rows; steps whose deadline has
 //      passed are taken out and answered kDeadlineExceeded instead;
-//   4. run it: one Context call on the pointer-array layout with per-row
-//      parameter arrays (the rows stay where the caller put them);
-//   5. answer each step (future or callback), outside the lock.
+//   4. start it in a free slot of the backend's BatchExecutor
+//      (host/batch_executor.hpp): one call on the pointer-array layout with
+//      per-row parameter arrays (the rows stay where the callers put them);
+//      CUDA: copy in, kernels and copy out enqueued on the slot's stream.
+// The completion thread takes the started batches in order, waits for each
+// (BatchExecutor::finish), frees its slot and answers its steps (future or
+// callback), outside the lock. With two or more slots the next batch is
+// formed and started while the previous one runs.
 // A step leaves the queue exactly once — taken into a batch, cancelled,
 // expired or failed at shutdown — under the lock, and is answered by whoever
 // took it out: no step is answered twice or lost.
@@ -18,6 +23,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -25,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend.hpp"
 #include "call.hpp"
 
 namespace linalign {
@@ -129,10 +136,25 @@ struct Batcher::Impl {
   };
   using Queue = std::list<std::unique_ptr<Pending>>;
 
-  Impl(Context& c, const BatcherOptions& o) : ctx(c), opt(o) {}
+  // A batch started in a slot (or refused by the executor's start).
+  struct Started {
+    int slot = 0;
+    std::vector<std::unique_ptr<Pending>> steps;
+    Status status = Status::kSuccess;  // of start(); finish() gives the rest
+    std::string message;
+  };
 
-  Context& ctx;
+  Impl(host::BackendImpl& b, std::unique_ptr<host::BatchExecutor> e, const BatcherOptions& o)
+      : backend(b),
+        exec(std::move(e)),
+        opt(o),
+        io(size_t(exec->slots())),
+        slot_free(size_t(exec->slots()), true) {}
+
+  host::BackendImpl& backend;
+  const std::unique_ptr<host::BatchExecutor> exec;
   const BatcherOptions opt;
+  std::vector<host::BatchIo> io;  // one per slot, owned by whoever holds the slot
 
   mutable std::mutex mu;
   std::condition_variable work_cv;   // the dispatch thread: a step or shutdown
@@ -146,17 +168,29 @@ struct Batcher::Impl {
   ShutdownMode stop_mode = ShutdownMode::kDrain;
   BatcherStats stats;
 
+  // The pipeline (under mu): free slots, started batches in order.
+  std::vector<bool> slot_free;
+  std::condition_variable slot_cv;  // the dispatch thread: a slot is free
+  std::deque<Started> started;
+  std::condition_variable started_cv;  // the completion thread: a batch, or the end
+  bool dispatch_done = false;
+
   std::mutex join_mu;
-  std::thread dispatcher;
+  std::thread dispatcher, completer;
 
   // ---- submission (under no lock: validation reads only the step)
-  Status validate_step(const Step& s, const Params& p, std::string* message) const;
-  // ---- the dispatch loop
-  void run();
+  // check_memory = false: the parameters only (open()'s probe rows are host memory).
+  Status validate_step(const Step& s, const Params& p, std::string* message,
+                       bool check_memory = true) const;
+  // ---- the dispatch thread
+  void dispatch();
   bool wait_for_batch(std::unique_lock<std::mutex>& lk);
   void take_batch(std::vector<std::unique_ptr<Pending>>* batch,
                   std::vector<std::unique_ptr<Pending>>* expired);
-  void execute(std::vector<std::unique_ptr<Pending>>& batch, std::vector<StepResult>* results);
+  Started start(std::vector<std::unique_ptr<Pending>> batch);
+  // ---- the completion thread
+  void complete();
+  std::vector<StepResult> finish(Started& b);
   // ---- answers (under no lock)
   static void answer(Pending& p, StepResult r);
   void answer_all(std::vector<std::unique_ptr<Pending>>& steps, Status s, const char* why);
@@ -167,7 +201,8 @@ struct Batcher::Impl {
 // The step as a one-row direct call, checked by the library's own call-level
 // validation (host/validate.cpp): the same status and message a direct call
 // on these rows would give.
-Status Batcher::Impl::validate_step(const Step& s, const Params& p, std::string* message) const {
+Status Batcher::Impl::validate_step(const Step& s, const Params& p, std::string* message,
+                                    bool check_memory) const {
   if (!valid_kind(s.kind)) {
     *message = "submit: step.kind is not a StepKind";
     return Status::kInvalidArgument;
@@ -197,19 +232,28 @@ Status Batcher::Impl::validate_step(const Step& s, const Params& p, std::string*
       call.score = &so;
       break;
   }
-  const bool host_arrays = ctx.backend() == Backend::kCpu;
-  return host::validate_call(&call, host_arrays, message);
+  const Status st = host::validate_call(&call, backend.host_arrays(), message);
+  if (st != Status::kSuccess || backend.host_arrays() || !check_memory) return st;
+  // Device memory: the step's own pointers as the backend's calls check them
+  // (a step's other outputs are the batcher's, not the caller's).
+  host::Call memory;
+  memory.op = call.op;
+  memory.name = call.name;
+  memory.logits = call.logits;
+  memory.params = &p;
+  if (s.kind == StepKind::kAlign) memory.out = s.aligned;
+  return exec->check_step_memory(memory, message);
 }
 
 // ---------------------------------------------------------- dispatch loop ---
 
-void Batcher::Impl::run() {
+void Batcher::Impl::dispatch() {
   for (;;) {
     std::vector<std::unique_ptr<Pending>> batch, expired;
     bool fail_rest = false;
     {
       std::unique_lock<std::mutex> lk(mu);
-      if (!wait_for_batch(lk)) return;  // stopped with nothing left
+      if (!wait_for_batch(lk)) break;  // stopped with nothing left
       if (stopping && stop_mode == ShutdownMode::kFail) {
         for (auto& p : queue) batch.push_back(std::move(p));
         queue.clear();
@@ -226,23 +270,18 @@ void Batcher::Impl::run() {
       continue;
     }
     if (batch.empty()) continue;
-    std::vector<StepResult> results;
-    execute(batch, &results);
+    Started b = start(std::move(batch));
     {
       std::lock_guard<std::mutex> lk(mu);
-      ++stats.batches;
-      stats.batched_rows += batch.size();
-      for (const StepResult& r : results) {
-        if (r.status == Status::kSuccess) {
-          ++stats.completed;
-        } else {
-          ++stats.failed;
-        }
-      }
-      stats.pending -= batch.size();
+      started.push_back(std::move(b));
     }
-    for (size_t i = 0; i < batch.size(); ++i) answer(*batch[i], std::move(results[i]));
+    started_cv.notify_one();
   }
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    dispatch_done = true;
+  }
+  started_cv.notify_one();
 }
 
 // Phases 1 and 2. False when the batcher has stopped and nothing is queued.
@@ -282,83 +321,110 @@ void Batcher::Impl::take_batch(std::vector<std::unique_ptr<Pending>>* batch,
   stats.pending -= expired->size();
 }
 
-// Phase 4: one Context call for the batch; results[i] answers batch[i].
-void Batcher::Impl::execute(std::vector<std::unique_ptr<Pending>>& batch,
-                            std::vector<StepResult>* results) {
-  const size_t B = batch.size();
-  const Pending& head = *batch.front();
-  std::vector<const void*> base(B), principle(B);
-  std::vector<float> temperature(B), ratio(B), epsilon(B), eta_max(B), top_p(B), min_p(B);
-  std::vector<int32_t> top_k(B);
-  std::vector<uint64_t> seed(B), offset(B);
-  for (size_t r = 0; r < B; ++r) {
-    const Pending& p = *batch[r];
-    base[r] = p.step.rows.base;
-    principle[r] = p.step.rows.principle;
-    temperature[r] = p.params.temperature.value;
-    ratio[r] = p.params.ratio.value;
-    epsilon[r] = p.params.epsilon.value;
-    eta_max[r] = p.params.eta_max.value;
-    top_p[r] = p.params.top_p.value;
-    top_k[r] = p.params.top_k.value;
-    min_p[r] = p.params.min_p.value;
-    seed[r] = p.params.seed.value;
-    offset[r] = p.params.offset.value;
+// Phase 4: a free slot, the batch's arrays into its BatchIo, start.
+Batcher::Impl::Started Batcher::Impl::start(std::vector<std::unique_ptr<Pending>> batch) {
+  Started b;
+  {
+    std::unique_lock<std::mutex> lk(mu);
+    auto free_slot = [&] { return std::find(slot_free.begin(), slot_free.end(), true); };
+    slot_cv.wait(lk, [&] { return free_slot() != slot_free.end(); });
+    b.slot = int(free_slot() - slot_free.begin());
+    slot_free[size_t(b.slot)] = false;
   }
-  Params bp = head.params;  // the call-level fields (equal across the batch: BatchKey)
-  bp.temperature = PerRow<float>::array(temperature.data());
-  bp.ratio = PerRow<float>::array(ratio.data());
-  bp.epsilon = PerRow<float>::array(epsilon.data());
-  bp.eta_max = PerRow<float>::array(eta_max.data());
-  bp.top_p = PerRow<float>::array(top_p.data());
-  bp.top_k = PerRow<int32_t>::array(top_k.data());
-  bp.min_p = PerRow<float>::array(min_p.data());
-  bp.seed = PerRow<uint64_t>::array(seed.data());  // per-row seeds: sub-stream 0 (SPEC §4)
-  bp.offset = PerRow<uint64_t>::array(offset.data());
-  const StepRows& rows = head.step.rows;
-  const LogitsView v =
-      LogitsView::pointers(rows.dtype, int64_t(B), rows.vocab, base.data(), principle.data());
+  b.steps = std::move(batch);
+  host::BatchIo& x = io[size_t(b.slot)];
+  const size_t B = b.steps.size();
+  x.resize(B);
+  for (size_t r = 0; r < B; ++r) {
+    const Pending& p = *b.steps[r];
+    x.base[r] = p.step.rows.base;
+    x.principle[r] = p.step.rows.principle;
+    x.temperature[r] = p.params.temperature.value;
+    x.ratio[r] = p.params.ratio.value;
+    x.epsilon[r] = p.params.epsilon.value;
+    x.eta_max[r] = p.params.eta_max.value;
+    x.top_p[r] = p.params.top_p.value;
+    x.top_k[r] = p.params.top_k.value;
+    x.min_p[r] = p.params.min_p.value;
+    x.seed[r] = p.params.seed.value;
+    x.offset[r] = p.params.offset.value;
+    x.targets[r] = p.step.target;
+    x.aligned[r] = p.step.aligned;
+  }
+  const Pending& head = *b.steps.front();
+  host::BatchShape shape;
+  shape.op = op_of(head.step.kind);
+  shape.dtype = head.step.rows.dtype;
+  shape.vocab = head.step.rows.vocab;
+  shape.call_level = head.params;  // equal across the batch (BatchKey)
+  try {
+    b.status = exec->start(b.slot, shape, x, &b.message);
+  } catch (const std::bad_alloc&) {
+    b.status = Status::kInternal;
+    b.message = "batch: out of memory";
+  }
+  return b;
+}
 
-  std::vector<RowDiagnostics> diags(B);
-  std::vector<int32_t> tokens(B, -1), targets(B);
-  std::vector<float> a(B), sb(B), sp(B), aligned;
-  Status s = Status::kSuccess;
-  switch (head.step.kind) {
-    case StepKind::kSample:
-      s = ctx.sample(v, bp, tokens.data(), a.data(), diags.data());
-      break;
-    case StepKind::kAlign:
-      aligned.resize(B * size_t(rows.vocab));
-      s = ctx.align(v, bp, aligned.data(), rows.vocab, diags.data());
-      break;
-    case StepKind::kScore: {
-      for (size_t r = 0; r < B; ++r) targets[r] = batch[r]->step.target;
-      ScoreOutputs so;
-      so.aligned = a.data();
-      so.base = sb.data();
-      so.principle = sp.data();
-      s = ctx.score(v, bp, targets.data(), so, diags.data());
-      break;
+// The completion thread: the started batches in order.
+void Batcher::Impl::complete() {
+  for (;;) {
+    Started b;
+    {
+      std::unique_lock<std::mutex> lk(mu);
+      started_cv.wait(lk, [&] { return !started.empty() || dispatch_done; });
+      if (started.empty()) return;
+      b = std::move(started.front());
+      started.pop_front();
+    }
+    std::vector<StepResult> results = finish(b);
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      slot_free[size_t(b.slot)] = true;
+      ++stats.batches;
+      stats.batched_rows += b.steps.size();
+      for (const StepResult& r : results) {
+        if (r.status == Status::kSuccess) {
+          ++stats.completed;
+        } else {
+          ++stats.failed;
+        }
+      }
+      stats.pending -= b.steps.size();
+    }
+    slot_cv.notify_one();
+    for (size_t i = 0; i < b.steps.size(); ++i) answer(*b.steps[i], std::move(results[i]));
+  }
+}
+
+// The batch's outcome and outputs, one StepResult per step.
+std::vector<StepResult> Batcher::Impl::finish(Started& b) {
+  host::BatchIo& x = io[size_t(b.slot)];
+  Status s = b.status;
+  std::string message = b.message;
+  if (s == Status::kSuccess) {
+    try {
+      s = exec->finish(b.slot, x, &message);
+    } catch (...) {
+      s = Status::kInternal;
+      message = "batch: unexpected exception";
     }
   }
-  const std::string message = s == Status::kSuccess ? std::string() : ctx.last_error();
-  results->assign(B, StepResult{});
-  for (size_t r = 0; r < B; ++r) {
-    StepResult& out = (*results)[r];
+  std::vector<StepResult> results(b.steps.size());
+  for (size_t r = 0; r < b.steps.size(); ++r) {
+    StepResult& out = results[r];
     out.status = s;
     out.message = message;
-    out.ticket = batch[r]->ticket;
-    out.offset = offset[r];
+    out.ticket = b.steps[r]->ticket;
+    out.offset = x.offset[r];
     if (s != Status::kSuccess) continue;
-    out.diagnostics = diags[r];
-    out.token = tokens[r];
-    out.logprob = a[r];
-    out.score_base = sb[r];
-    out.score_principle = sp[r];
-    if (head.step.kind == StepKind::kAlign)
-      std::copy_n(aligned.data() + r * size_t(rows.vocab), size_t(rows.vocab),
-                  batch[r]->step.aligned);
+    out.diagnostics = x.diagnostics[r];
+    out.token = x.tokens[r];
+    out.logprob = x.logprob[r];
+    out.score_base = x.score_base[r];
+    out.score_principle = x.score_principle[r];
   }
+  return results;
 }
 
 // ---------------------------------------------------------------- answers ---
@@ -408,20 +474,26 @@ Status Batcher::create(Context& ctx, const BatcherOptions& o, std::unique_ptr<Ba
     return Status::kInvalidArgument;
   }
   out->reset();
-  if (o.max_rows < 1 || o.max_wait_us < 0 || o.queue_capacity < 1 || o.submit_timeout.count() < 0) {
+  if (o.max_rows < 1 || o.max_wait_us < 0 || o.queue_capacity < 1 || o.submit_timeout.count() < 0 ||
+      o.streams < 1 || o.streams > 64) {
     set_error(error,
               "Batcher::create: options out of range (max_rows >= 1, max_wait_us >= 0, "
-              "queue_capacity >= 1, submit_timeout >= 0)");
+              "queue_capacity >= 1, submit_timeout >= 0, streams in [1, 64])");
     return Status::kInvalidArgument;
   }
-  if (ctx.backend() != Backend::kCpu) {
-    set_error(error, "Batcher::create: the CUDA backend is not supported yet (CPU backend only)");
-    return Status::kNotSupported;
+  host::BackendImpl& backend = host::backend_of(*ctx.impl_);
+  std::unique_ptr<host::BatchExecutor> exec;
+  std::string message;
+  const Status s = backend.make_batch_executor(o.streams, &exec, &message);
+  if (s != Status::kSuccess) {
+    set_error(error, message);
+    return s;
   }
-  std::unique_ptr<Impl> impl(new Impl(ctx, o));
+  std::unique_ptr<Impl> impl(new Impl(backend, std::move(exec), o));
   Impl* raw = impl.get();
   out->reset(new Batcher(std::move(impl)));
-  raw->dispatcher = std::thread([raw] { raw->run(); });
+  raw->dispatcher = std::thread([raw] { raw->dispatch(); });
+  raw->completer = std::thread([raw] { raw->complete(); });
   return Status::kSuccess;
 }
 
@@ -443,7 +515,7 @@ Status Batcher::open(const Params& params, RequestId* out, std::string* error) {
   const float z = 0.f, y = 0.f;
   Step probe = Step::sample(0, StepRows{DType::kF32, 1, &z, &y});
   std::string message;
-  const Status s = impl_->validate_step(probe, params, &message);
+  const Status s = impl_->validate_step(probe, params, &message, /*check_memory=*/false);
   if (s != Status::kSuccess) {
     set_error(error, "open: " + message);
     return s;
@@ -576,6 +648,7 @@ void Batcher::shutdown(ShutdownMode mode) {
   impl_->space_cv.notify_all();
   std::lock_guard<std::mutex> j(impl_->join_mu);
   if (impl_->dispatcher.joinable()) impl_->dispatcher.join();
+  if (impl_->completer.joinable()) impl_->completer.join();
 }
 
 BatcherStats Batcher::stats() const {

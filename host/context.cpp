@@ -52,6 +52,10 @@ class CpuBackendImpl final : public BackendImpl {
   Status run(const Call& call, void* ws, size_t bytes, void*, std::string* message) override {
     return cpu_.run(call, ws, bytes, message);
   }
+  Status make_batch_executor(int, std::unique_ptr<BatchExecutor>* out, std::string*) override {
+    *out = make_host_batch_executor(*this);
+    return Status::kSuccess;
+  }
   Status own_workspace(size_t bytes, void** ptr, std::string* message) override {
     try {
       if (buffer_.size() < bytes) buffer_.resize(bytes);
@@ -108,6 +112,10 @@ struct Context::Impl {
     }
   }
 };
+
+host::BackendImpl& host::backend_of(Context::Impl& context) {
+  return *context.backend;
+}
 
 namespace {
 // The common part of every call's description.

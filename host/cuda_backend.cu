@@ -10,10 +10,12 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "backend.hpp"
 #include "kernel_args.hpp"
@@ -134,6 +136,9 @@ class CudaBackendImpl final : public BackendImpl {
 
   Status run(const Call& call, void* workspace, size_t workspace_bytes, void* stream_ptr,
              std::string* message) override;
+  Status make_batch_executor(int slots, std::unique_ptr<BatchExecutor>* out,
+                             std::string* message) override;
+  int device() const { return device_; }
 
   Status own_workspace(size_t bytes, void** ptr, std::string* message) override {
     if (bytes > owned_bytes_ || owned_ == nullptr) {
@@ -326,8 +331,7 @@ kernels::Args marshal_args(const Call& call, const LaunchPolicy& pol, const Cuda
     a.seq_base = o.seq_base;
     a.seq_principle = o.seq_principle;
   }
-  const uintptr_t base = (reinterpret_cast<uintptr_t>(workspace) + kWorkspaceAlignment - 1) &
-                         ~uintptr_t(kWorkspaceAlignment - 1);
+  const uintptr_t base = round_to_alignment(reinterpret_cast<uintptr_t>(workspace));
   char* ws = reinterpret_cast<char*>(base);
   a.stats = reinterpret_cast<math::RowStats*>(ws + L.stats_off);
   a.tilt_partials = reinterpret_cast<math::TiltMoments*>(ws + L.sweep_off);
@@ -404,6 +408,240 @@ Status CudaBackendImpl::run(const Call& call, void* workspace, size_t workspace_
     return Status::kCudaError;
   }
   if (owned) LINALIGN_CHECK_CUDA(cudaEventRecord(owned_done_, stream), name, message);
+  return Status::kSuccess;
+}
+
+// ------------------------------------------------------ the host API's batches ---
+
+// The layout of one batch's per-row arrays, the same in a slot's pinned host
+// area and its device area: the inputs first (copied in as one block), then
+// the outputs (copied back as one block).
+struct BatchLayout {
+  size_t base, principle, temperature, ratio, epsilon, eta_max, top_p, min_p, top_k, targets, seed,
+      offset, in_end;
+  size_t tokens, logprob, score_base, score_principle, diagnostics, end;
+  explicit BatchLayout(size_t B) {
+    size_t at = 0;
+    auto take = [&](size_t bytes) {
+      const size_t here = at;
+      at = round_to_alignment(at + bytes);
+      return here;
+    };
+    base = take(B * sizeof(void*));
+    principle = take(B * sizeof(void*));
+    temperature = take(B * 4);
+    ratio = take(B * 4);
+    epsilon = take(B * 4);
+    eta_max = take(B * 4);
+    top_p = take(B * 4);
+    min_p = take(B * 4);
+    top_k = take(B * 4);
+    targets = take(B * 4);
+    seed = take(B * 8);
+    offset = take(B * 8);
+    in_end = at;
+    tokens = take(B * 4);
+    logprob = take(B * 4);
+    score_base = take(B * 4);
+    score_principle = take(B * 4);
+    diagnostics = take(B * sizeof(RowDiagnostics));
+    end = at;
+  }
+};
+
+// One stream, one event, a pinned staging area, a device area, a workspace
+// and an align staging buffer per slot, each grown on demand (never shrunk)
+// while the slot is idle: consecutive batches on different slots overlap
+// their copies and kernels (the batcher waits for a slot's previous batch
+// before starting the next one there).
+class CudaBatchExecutor final : public BatchExecutor {
+ public:
+  explicit CudaBatchExecutor(CudaBackendImpl& backend) : backend_(backend) {}
+  ~CudaBatchExecutor() override {
+    DeviceScope scope;
+    if (scope.enter(backend_.device()) != cudaSuccess) return;
+    for (Slot& s : slots_) {
+      if (s.stream != nullptr) (void)cudaStreamSynchronize(s.stream);
+      if (s.host != nullptr) (void)cudaFreeHost(s.host);
+      for (void* p : {static_cast<void*>(s.dev), s.workspace, static_cast<void*>(s.aligned)})
+        if (p != nullptr) (void)cudaFree(p);
+      if (s.done != nullptr) (void)cudaEventDestroy(s.done);
+      if (s.stream != nullptr) (void)cudaStreamDestroy(s.stream);
+    }
+    (void)cudaGetLastError();
+  }
+  CudaBatchExecutor(const CudaBatchExecutor&) = delete;
+  CudaBatchExecutor& operator=(const CudaBatchExecutor&) = delete;
+
+  Status init(int slots, std::string* message) {
+    DeviceScope scope;
+    LINALIGN_CHECK_CUDA(scope.enter(backend_.device()), "Batcher::create", message);
+    slots_.resize(size_t(slots));
+    for (Slot& s : slots_) {
+      LINALIGN_CHECK_CUDA(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking),
+                          "Batcher::create", message);
+      LINALIGN_CHECK_CUDA(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming),
+                          "Batcher::create", message);
+    }
+    return Status::kSuccess;
+  }
+
+  int slots() const override { return int(slots_.size()); }
+
+  Status check_step_memory(const Call& call, std::string* message) override {
+    DeviceScope scope;
+    LINALIGN_CHECK_CUDA(scope.enter(backend_.device()), call.name, message);
+    return check_device_pointers(call, nullptr, message);
+  }
+
+  Status start(int slot, const BatchShape& shape, BatchIo& io, std::string* message) override;
+  Status finish(int slot, BatchIo& io, std::string* message) override;
+
+ private:
+  struct Slot {
+    cudaStream_t stream = nullptr;
+    cudaEvent_t done = nullptr;
+    char* host = nullptr;  // pinned
+    char* dev = nullptr;
+    void* workspace = nullptr;
+    float* aligned = nullptr;
+    size_t host_bytes = 0, dev_bytes = 0, workspace_bytes = 0, aligned_bytes = 0;
+  };
+
+  // Grows a device buffer of the idle slot to at least `need` bytes.
+  template <class T>
+  static cudaError_t grow_device(T** p, size_t* have, size_t need) {
+    if (need <= *have && *p != nullptr) return cudaSuccess;
+    if (*p != nullptr) {
+      const cudaError_t e = cudaFree(*p);
+      *p = nullptr;
+      *have = 0;
+      if (e != cudaSuccess) return e;
+    }
+    void* q = nullptr;
+    const cudaError_t e = cudaMalloc(&q, need);
+    if (e == cudaSuccess) {
+      *p = static_cast<T*>(q);
+      *have = need;
+    }
+    return e;
+  }
+  static cudaError_t grow_pinned(char** p, size_t* have, size_t need) {
+    if (need <= *have && *p != nullptr) return cudaSuccess;
+    if (*p != nullptr) {
+      const cudaError_t e = cudaFreeHost(*p);
+      *p = nullptr;
+      *have = 0;
+      if (e != cudaSuccess) return e;
+    }
+    void* q = nullptr;
+    const cudaError_t e = cudaMallocHost(&q, need);
+    if (e == cudaSuccess) {
+      *p = static_cast<char*>(q);
+      *have = need;
+    }
+    return e;
+  }
+
+  CudaBackendImpl& backend_;
+  std::vector<Slot> slots_;
+};
+
+Status CudaBatchExecutor::start(int slot, const BatchShape& shape, BatchIo& io,
+                                std::string* message) {
+  const char* name = shape.op == Op::kAlign ? "align" : shape.op == Op::kScore ? "score" : "sample";
+  Slot& s = slots_[size_t(slot)];
+  const size_t B = io.rows();
+  const BatchLayout L(B);
+  DeviceScope scope;
+  LINALIGN_CHECK_CUDA(scope.enter(backend_.device()), name, message);
+  LINALIGN_CHECK_CUDA(grow_pinned(&s.host, &s.host_bytes, L.end), name, message);
+  LINALIGN_CHECK_CUDA(grow_device(&s.dev, &s.dev_bytes, L.end), name, message);
+  auto put = [&](size_t at, const auto& v) {
+    std::memcpy(s.host + at, v.data(), B * sizeof(v[0]));
+  };
+  put(L.base, io.base);
+  put(L.principle, io.principle);
+  put(L.temperature, io.temperature);
+  put(L.ratio, io.ratio);
+  put(L.epsilon, io.epsilon);
+  put(L.eta_max, io.eta_max);
+  put(L.top_p, io.top_p);
+  put(L.min_p, io.min_p);
+  put(L.top_k, io.top_k);
+  put(L.targets, io.targets);
+  put(L.seed, io.seed);
+  put(L.offset, io.offset);
+  LINALIGN_CHECK_CUDA(cudaMemcpyAsync(s.dev, s.host, L.in_end, cudaMemcpyHostToDevice, s.stream),
+                      name, message);
+
+  char* d = s.dev;
+  const BatchArrays a{reinterpret_cast<const void* const*>(d + L.base),
+                      reinterpret_cast<const void* const*>(d + L.principle),
+                      reinterpret_cast<const float*>(d + L.temperature),
+                      reinterpret_cast<const float*>(d + L.ratio),
+                      reinterpret_cast<const float*>(d + L.epsilon),
+                      reinterpret_cast<const float*>(d + L.eta_max),
+                      reinterpret_cast<const float*>(d + L.top_p),
+                      reinterpret_cast<const float*>(d + L.min_p),
+                      reinterpret_cast<const int32_t*>(d + L.top_k),
+                      reinterpret_cast<const uint64_t*>(d + L.seed),
+                      reinterpret_cast<const uint64_t*>(d + L.offset)};
+  const Params p = batch_params(shape, a);
+  BatchOutputs o;
+  o.tokens = reinterpret_cast<int32_t*>(d + L.tokens);
+  o.logprob = reinterpret_cast<float*>(d + L.logprob);
+  o.score_base = reinterpret_cast<float*>(d + L.score_base);
+  o.score_principle = reinterpret_cast<float*>(d + L.score_principle);
+  o.diagnostics = reinterpret_cast<RowDiagnostics*>(d + L.diagnostics);
+  o.targets = reinterpret_cast<const int32_t*>(d + L.targets);
+  const size_t row_bytes = size_t(shape.vocab) * sizeof(float);
+  if (shape.op == Op::kAlign) {
+    LINALIGN_CHECK_CUDA(grow_device(&s.aligned, &s.aligned_bytes, B * row_bytes), name, message);
+    o.aligned = s.aligned;
+  }
+  Call call = batch_call(shape, int64_t(B), a, p, o);
+  Status st = validate_call(&call, /*host_arrays=*/false, message);
+  if (st != Status::kSuccess) return st;
+  LINALIGN_CHECK_CUDA(grow_device(&s.workspace, &s.workspace_bytes, backend_.workspace_size(call)),
+                      name, message);
+  st = backend_.run(call, s.workspace, s.workspace_bytes, s.stream, message);
+  if (st != Status::kSuccess) return st;
+  LINALIGN_CHECK_CUDA(cudaMemcpyAsync(s.host + L.in_end, d + L.in_end, L.end - L.in_end,
+                                      cudaMemcpyDeviceToHost, s.stream),
+                      name, message);
+  if (shape.op == Op::kAlign) {
+    for (size_t r = 0; r < B; ++r)
+      LINALIGN_CHECK_CUDA(cudaMemcpyAsync(io.aligned[r], s.aligned + r * size_t(shape.vocab),
+                                          row_bytes, cudaMemcpyDeviceToDevice, s.stream),
+                          name, message);
+  }
+  LINALIGN_CHECK_CUDA(cudaEventRecord(s.done, s.stream), name, message);
+  return Status::kSuccess;
+}
+
+Status CudaBatchExecutor::finish(int slot, BatchIo& io, std::string* message) {
+  Slot& s = slots_[size_t(slot)];
+  const size_t B = io.rows();
+  const BatchLayout L(B);
+  DeviceScope scope;
+  LINALIGN_CHECK_CUDA(scope.enter(backend_.device()), "batch", message);
+  LINALIGN_CHECK_CUDA(cudaEventSynchronize(s.done), "batch", message);
+  auto get = [&](size_t at, auto& v) { std::memcpy(v.data(), s.host + at, B * sizeof(v[0])); };
+  get(L.tokens, io.tokens);
+  get(L.logprob, io.logprob);
+  get(L.score_base, io.score_base);
+  get(L.score_principle, io.score_principle);
+  get(L.diagnostics, io.diagnostics);
+  return Status::kSuccess;
+}
+
+Status CudaBackendImpl::make_batch_executor(int slots, std::unique_ptr<BatchExecutor>* out,
+                                            std::string* message) {
+  std::unique_ptr<CudaBatchExecutor> e(new CudaBatchExecutor(*this));
+  const Status s = e->init(slots, message);
+  if (s != Status::kSuccess) return s;
+  *out = std::move(e);
   return Status::kSuccess;
 }
 

@@ -73,12 +73,6 @@ int select_passes(const Params& p) {
   return top_p ? math::kMassLevels : 1;
 }
 
-namespace {
-size_t round_to_alignment(size_t x) {
-  return (x + kWorkspaceAlignment - 1) & ~(kWorkspaceAlignment - 1);
-}
-}  // namespace
-
 CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   const size_t B = size_t(std::max<int64_t>(0, call.logits.rows));
   const size_t S = size_t(policy.vocab_slices);

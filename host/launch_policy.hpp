@@ -114,6 +114,10 @@ constexpr size_t kSeqTempBytes = 256;
 
 // Byte offsets of one call's workspace (from a base aligned to kWorkspaceAlignment).
 constexpr size_t kWorkspaceAlignment = 256;
+// x rounded up to a multiple of kWorkspaceAlignment.
+constexpr size_t round_to_alignment(size_t x) {
+  return (x + kWorkspaceAlignment - 1) & ~(kWorkspaceAlignment - 1);
+}
 struct CudaLayout {
   size_t stats_off = 0;        // rows*slices RowStats (first sweep partials)
   size_t sweep_off = 0;        // rows*slices TiltMoments | LinearSums (second sweep)

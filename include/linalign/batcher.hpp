@@ -76,9 +76,14 @@ struct BatcherOptions {
   int64_t max_wait_us = 200;      // how long the first step of a batch waits for company, ≥ 0
   int64_t queue_capacity = 4096;  // accepted steps not yet in a batch, ≥ 1
   std::chrono::microseconds submit_timeout{1000};  // SubmitMode::kTimeout
+  // Batches in flight at once, in [1, 64]: on CUDA, one stream (with its own
+  // pinned staging, device buffers and workspace) each, so a batch's copies
+  // and kernels overlap the next one's; the CPU backend runs one at a time.
+  int32_t streams = 2;
 };
 
-// The two logit rows of one step (host memory for the CPU backend): base z
+// The two logit rows of one step — host memory for the CPU backend; device,
+// managed or mapped pinned memory for CUDA (checked at submission) — base z
 // and principle y, `vocab` elements of `dtype` each. A row of a shared
 // [2B, V] buffer is just its two row pointers.
 struct StepRows {
@@ -97,7 +102,7 @@ struct Step {
   RequestId request = 0;
   StepKind kind = StepKind::kSample;
   StepRows rows;
-  float* aligned = nullptr;  // kAlign: ℓ* of the row, `vocab` floats (caller's memory)
+  float* aligned = nullptr;  // kAlign: ℓ* of the row, `vocab` floats (memory as for the rows)
   int32_t target = 0;        // kScore: the target token (or params.ignore_index)
   // The step fails with kDeadlineExceeded if it has not started by then.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
@@ -157,10 +162,11 @@ struct BatcherStats {
 
 class Batcher {
  public:
-  // A batcher over `ctx`, which must outlive it and which it uses from its
-  // own dispatch thread (do not call ctx from elsewhere meanwhile unless the
-  // backend allows it: the CPU backend does). kInvalidArgument for bad options;
-  // kNotSupported for the CUDA backend (not yet: see bench/NOTES.md).
+  // A batcher over `ctx`'s backend, which must outlive it. It runs its
+  // batches from its own threads with its own workspaces (and, on CUDA, its
+  // own streams, pinned staging and device buffers); do not call ctx from
+  // other threads meanwhile. kInvalidArgument for bad options; kCudaError if
+  // the streams cannot be created.
   static Status create(Context& ctx, const BatcherOptions& options, std::unique_ptr<Batcher>* out,
                        std::string* error = nullptr);
   ~Batcher();  // shutdown(kDrain)

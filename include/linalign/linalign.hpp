@@ -293,6 +293,8 @@ struct ShardStats {
   uint32_t words[16];
 };
 
+class Batcher;
+
 class Context {
  public:
   // Creates a context. On failure (e.g. Backend::kCuda without a device) the
@@ -387,6 +389,7 @@ class Context {
   struct Impl;
 
  private:
+  friend class Batcher;  // linalign/batcher.hpp runs its batches on this context's backend
   explicit Context(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "batcher_test_util.hpp"
 #include "linalign/batcher.hpp"
 #include "test_context.hpp"
 
@@ -38,6 +39,11 @@ using linalign::StepRows;
 using linalign::Submission;
 using linalign::SubmitMode;
 using Clock = std::chrono::steady_clock;
+using linalign_test::expect_same;
+using linalign_test::make_batcher;
+using linalign_test::open_request;
+using linalign_test::request_params;
+using linalign_test::same_bits;
 
 // A pool of random logit row pairs (fp32, vocab V), shared read-only.
 struct RowPool {
@@ -57,21 +63,6 @@ struct RowPool {
   }
   StepRows rows(int i) const { return StepRows{DType::kF32, V, z[i].data(), y[i].data()}; }
 };
-
-// The parameters of request i: a spread of per-row values and rules.
-Params request_params(int i) {
-  Params p;
-  p.temperature = 0.7f + 0.1f * float(i % 5);
-  p.ratio = 0.5f + 0.25f * float(i % 7);
-  p.epsilon = 0.05f + 0.05f * float(i % 3);
-  p.top_p = i % 4 == 0 ? 1.0f : 0.6f + 0.1f * float(i % 4);
-  p.top_k = i % 6 == 0 ? 0 : 5 + i % 11;
-  p.min_p = i % 5 == 0 ? 0.05f : 0.0f;
-  p.seed = 1000003ull * uint64_t(i) + 17;
-  p.offset = uint64_t(i % 3) * 100;
-  p.rule = i % 9 == 0 ? StepRule::kTrustRegion : StepRule::kFixed;  // two batch keys
-  return p;
-}
 
 // The direct one-row call the batcher's answer must equal bit for bit.
 StepResult direct(Context& ctx, StepKind kind, const StepRows& rows, Params p, uint64_t offset,
@@ -100,40 +91,6 @@ StepResult direct(Context& ctx, StepKind kind, const StepRows& rows, Params p, u
   EXPECT_EQ(s, Status::kSuccess) << ctx.last_error();
   r.offset = offset;
   return r;
-}
-
-bool same_bits(const void* a, const void* b, size_t n) {
-  return std::memcmp(a, b, n) == 0;
-}
-
-// Compares a batcher answer with the direct call, bit for bit.
-void expect_same(const StepResult& got, const StepResult& want, StepKind kind,
-                 const std::string& where) {
-  ASSERT_EQ(got.status, Status::kSuccess) << where << ": " << got.message;
-  EXPECT_EQ(got.offset, want.offset) << where;
-  EXPECT_TRUE(same_bits(&got.diagnostics, &want.diagnostics, sizeof want.diagnostics)) << where;
-  if (kind == StepKind::kSample) {
-    EXPECT_EQ(got.token, want.token) << where;
-    EXPECT_TRUE(same_bits(&got.logprob, &want.logprob, 4)) << where;
-  } else if (kind == StepKind::kScore) {
-    EXPECT_TRUE(same_bits(&got.logprob, &want.logprob, 4)) << where;
-    EXPECT_TRUE(same_bits(&got.score_base, &want.score_base, 4)) << where;
-    EXPECT_TRUE(same_bits(&got.score_principle, &want.score_principle, 4)) << where;
-  }
-}
-
-std::unique_ptr<Batcher> make_batcher(Context& ctx, BatcherOptions o = {}) {
-  std::unique_ptr<Batcher> b;
-  std::string err;
-  EXPECT_EQ(Batcher::create(ctx, o, &b, &err), Status::kSuccess) << err;
-  return b;
-}
-
-RequestId open_request(Batcher& b, const Params& p) {
-  RequestId id = 0;
-  std::string err;
-  EXPECT_EQ(b.open(p, &id, &err), Status::kSuccess) << err;
-  return id;
 }
 
 // ------------------------------------------------------------------ tests ---

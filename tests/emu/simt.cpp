@@ -251,6 +251,7 @@ struct Machine {
   Shadow* shadow = nullptr;
   uintptr_t cursor = 0;                     // next-fit allocation point (offset)
   std::map<uintptr_t, size_t> allocations;  // base → bytes (live)
+  std::map<uintptr_t, size_t> pinned;       // cudaMallocHost: base → bytes (live)
   std::map<uintptr_t, size_t> freed;        // base → bytes (recently freed, for reports)
   // shared memory: a record per byte of the thread-local block
   size_t shared_bytes = 0;
@@ -1546,11 +1547,43 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   return cudaSuccess;
 }
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const void* ptr) {
-  std::lock_guard<std::recursive_mutex> lock(M().mutex);
+  simt::Machine& m = M();
+  std::lock_guard<std::recursive_mutex> lock(m.mutex);
   if (attributes == nullptr) return set(cudaErrorInvalidValue);
   *attributes = cudaPointerAttributes{cudaMemoryTypeUnregistered, -2, nullptr, nullptr};
   if (ptr != nullptr && inside_allocation(ptr, 1))
     *attributes = cudaPointerAttributes{cudaMemoryTypeDevice, 0, const_cast<void*>(ptr), nullptr};
+  const uintptr_t a = reinterpret_cast<uintptr_t>(ptr);
+  auto it = m.pinned.upper_bound(a);
+  if (ptr != nullptr && it != m.pinned.begin() && (--it, a < it->first + it->second)) {
+    void* p = const_cast<void*>(ptr);
+    *attributes = cudaPointerAttributes{cudaMemoryTypeHost, 0, p, p};  // mapped (UVA)
+  }
+  return cudaSuccess;
+}
+// Pinned host memory: plain host memory the runtime knows (cudaMemoryTypeHost).
+// Copies to and from it behave as with pageable memory here (complete when
+// their stream reaches them, or at once): the emulator has no copy engine.
+cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
+  simt::Machine& m = M();
+  std::lock_guard<std::recursive_mutex> lock(m.mutex);
+  if (ptr == nullptr) return set(cudaErrorInvalidValue);
+  *ptr = nullptr;
+  if (forbidden_in_capture()) return set(cudaErrorStreamCaptureUnsupported);
+  void* p = std::malloc(std::max<size_t>(bytes, 1));
+  if (p == nullptr) return set(cudaErrorMemoryAllocation);
+  m.pinned[reinterpret_cast<uintptr_t>(p)] = std::max<size_t>(bytes, 1);
+  *ptr = p;
+  return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void* ptr) {
+  simt::Machine& m = M();
+  std::lock_guard<std::recursive_mutex> lock(m.mutex);
+  if (ptr == nullptr) return cudaSuccess;
+  if (forbidden_in_capture()) return set(cudaErrorStreamCaptureUnsupported);
+  simt::drain_all();  // like cudaFree, it waits for the device
+  if (m.pinned.erase(reinterpret_cast<uintptr_t>(ptr)) == 0) return set(cudaErrorInvalidValue);
+  std::free(ptr);
   return cudaSuccess;
 }
 cudaError_t cudaFree(void* ptr) {

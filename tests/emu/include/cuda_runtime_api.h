@@ -97,6 +97,9 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes);
 // legal during capture.
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const void* ptr);
 cudaError_t cudaFree(void* ptr);
+// Pinned host memory (cudaMemoryTypeHost in cudaPointerGetAttributes).
+cudaError_t cudaMallocHost(void** ptr, size_t bytes);
+cudaError_t cudaFreeHost(void* ptr);
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream = nullptr);

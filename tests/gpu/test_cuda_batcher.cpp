@@ -1,0 +1,316 @@
+// The host API's batcher on the CUDA backend (natively in the device check,
+// and on the SIMT emulator in CI): every step's answer is bit-identical to
+// the direct one-row CUDA call with the request's parameters at the offset
+// the batcher assigned, whatever batch and stream it ran in; a step whose
+// rows are pageable host memory is refused at submission with the direct
+// call's message and fails no neighbour; under concurrent submit / cancel /
+// deadline / shutdown every accepted step is answered exactly once. Device
+// rows and align outputs are cudaMalloc'd; skips without a device.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "batcher_test_util.hpp"
+#include "gpu_test_util.hpp"
+#include "linalign/batcher.hpp"
+#include "test_context.hpp"
+
+namespace {
+
+using namespace linalign_test::api;
+using linalign::BatcherOptions;
+using linalign::BatcherStats;
+using linalign::RequestId;
+using linalign::ShutdownMode;
+using linalign::Step;
+using linalign::StepKind;
+using linalign::StepResult;
+using linalign::StepRows;
+using linalign::Submission;
+using linalign::SubmitMode;
+using linalign_gpu_test::DeviceArray;
+using linalign_test::expect_same;
+using linalign_test::make_batcher;
+using linalign_test::open_request;
+using linalign_test::request_params;
+using linalign_test::same_bits;
+using Clock = std::chrono::steady_clock;
+
+#if defined(LINALIGN_SIMT_EMULATED)
+constexpr int64_t kVocab = 700;
+#else
+constexpr int64_t kVocab = 32000;
+#endif
+
+// N random row pairs in one device buffer each for base and principle.
+struct DevicePool {
+  int64_t V, n;
+  std::vector<float> hz, hy;
+  DeviceArray<float> z, y;
+  DevicePool(int64_t vocab, int64_t rows, uint32_t seed) : V(vocab), n(rows) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> nd(0.f, 2.f);
+    hz.resize(size_t(V * n));
+    hy.resize(size_t(V * n));
+    for (size_t i = 0; i < hz.size(); ++i) {
+      hz[i] = nd(g);
+      hy[i] = hz[i] + 0.5f * nd(g);
+    }
+    z = DeviceArray<float>(hz);
+    y = DeviceArray<float>(hy);
+  }
+  StepRows rows(int64_t r) const {
+    return StepRows{DType::kF32, V, z.get() + r * V, y.get() + r * V};
+  }
+};
+
+// The direct one-row CUDA call, its outputs downloaded.
+StepResult direct(Context& ctx, StepKind kind, const StepRows& rows, Params p, uint64_t offset,
+                  int32_t target, std::vector<float>* aligned) {
+  p.offset = offset;
+  const LogitsView v = LogitsView::strided(rows.dtype, 1, rows.vocab, rows.base, rows.principle);
+  DeviceArray<int32_t> tok(1), tgt(std::vector<int32_t>{target});
+  DeviceArray<float> a(1), b(1), c(1), out(size_t(rows.vocab));
+  DeviceArray<RowDiagnostics> d(1);
+  Status s = Status::kSuccess;
+  switch (kind) {
+    case StepKind::kSample:
+      s = ctx.sample(v, p, tok.get(), a.get(), d.get());
+      break;
+    case StepKind::kAlign:
+      s = ctx.align(v, p, out.get(), 0, d.get());
+      break;
+    case StepKind::kScore: {
+      ScoreOutputs so;
+      so.aligned = a.get();
+      so.base = b.get();
+      so.principle = c.get();
+      s = ctx.score(v, p, tgt.get(), so, d.get());
+      break;
+    }
+  }
+  EXPECT_EQ(s, Status::kSuccess) << ctx.last_error();
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  StepResult r;
+  r.offset = offset;
+  r.token = tok.download()[0];
+  r.logprob = a.download()[0];
+  r.score_base = b.download()[0];
+  r.score_principle = c.download()[0];
+  r.diagnostics = d.download()[0];
+  if (aligned != nullptr) *aligned = out.download();
+  return r;
+}
+
+TEST(CudaBatcher, StepsMatchDirectCallsInAnyBatch) {
+  SKIP_WITHOUT_DEVICE();
+  auto ctx = linalign_test::make_context(Backend::kCuda, 0);
+  auto ref = linalign_test::make_context(Backend::kCuda, 0);
+  const DevicePool pool(kVocab, 8, 21);
+  BatcherOptions o;
+  o.max_rows = 8;
+  o.max_wait_us = 2000;
+  o.streams = 2;
+  auto b = make_batcher(*ctx, o);
+  constexpr int kThreads = 3, kRequests = 4, kSteps = 3;
+  struct Done {
+    int request, row;
+    StepKind kind;
+    int32_t target;
+    StepResult r;
+    std::shared_ptr<DeviceArray<float>> aligned;
+  };
+  std::vector<std::vector<Done>> done(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<RequestId> ids;
+      for (int q = 0; q < kRequests; ++q)
+        ids.push_back(open_request(*b, request_params(t * 100 + q)));
+      for (int k = 0; k < kSteps; ++k) {
+        std::vector<Submission> subs(kRequests);
+        std::vector<Done> d(kRequests);
+        for (int q = 0; q < kRequests; ++q) {
+          d[q].request = t * 100 + q;
+          d[q].row = (t * 3 + q + k) % 8;
+          d[q].kind = StepKind((q + k + t) % 3);
+          d[q].target = int32_t((q * 37 + k) % kVocab);
+          d[q].aligned = std::make_shared<DeviceArray<float>>(size_t(kVocab));
+          const StepRows rows = pool.rows(d[q].row);
+          Step s = d[q].kind == StepKind::kSample  ? Step::sample(ids[q], rows)
+                   : d[q].kind == StepKind::kAlign ? Step::align(ids[q], rows, d[q].aligned->get())
+                                                   : Step::score(ids[q], rows, d[q].target);
+          std::string err;
+          ASSERT_EQ(b->submit(std::move(s), &subs[q], &err), Status::kSuccess) << err;
+        }
+        for (int q = 0; q < kRequests; ++q) {
+          d[q].r = subs[q].result.get();
+          done[t].push_back(std::move(d[q]));
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  b->shutdown();
+  const BatcherStats st = b->stats();
+  EXPECT_EQ(st.completed, uint64_t(kThreads * kRequests * kSteps));
+  EXPECT_LT(st.batches, st.completed);
+  std::map<int, uint64_t> next;
+  for (int t = 0; t < kThreads; ++t) {
+    for (const Done& d : done[t]) {
+      const Params p = request_params(d.request);
+      auto it = next.emplace(d.request, p.offset.value).first;
+      std::vector<float> want_aligned;
+      const StepResult want =
+          direct(*ref, d.kind, pool.rows(d.row), p, it->second, d.target, &want_aligned);
+      const std::string where = "request " + std::to_string(d.request);
+      expect_same(d.r, want, d.kind, where);
+      if (d.kind == StepKind::kAlign) {
+        const std::vector<float> got = d.aligned->download();
+        EXPECT_TRUE(same_bits(got.data(), want_aligned.data(), got.size() * 4)) << where;
+      }
+      if (d.kind == StepKind::kSample) ++it->second;
+    }
+  }
+}
+
+TEST(CudaBatcher, HostRowsAreRefusedAtSubmission) {
+  SKIP_WITHOUT_DEVICE();
+  auto ctx = linalign_test::make_context(Backend::kCuda, 0);
+  auto ref = linalign_test::make_context(Backend::kCuda, 0);
+  const DevicePool pool(kVocab, 1, 5);
+  BatcherOptions o;
+  o.max_wait_us = 20000;
+  auto b = make_batcher(*ctx, o);
+  const Params p;
+  const RequestId id = open_request(*b, p);
+  Submission good, refused;
+  ASSERT_EQ(b->submit(Step::sample(id, pool.rows(0)), &good), Status::kSuccess);
+  // Pageable host rows: the direct call refuses them naming logits.base.
+  const std::vector<float> hz(size_t(kVocab), 0.f), hy(size_t(kVocab), 0.f);
+  DeviceArray<int32_t> tok(1);
+  const Status want = ref->sample(LogitsView::strided(DType::kF32, 1, kVocab, hz.data(), hy.data()),
+                                  p, tok.get(), nullptr, nullptr);
+  ASSERT_EQ(want, Status::kInvalidArgument);
+  const std::string want_message = ref->last_error();
+  std::string err;
+  EXPECT_EQ(b->submit(Step::sample(id, StepRows{DType::kF32, kVocab, hz.data(), hy.data()}),
+                      &refused, &err),
+            Status::kInvalidArgument);
+  EXPECT_EQ(err, want_message);
+  // An align step into a pageable host row.
+  std::vector<float> host_out(static_cast<size_t>(kVocab));
+  EXPECT_EQ(b->submit(Step::align(id, pool.rows(0), host_out.data()), &refused, &err),
+            Status::kInvalidArgument);
+  EXPECT_NE(err.find("out"), std::string::npos) << err;
+  const StepResult r = good.result.get();
+  EXPECT_EQ(r.status, Status::kSuccess) << r.message;
+  EXPECT_EQ(b->stats().refused, 2u);
+}
+
+// A smaller stress than the CPU one (the emulator runs the kernels): every
+// step answered once, counts add up, computed answers equal direct calls.
+TEST(CudaBatcher, StressEveryStepAnsweredOnceAndExactly) {
+  SKIP_WITHOUT_DEVICE();
+  const char* env = std::getenv("LINALIGN_CUDA_STRESS_STEPS");
+  const long total = env ? std::atol(env) : 600;
+  constexpr int kThreads = 4, kRequestsPerThread = 4;
+  auto ctx = linalign_test::make_context(Backend::kCuda, 0);
+  const DevicePool pool(kVocab, 16, 17);
+  BatcherOptions o;
+  o.max_rows = 16;
+  o.max_wait_us = 300;
+  o.queue_capacity = 64;
+  o.streams = 3;
+  auto b = make_batcher(*ctx, o);
+  struct Record {
+    int request, row;
+    StepKind kind;
+    int32_t target;
+    std::atomic<int> answers{0};
+    StepResult r;
+  };
+  std::vector<std::unique_ptr<Record>> records(static_cast<size_t>(total));
+  std::atomic<long> next{0};
+  std::atomic<bool> stopped{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 g(uint32_t(t) + 7);
+      std::vector<RequestId> ids;
+      for (int q = 0; q < kRequestsPerThread; ++q)
+        ids.push_back(open_request(*b, request_params(t * kRequestsPerThread + q)));
+      std::vector<uint64_t> tickets;
+      for (;;) {
+        const long n = next.fetch_add(1);
+        if (n >= total) break;
+        auto rec = std::make_unique<Record>();
+        const int q = int(g() % kRequestsPerThread);
+        rec->request = t * kRequestsPerThread + q;
+        rec->row = int(g() % 16);
+        rec->kind = g() % 3 == 0 ? StepKind::kScore : StepKind::kSample;
+        rec->target = int32_t(g() % kVocab);
+        Record* raw = rec.get();
+        records[size_t(n)] = std::move(rec);
+        Step s = raw->kind == StepKind::kSample
+                     ? Step::sample(ids[q], pool.rows(raw->row))
+                     : Step::score(ids[q], pool.rows(raw->row), raw->target);
+        if (g() % 16 == 0) s.deadline = Clock::now() + std::chrono::microseconds(g() % 500);
+        s.callback = [raw](const StepResult& r) {
+          raw->r = r;
+          raw->answers.fetch_add(1);
+        };
+        Submission sub;
+        const Status st = b->submit(std::move(s), &sub, nullptr,
+                                    g() % 8 == 0 ? SubmitMode::kTry : SubmitMode::kBlock);
+        if (st != Status::kSuccess) {
+          EXPECT_TRUE(st == Status::kShutdown || st == Status::kQueueFull) << int(st);
+          records[size_t(n)].reset();
+          continue;
+        }
+        tickets.push_back(sub.ticket);
+        if (g() % 10 == 0) b->cancel(tickets[g() % tickets.size()]);
+        if (t == 0 && n >= total * 9 / 10 && !stopped.exchange(true))
+          b->shutdown(g() % 2 ? ShutdownMode::kFail : ShutdownMode::kDrain);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  b->shutdown();
+  const BatcherStats st = b->stats();
+  EXPECT_EQ(st.pending, 0u);
+  EXPECT_EQ(st.completed + st.cancelled + st.deadline_exceeded + st.failed, st.submitted);
+  auto ref = linalign_test::make_context(Backend::kCuda, 0);
+  uint64_t answered = 0, checked = 0;
+  for (const auto& rec : records) {
+    if (!rec) continue;
+    ASSERT_EQ(rec->answers.load(), 1);
+    ++answered;
+    if (rec->r.status != Status::kSuccess) continue;
+    const StepResult want =
+        direct(*ref, rec->kind, pool.rows(rec->row), request_params(rec->request), rec->r.offset,
+               rec->target, nullptr);
+    expect_same(rec->r, want, rec->kind, "request " + std::to_string(rec->request));
+    if (::testing::Test::HasFailure()) return;
+    ++checked;
+  }
+  EXPECT_EQ(answered, st.submitted);
+  EXPECT_EQ(checked, st.completed);
+  EXPECT_GT(st.completed, uint64_t(total) / 2);
+  std::printf(
+      "cuda stress: %llu submitted = %llu completed + %llu cancelled + %llu deadline + "
+      "%llu failed; %llu batches\n",
+      (unsigned long long)st.submitted, (unsigned long long)st.completed,
+      (unsigned long long)st.cancelled, (unsigned long long)st.deadline_exceeded,
+      (unsigned long long)st.failed, (unsigned long long)st.batches);
+}
+
+}  // namespace
