@@ -14,3 +14,22 @@ if(TARGET linalign_cli)
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.sh ${LINALIGN_CLI_TEST_ARGS})
   set_tests_properties(cli_end_to_end PROPERTIES LABELS cpu TIMEOUT 300)
 endif()
+
+# liblinalign_c.so exports the C API and nothing else (cmake/linalign_c.map):
+# every defined dynamic symbol starts with linalign_.
+add_test(NAME exported_symbols
+         COMMAND bash -c "syms=$(nm -D --defined-only \"$1\" | awk '{print $3}' | grep -v '^$'); \
+echo \"$syms\" | grep -c . ; bad=$(echo \"$syms\" | grep -v '^linalign_'); \
+if [ -n \"$bad\" ]; then echo \"exported beyond linalign_*:\"; echo \"$bad\"; exit 1; fi; \
+echo \"$syms\" | grep -qx linalign_submit && echo \"$syms\" | grep -qx linalign_create"
+         _ $<TARGET_FILE:linalign_c>)
+set_tests_properties(exported_symbols PROPERTIES LABELS cpu)
+
+# The same library through Python's ctypes, as an FFI engine would bind it.
+find_package(Python3 COMPONENTS Interpreter)
+if(Python3_Interpreter_FOUND)
+  add_test(NAME ffi_ctypes_batcher
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/ffi/ctypes_batcher.py
+                   $<TARGET_FILE:linalign_c>)
+  set_tests_properties(ffi_ctypes_batcher PROPERTIES LABELS cpu TIMEOUT 60)
+endif()

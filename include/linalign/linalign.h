@@ -576,6 +576,157 @@ linalign_score(linalign_handle_t handle, const linalign_logits_t* logits,
                const linalign_score_outputs_t* outputs, linalign_row_diagnostics_t* diagnostics,
                void* workspace, size_t workspace_bytes, void* stream) LINALIGN_NOEXCEPT;
 
+/* ===================================================================
+ * The host API: decoding requests and dynamic batching (the C mirror of
+ * linalign/batcher.hpp; read its header comment for the guarantees). A
+ * batcher runs on a handle's backend from its own threads; many threads may
+ * submit steps concurrently. Each step is answered exactly once, by a
+ * callback (on the batcher's completion thread) or by linalign_wait.
+ *
+ * Errors of these functions are the calling thread's (several threads share
+ * a batcher): read them with linalign_last_error(NULL).
+ * =================================================================== */
+
+typedef struct linalign_batcher_s* linalign_batcher_t;
+typedef uint64_t linalign_request_t; /* 0 is never a request */
+
+typedef enum linalign_step_kind_t {
+  LINALIGN_STEP_SAMPLE = 0, /* the next token (+ its log-prob) */
+  LINALIGN_STEP_ALIGN = 1,  /* l* into the step's `aligned` row */
+  LINALIGN_STEP_SCORE = 2   /* the score of the step's `target` */
+} linalign_step_kind_t;
+
+typedef enum linalign_submit_mode_t {
+  LINALIGN_SUBMIT_BLOCK = 0,  /* wait for room in the queue */
+  LINALIGN_SUBMIT_TRY = 1,    /* LINALIGN_QUEUE_FULL at once */
+  LINALIGN_SUBMIT_TIMEOUT = 2 /* wait up to options.submit_timeout_us */
+} linalign_submit_mode_t;
+
+typedef enum linalign_shutdown_mode_t {
+  LINALIGN_SHUTDOWN_DRAIN = 0, /* run every pending step */
+  LINALIGN_SHUTDOWN_FAIL = 1   /* answer pending steps LINALIGN_SHUTDOWN */
+} linalign_shutdown_mode_t;
+
+typedef struct linalign_batcher_options_t {
+  size_t struct_size;        /* sizeof(linalign_batcher_options_t) */
+  int32_t max_rows;          /* rows per batch, >= 1 (default 64) */
+  int32_t streams;           /* batches in flight, [1, 64] (CUDA streams; default 2) */
+  int64_t max_wait_us;       /* the first step's wait for company, >= 0 (default 200) */
+  int64_t queue_capacity;    /* accepted steps not yet in a batch, >= 1 (default 4096) */
+  int64_t submit_timeout_us; /* LINALIGN_SUBMIT_TIMEOUT's wait, >= 0 (default 1000) */
+} linalign_batcher_options_t;
+
+/* clang-format off */
+#define LINALIGN_BATCHER_OPTIONS_INIT                                           \
+  {sizeof(linalign_batcher_options_t), 64, 2, 200, 4096, 1000}
+/* clang-format on */
+
+/* The answer to one step. */
+typedef struct linalign_step_result_t {
+  size_t struct_size;       /* sizeof(linalign_step_result_t), set by the caller */
+  linalign_status_t status; /* SUCCESS, CANCELLED, DEADLINE_EXCEEDED, SHUTDOWN, ... */
+  int32_t token;            /* sample: the token (-1 for an invalid row) */
+  uint64_t ticket;          /* the submission this answers */
+  uint64_t offset;          /* the Philox offset the step used */
+  float logprob;            /* sample: l*_token; score: l*_target */
+  float score_base;         /* score: log pi(target) */
+  float score_principle;    /* score: log pi_p(target) */
+  linalign_row_diagnostics_t diagnostics;
+} linalign_step_result_t;
+
+/* clang-format off */
+#define LINALIGN_STEP_RESULT_INIT                                               \
+  {sizeof(linalign_step_result_t), LINALIGN_SUCCESS, -1, 0, 0, 0.0f, 0.0f, 0.0f, \
+   {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0, 0}}
+/* clang-format on */
+
+/* Called once with the step's answer (result->struct_size is this
+ * library's), on the batcher's completion thread; must return quickly and
+ * must not submit with LINALIGN_SUBMIT_BLOCK. */
+typedef void (*linalign_step_callback_t)(const linalign_step_result_t* result, void* user_data);
+
+/* One step of one request. The rows (and `aligned`) are the caller's memory
+ * (host for the CPU backend; device, managed or mapped pinned for CUDA),
+ * read and written by the batch: they must stay valid until the step is
+ * answered. */
+typedef struct linalign_step_t {
+  size_t struct_size; /* sizeof(linalign_step_t) */
+  linalign_request_t request;
+  int32_t kind;  /* linalign_step_kind_t */
+  int32_t dtype; /* linalign_dtype_t of both rows */
+  int64_t vocab;
+  const void* base;      /* the base row z: vocab elements */
+  const void* principle; /* the principle row y: vocab elements */
+  float* aligned;        /* align: vocab floats of l* */
+  int32_t target;        /* score: in [0, vocab) or the request's ignore_index */
+  int32_t reserved;      /* 0 */
+  int64_t timeout_us;    /* answered DEADLINE_EXCEEDED if not started by then; < 0: none */
+  linalign_step_callback_t callback; /* NULL: collect the answer with linalign_wait */
+  void* user_data;                   /* passed to callback */
+} linalign_step_t;
+
+/* clang-format off */
+#define LINALIGN_STEP_INIT                                                      \
+  {sizeof(linalign_step_t), 0, LINALIGN_STEP_SAMPLE, LINALIGN_DTYPE_F32, 0, NULL, NULL, NULL, \
+   0, 0, -1, NULL, NULL}
+/* clang-format on */
+
+typedef struct linalign_batcher_stats_t {
+  size_t struct_size; /* sizeof(linalign_batcher_stats_t) */
+  /* submitted = completed + cancelled + deadline_exceeded + failed + pending */
+  uint64_t submitted, completed, cancelled, deadline_exceeded, failed, pending;
+  uint64_t refused; /* submissions that returned an error */
+  uint64_t batches, batched_rows;
+} linalign_batcher_stats_t;
+
+/* Writes the defaults (for bindings that cannot expand macros); NULL: nothing. */
+LINALIGN_API void linalign_batcher_options_init(linalign_batcher_options_t* options)
+    LINALIGN_NOEXCEPT;
+LINALIGN_API void linalign_step_init(linalign_step_t* step) LINALIGN_NOEXCEPT;
+
+/* A batcher over the handle's backend; the handle must outlive it and must
+ * not be used for other calls meanwhile.
+ *   options: NULL means LINALIGN_BATCHER_OPTIONS_INIT.
+ * INVALID_ARGUMENT (NULL handle or out, an option out of range), CUDA_ERROR. */
+LINALIGN_API linalign_status_t linalign_batcher_create(linalign_handle_t handle,
+                                                       const linalign_batcher_options_t* options,
+                                                       linalign_batcher_t* out) LINALIGN_NOEXCEPT;
+/* Drains (every pending step is answered) and frees; NULL: nothing. Steps
+ * never collected with linalign_wait are dropped. */
+LINALIGN_API void linalign_batcher_destroy(linalign_batcher_t batcher) LINALIGN_NOEXCEPT;
+/* Stops accepting steps and drains or fails the pending ones; returns when
+ * every accepted step has been answered. mode: linalign_shutdown_mode_t. */
+LINALIGN_API linalign_status_t linalign_batcher_shutdown(linalign_batcher_t batcher,
+                                                         int32_t mode) LINALIGN_NOEXCEPT;
+LINALIGN_API linalign_status_t linalign_batcher_get_stats(
+    linalign_batcher_t batcher, linalign_batcher_stats_t* stats) LINALIGN_NOEXCEPT;
+
+/* Opens a request with scalar parameters (every *_per_row NULL); params->offset
+ * is its first sample step's Philox offset, +1 per accepted sample step.
+ * NULL params: the defaults. INVALID_ARGUMENT naming a bad parameter. */
+LINALIGN_API linalign_status_t linalign_request_open(linalign_batcher_t batcher,
+                                                     const linalign_params_t* params,
+                                                     linalign_request_t* out) LINALIGN_NOEXCEPT;
+/* No more steps for the request (its pending ones still run). */
+LINALIGN_API linalign_status_t linalign_request_close(linalign_batcher_t batcher,
+                                                      linalign_request_t request) LINALIGN_NOEXCEPT;
+
+/* Queues a step. On LINALIGN_SUCCESS *ticket identifies it (for
+ * linalign_wait and linalign_cancel). Otherwise nothing is queued and
+ * nothing will be answered: INVALID_ARGUMENT / NOT_SUPPORTED as the direct
+ * call on these rows would return them (or an unknown request), QUEUE_FULL,
+ * SHUTDOWN. mode: linalign_submit_mode_t. */
+LINALIGN_API linalign_status_t linalign_submit(linalign_batcher_t batcher,
+                                               const linalign_step_t* step, int32_t mode,
+                                               uint64_t* ticket) LINALIGN_NOEXCEPT;
+/* Waits for the answer of a step submitted without a callback and writes it
+ * to *result (result->struct_size set by the caller); each ticket can be
+ * waited for once. INVALID_ARGUMENT for an unknown ticket. */
+LINALIGN_API linalign_status_t linalign_wait(linalign_batcher_t batcher, uint64_t ticket,
+                                             linalign_step_result_t* result) LINALIGN_NOEXCEPT;
+/* 1 when the step had not started and is now answered CANCELLED; 0 otherwise. */
+LINALIGN_API int linalign_cancel(linalign_batcher_t batcher, uint64_t ticket) LINALIGN_NOEXCEPT;
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
