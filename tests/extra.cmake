@@ -13,6 +13,11 @@ if(TARGET linalign_cli)
   add_test(NAME cli_end_to_end
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.sh ${LINALIGN_CLI_TEST_ARGS})
   set_tests_properties(cli_end_to_end PROPERTIES LABELS cpu TIMEOUT 300)
+  # score-job killed with SIGKILL at random moments resumes to the
+  # uninterrupted output (linalign/scoring_job.hpp).
+  add_test(NAME score_job_kill_resume
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/score_job_test.sh ${LINALIGN_CLI_TEST_ARGS})
+  set_tests_properties(score_job_kill_resume PROPERTIES LABELS cpu TIMEOUT 600)
 endif()
 
 # liblinalign_c.so exports the C API and nothing else (cmake/linalign_c.map):

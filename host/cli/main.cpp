@@ -23,26 +23,16 @@
 #include <vector>
 
 #include "call.hpp"  // host/call.hpp: the library's call-level validation (SPEC §5)
+#include "cli/common.hpp"
 #include "cli/npy.hpp"
 #include "cli/options.hpp"
+#include "cli/score_job.hpp"
 #include "cli/staging.hpp"
 
 namespace linalign_cli {
 namespace {
 
 using linalign::Status;
-
-// An error reported by the library: exit code 2.
-class LibraryError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-void check(Status s, const linalign::Context& ctx, const char* op) {
-  if (s == Status::kSuccess) return;
-  (void)op;  // last_error() already names the call
-  throw LibraryError(std::string(linalign::status_string(s)) + ": " + ctx.last_error());
-}
 
 // ------------------------------------------------------------- formatting ---
 
@@ -133,14 +123,6 @@ class DiagnosticsOut {
 
 // ------------------------------------------------------------------ files ---
 
-npy::Array read_input(const std::string& path, const std::string& flag) {
-  try {
-    return npy::read(path);
-  } catch (const npy::Error& e) {
-    throw UsageError(flag + ": " + e.what());
-  }
-}
-
 void write_output(const Args& a, const std::string& flag, npy::DType t,
                   const std::vector<int64_t>& shape, const void* data) {
   if (!a.has(flag)) return;
@@ -160,27 +142,6 @@ struct Logits {
   int64_t rows = 0, vocab = 0;
   std::vector<int64_t> shape;  // of the inputs (and of align's output)
 };
-
-linalign::DType logits_dtype(const npy::Array& a, bool bf16, const std::string& flag) {
-  switch (a.dtype()) {
-    case npy::DType::kF32:
-      return linalign::DType::kF32;
-    case npy::DType::kF16:
-      return linalign::DType::kF16;
-    case npy::DType::kU16:
-    case npy::DType::kV2:
-      if (bf16) return linalign::DType::kBF16;
-      throw UsageError(flag + ": dtype '" + npy::descr(a.dtype()) +
-                       "' holds 16-bit integers; pass --bf16 to read them as bfloat16 bits");
-    case npy::DType::kI32:
-    case npy::DType::kI64:
-      break;
-  }
-  throw UsageError(flag + ": logits of dtype '" + npy::descr(a.dtype()) + "' (" +
-                   npy::dtype_name(a.dtype()) +
-                   ") are not supported; expected float32 '<f4', float16 '<f2' or bfloat16 "
-                   "bits '<u2' with --bf16");
-}
 
 Logits load_logits(const Args& a) {
   Logits L;
@@ -254,28 +215,6 @@ std::vector<int64_t> load_offsets(const Args& a) {
 
 // ------------------------------------------------------------- parameters ---
 
-linalign::Params make_params(const Args& a) {
-  linalign::Params p;
-  p.temperature = a.f32("temperature", 1.0f);
-  p.rule =
-      static_cast<linalign::StepRule>(a.choice("rule", {"fixed", "trust_region", "exact_kl"}, 0));
-  p.ratio = a.f32("ratio", 2.0f);
-  p.epsilon = a.f32("epsilon", 0.1f);
-  p.eta_max = a.f32("eta-max", 8.0f);
-  p.update = static_cast<linalign::UpdateForm>(a.choice("update", {"tilt", "linear"}, 0));
-  p.greedy = a.has("greedy");
-  p.top_p = a.f32("top-p", 1.0f);
-  p.top_k = a.i32("top-k", 0);
-  p.min_p = a.f32("min-p", 0.0f);
-  p.nucleus_source =
-      static_cast<linalign::NucleusSource>(a.choice("nucleus-source", {"principle", "aligned"}, 0));
-  p.min_tokens_to_keep = a.i32("min-tokens-to-keep", 1);
-  p.seed = a.u64("seed", 0);
-  p.offset = a.u64("offset", 0);
-  p.ignore_index = a.i32("ignore-index", -100);
-  return p;
-}
-
 // ------------------------------------------------------------- validation ---
 //
 // The CLI checks every call on its host arrays before anything is uploaded,
@@ -306,54 +245,6 @@ void validate_on_host(linalign::host::Call call) {
   const Status s = linalign::host::validate_call(&call, /*host_arrays=*/true, &message);
   if (s != Status::kSuccess)
     throw LibraryError(std::string(linalign::status_string(s)) + ": " + message);
-}
-
-const char* backend_name(linalign::Backend b) {
-  switch (b) {
-    case linalign::Backend::kCpu:
-      return "cpu";
-    case linalign::Backend::kCuda:
-      return "cuda";
-    case linalign::Backend::kAuto:
-      return "auto";
-  }
-  return "?";
-}
-
-struct Engine {
-  std::unique_ptr<linalign::Context> ctx;
-  std::unique_ptr<Staging> mem;
-};
-
-Engine make_engine(const Args& a) {
-  linalign::ContextOptions o;
-  o.backend = static_cast<linalign::Backend>(a.choice("backend", {"cpu", "cuda", "auto"}, 2));
-  o.num_threads = static_cast<int>(a.i64("threads", 0, 0, 1 << 16));
-  o.device = static_cast<int>(a.i64("device", 0, 0, 1 << 16));
-  Engine e;
-  std::string err;
-  Status s = linalign::Context::create(o, &e.ctx, &err);
-  if (s != Status::kSuccess || !e.ctx)
-    throw LibraryError(std::string("cannot create a context for backend ") +
-                       backend_name(o.backend) + ": " + linalign::status_string(s) + ": " + err);
-  if (e.ctx->backend() != linalign::Backend::kCuda) {
-    e.mem = Staging::host();
-    return e;
-  }
-  try {
-    e.mem = Staging::cuda(o.device);
-  } catch (const StagingError& ex) {
-    if (o.backend != linalign::Backend::kAuto) throw;
-    fmt::print(stderr, "linalign: note: {}; using the CPU backend\n", ex.what());
-    e.ctx.reset();
-    o.backend = linalign::Backend::kCpu;
-    s = linalign::Context::create(o, &e.ctx, &err);
-    if (s != Status::kSuccess || !e.ctx)
-      throw LibraryError(std::string("cannot create a context for backend cpu: ") +
-                         linalign::status_string(s) + ": " + err);
-    e.mem = Staging::host();
-  }
-  return e;
 }
 
 linalign::LogitsView upload_view(Engine& e, const Logits& L) {
@@ -958,6 +849,8 @@ int run(int argc, char** argv) {
         return run_gen(a);
       case kCmdInfo:
         return run_info(a);
+      case kCmdScoreJob:
+        return run_score_job_command(a);
     }
     return 1;
   } catch (const UsageError& e) {

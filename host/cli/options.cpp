@@ -9,7 +9,7 @@ namespace linalign_cli {
 
 namespace {
 constexpr unsigned kRun = kCmdAlign | kCmdSample | kCmdScore;  // the library operations
-constexpr unsigned kLib = kRun | kCmdDemo;                     // everything that calls the library
+constexpr unsigned kLib = kRun | kCmdDemo | kCmdScoreJob;      // everything that calls the library
 }  // namespace
 
 const std::vector<CommandSpec>& commands() {
@@ -27,6 +27,8 @@ const std::vector<CommandSpec>& commands() {
        "write random base/principle logits (and targets/offsets) as .npy test inputs"},
       {"info", kCmdInfo, "FILE.npy... [--values] [--bf16]",
        "print dtype, shape and value summary of .npy files"},
+      {"score-job", kCmdScoreJob, "--manifest SHARDS.txt --out SCORES.tsv [options]",
+       "score many sequences from .npy shards through the batcher; resumable (kill -9 safe)"},
   };
   return kCommands;
 }
@@ -51,7 +53,7 @@ const std::vector<FlagSpec>& flags() {
       {"offsets", "FILE", kCmdScore, "Inputs",
        "ragged sequences: int64 [S+1] (int32 accepted) non-decreasing row offsets in [0,B]; "
        "sequence s is rows [o[s], o[s+1])"},
-      {"bf16", nullptr, kRun | kCmdInfo, "Inputs",
+      {"bf16", nullptr, kRun | kCmdInfo | kCmdScoreJob, "Inputs",
        "read '<u2' (and ml_dtypes '<V2') arrays as bfloat16 bits; '<f2' is always float16"},
       // ---- outputs
       {"out", "FILE", kCmdAlign, "Outputs", "aligned log-probs l*: float32, shape of the inputs"},
@@ -106,7 +108,7 @@ const std::vector<FlagSpec>& flags() {
       {"offset", "O", kCmdSample | kCmdDemo, "Token selection",
        "Philox offset: the decoding step counter, uint64 (default 0)"},
       // ---- scoring
-      {"ignore-index", "I", kCmdScore | kCmdDemo, "Scoring",
+      {"ignore-index", "I", kCmdScore | kCmdDemo | kCmdScoreJob, "Scoring",
        "target value that scores 0 and is left out of sums (default -100)"},
       // ---- runtime
       {"backend", "NAME", kLib, "Runtime",
@@ -142,6 +144,20 @@ const std::vector<FlagSpec>& flags() {
       {"iters", "N", kCmdDemo, "Generator", "timed repetitions of each call (default 20)"},
       // ---- info
       {"values", nullptr, kCmdInfo, "Info", "also print every element, one per line"},
+      // ---- score-job
+      {"manifest", "FILE", kCmdScoreJob, "Job",
+       "one shard per line: BASE.npy PRINCIPLE.npy TARGETS.npy [OFFSETS.npy] (paths relative to "
+       "the manifest); logits [N,V], targets [N], offsets [S+1] splitting the rows into "
+       "sequences (default: one sequence per shard)"},
+      {"out", "FILE", kCmdScoreJob, "Job",
+       "per-sequence scores, one tab-separated line each: sequence, rows, scored, score, "
+       "score_base, score_principle, status"},
+      {"checkpoint", "FILE", kCmdScoreJob, "Job",
+       "where the job records its progress (default OUT.ckpt); a rerun resumes from it"},
+      {"checkpoint-every", "N", kCmdScoreJob, "Job", "sequences between checkpoints (default 256)"},
+      {"max-rows", "N", kCmdScoreJob, "Job", "rows per batch (default 64)"},
+      {"max-wait-us", "US", kCmdScoreJob, "Job",
+       "how long a batch's first row waits for company (default 200)"},
   };
   return kFlags;
 }

@@ -23,6 +23,7 @@ enum Command : unsigned {
   kCmdDemo = 1u << 3,
   kCmdGen = 1u << 4,
   kCmdInfo = 1u << 5,
+  kCmdScoreJob = 1u << 6,
 };
 
 struct CommandSpec {

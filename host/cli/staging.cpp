@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #endif
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -26,6 +27,14 @@ class HostStaging final : public Staging {
   }
   void download(void* dst, const void* src, size_t bytes) override {
     if (dst != src && bytes) std::memcpy(dst, src, bytes);
+  }
+  void release(const void* p) override {
+    for (auto it = blocks_.begin(); it != blocks_.end(); ++it) {
+      if (it->data() == p) {
+        blocks_.erase(it);
+        return;
+      }
+    }
   }
   void synchronize() override {}
   bool on_device() const override { return false; }
@@ -69,6 +78,12 @@ class EmulatedCudaStaging final : public Staging {
     if (!bytes) return;
     synchronize();
     check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy (download)");
+  }
+  void release(const void* p) override {
+    auto it = std::find(blocks_.begin(), blocks_.end(), p);
+    if (it == blocks_.end()) return;
+    check(cudaFree(*it), "cudaFree");  // waits for the device
+    blocks_.erase(it);
   }
   void synchronize() override { check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
   bool on_device() const override { return true; }
@@ -165,6 +180,13 @@ class CudaStaging final : public Staging {
     if (!bytes) return;
     synchronize();
     check(api_.memcpy_dtoh(dst, reinterpret_cast<CUdeviceptr>(src), bytes), "cuMemcpyDtoH");
+  }
+  void release(const void* p) override {
+    auto it = std::find(blocks_.begin(), blocks_.end(), reinterpret_cast<CUdeviceptr>(p));
+    if (it == blocks_.end()) return;
+    synchronize();
+    check(api_.mem_free(*it), "cuMemFree");
+    blocks_.erase(it);
   }
   void synchronize() override { check(api_.ctx_synchronize(), "cuCtxSynchronize"); }
   bool on_device() const override { return true; }

@@ -32,6 +32,9 @@ class Staging {
   virtual void* alloc(size_t bytes) = 0;
   // Copies `bytes` from memory returned by upload/alloc to host memory.
   virtual void download(void* dst, const void* src, size_t bytes) = 0;
+  // Frees memory returned by upload/alloc now (after the device's work);
+  // an upload of host memory (its own `src`) is left alone.
+  virtual void release(const void* p) = 0;
   // Waits for all work queued on the device (no-op on the host).
   virtual void synchronize() = 0;
   virtual bool on_device() const = 0;
