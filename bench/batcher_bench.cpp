@@ -32,6 +32,7 @@
 
 #include "linalign/batcher.hpp"
 #include "linalign/linalign.hpp"
+#include "random_logits.hpp"
 
 namespace {
 
@@ -52,28 +53,11 @@ using linalign::Submission;
 constexpr int64_t kMaxWaitUs = 200;
 constexpr int kRounds = 20;
 
-struct Inputs {
-  int64_t B, V;
-  std::vector<float> z, y;
-  StepRows row(int64_t r) const {
-    return StepRows{DType::kF32, V, z.data() + r * V, y.data() + r * V};
-  }
-};
-const Inputs& inputs(int64_t B, int64_t V) {
-  static std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Inputs>> cache;
-  auto& slot = cache[{B, V}];
-  if (!slot) {
-    slot.reset(new Inputs{B, V, {}, {}});
-    std::mt19937_64 rng(20261201 ^ uint64_t(B * 1000003 + V));
-    std::normal_distribution<float> n01(0.f, 1.f);
-    slot->z.resize(size_t(B * V));
-    slot->y.resize(size_t(B * V));
-    for (size_t i = 0; i < slot->z.size(); ++i) {
-      slot->z[i] = 3.f * n01(rng);
-      slot->y[i] = slot->z[i] + n01(rng);
-    }
-  }
-  return *slot;
+const linalign_bench::Logits& inputs(int64_t B, int64_t V) {
+  return linalign_bench::random_logits(B, V, 20261201);
+}
+StepRows row(const linalign_bench::Logits& in, int64_t r) {
+  return StepRows{DType::kF32, in.V, in.z_row(r), in.y_row(r)};
 }
 
 void die(const char* what, const std::string& why) {
@@ -106,7 +90,7 @@ std::map<std::pair<int64_t, int64_t>, double>& direct_seconds_per_row() {
 
 void BM_Direct(benchmark::State& st) {
   const int64_t B = st.range(0), V = st.range(1);
-  const Inputs& in = inputs(B, V);
+  const linalign_bench::Logits& in = inputs(B, V);
   Context& ctx = context();
   const LogitsView v = LogitsView::strided(DType::kF32, B, V, in.z.data(), in.y.data());
   const Params p = params(7);
@@ -137,7 +121,7 @@ std::unique_ptr<Batcher> make_batcher(int64_t max_rows) {
 
 void BM_Batcher(benchmark::State& st) {
   const int64_t B = st.range(0), V = st.range(1), S = st.range(2);
-  const Inputs& in = inputs(B, V);
+  const linalign_bench::Logits& in = inputs(B, V);
   auto b = make_batcher(B);
   std::vector<RequestId> ids(static_cast<size_t>(B));
   for (int64_t r = 0; r < B; ++r)
@@ -154,7 +138,7 @@ void BM_Batcher(benchmark::State& st) {
           for (int64_t k = 0; k < per; ++k) {
             const int64_t r = t * per + k;
             std::string err;
-            if (b->submit(Step::sample(ids[size_t(r)], in.row(r)), &subs[size_t(k)], &err) !=
+            if (b->submit(Step::sample(ids[size_t(r)], row(in, r)), &subs[size_t(k)], &err) !=
                 Status::kSuccess)
               die("submit", err);
           }
@@ -178,7 +162,7 @@ void BM_Batcher(benchmark::State& st) {
 
 void BM_Latency(benchmark::State& st) {
   const int64_t V = st.range(0);
-  const Inputs& in = inputs(1, V);
+  const linalign_bench::Logits& in = inputs(1, V);
   auto b = make_batcher(64);
   RequestId id;
   if (b->open(params(5), &id) != Status::kSuccess) die("open", "refused");
@@ -196,7 +180,7 @@ void BM_Latency(benchmark::State& st) {
   for (auto _ : st) {
     Submission s;
     const auto t0 = Clock::now();
-    if (b->submit(Step::sample(id, in.row(0)), &s) != Status::kSuccess) die("submit", "");
+    if (b->submit(Step::sample(id, row(in, 0)), &s) != Status::kSuccess) die("submit", "");
     const StepResult r = s.result.get();
     total_us += std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
     if (r.status != Status::kSuccess) die("step", r.message);

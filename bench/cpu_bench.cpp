@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "linalign/linalign.hpp"
+#include "random_logits.hpp"
 #include "unfused_cpu.hpp"
 
 namespace {
@@ -53,25 +54,9 @@ constexpr float kRatio = 2.0f;
 constexpr float kTopP = 0.8f;
 constexpr uint64_t kSeed = 20240611;
 
-// Fixed-seed logits: z ~ 3·N(0,1), y = z + N(0,1) (principle correlated with base).
-struct Inputs {
-  std::vector<float> z, y;
-};
+using Inputs = linalign_bench::Logits;
 const Inputs& inputs(int64_t B, int64_t V) {
-  static std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Inputs>> cache;
-  auto& slot = cache[{B, V}];
-  if (!slot) {
-    slot.reset(new Inputs);
-    std::mt19937_64 rng(kSeed ^ uint64_t(B * 1000003 + V));
-    std::normal_distribution<float> n01(0.f, 1.f);
-    slot->z.resize(size_t(B * V));
-    slot->y.resize(size_t(B * V));
-    for (size_t i = 0; i < slot->z.size(); ++i) {
-      slot->z[i] = 3.f * n01(rng);
-      slot->y[i] = slot->z[i] + n01(rng);
-    }
-  }
-  return *slot;
+  return linalign_bench::random_logits(B, V, kSeed);
 }
 
 Context& context(int threads) {

@@ -508,39 +508,35 @@ class CudaBatchExecutor final : public BatchExecutor {
     size_t host_bytes = 0, dev_bytes = 0, workspace_bytes = 0, aligned_bytes = 0;
   };
 
-  // Grows a device buffer of the idle slot to at least `need` bytes.
-  template <class T>
-  static cudaError_t grow_device(T** p, size_t* have, size_t need) {
+  // Grows a buffer of the idle slot to at least `need` bytes: `release` the
+  // old one, `alloc` the new one (device or pinned host memory).
+  template <class T, class AllocT, class ReleaseT>
+  static cudaError_t grow(T** p, size_t* have, size_t need, AllocT alloc, ReleaseT release) {
     if (need <= *have && *p != nullptr) return cudaSuccess;
     if (*p != nullptr) {
-      const cudaError_t e = cudaFree(*p);
+      const cudaError_t e = release(static_cast<void*>(*p));
       *p = nullptr;
       *have = 0;
       if (e != cudaSuccess) return e;
     }
     void* q = nullptr;
-    const cudaError_t e = cudaMalloc(&q, need);
+    const cudaError_t e = alloc(&q, need);
     if (e == cudaSuccess) {
       *p = static_cast<T*>(q);
       *have = need;
     }
     return e;
   }
+  template <class T>
+  static cudaError_t grow_device(T** p, size_t* have, size_t need) {
+    return grow(
+        p, have, need, [](void** q, size_t n) { return cudaMalloc(q, n); },
+        [](void* q) { return cudaFree(q); });
+  }
   static cudaError_t grow_pinned(char** p, size_t* have, size_t need) {
-    if (need <= *have && *p != nullptr) return cudaSuccess;
-    if (*p != nullptr) {
-      const cudaError_t e = cudaFreeHost(*p);
-      *p = nullptr;
-      *have = 0;
-      if (e != cudaSuccess) return e;
-    }
-    void* q = nullptr;
-    const cudaError_t e = cudaMallocHost(&q, need);
-    if (e == cudaSuccess) {
-      *p = static_cast<char*>(q);
-      *have = need;
-    }
-    return e;
+    return grow(
+        p, have, need, [](void** q, size_t n) { return cudaMallocHost(q, n); },
+        [](void* q) { return cudaFreeHost(q); });
   }
 
   CudaBackendImpl& backend_;
