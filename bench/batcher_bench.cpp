@@ -17,18 +17,27 @@
 // target is ≥ 0.95); for latency, `latency_us` (mean), `bound_us` =
 // max_wait_us + a direct one-row call, and `within` = 1 when latency_us ≤
 // bound_us. Wall-clock time (UseRealTime): the batcher's threads do the work.
+//
+// LINALIGN_BENCH_BACKEND=cuda (a CUDA build; bench/device_check.sh) runs the
+// same rows on the CUDA backend with the logits in device memory, and adds
+// V = 128256; the direct calls are then timed to their completion.
 #include <benchmark/benchmark.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
+
+#if defined(LINALIGN_BENCH_CUDA)
+#include <cuda_runtime.h>
+#endif
 
 #include "linalign/batcher.hpp"
 #include "linalign/linalign.hpp"
@@ -53,23 +62,67 @@ using linalign::Submission;
 constexpr int64_t kMaxWaitUs = 200;
 constexpr int kRounds = 20;
 
-const linalign_bench::Logits& inputs(int64_t B, int64_t V) {
-  return linalign_bench::random_logits(B, V, 20261201);
-}
-StepRows row(const linalign_bench::Logits& in, int64_t r) {
-  return StepRows{DType::kF32, in.V, in.z_row(r), in.y_row(r)};
-}
-
 void die(const char* what, const std::string& why) {
   std::fprintf(stderr, "%s: %s\n", what, why.c_str());
   std::abort();
+}
+
+// ---- where the arrays live: host memory, or device memory for CUDA
+bool on_cuda() {
+  const char* e = std::getenv("LINALIGN_BENCH_BACKEND");
+  return e != nullptr && std::string(e) == "cuda";
+}
+// `bytes` of memory the backend reads and writes, a copy of `init` when given.
+// Never freed (the process's life).
+void* buffer(size_t bytes, const void* init = nullptr) {
+#if defined(LINALIGN_BENCH_CUDA)
+  if (on_cuda()) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) die("cudaMalloc", "failed");
+    if (init != nullptr && cudaMemcpy(p, init, bytes, cudaMemcpyHostToDevice) != cudaSuccess)
+      die("cudaMemcpy", "failed");
+    return p;
+  }
+#endif
+  char* p = new char[bytes ? bytes : 1]();
+  if (init != nullptr) std::memcpy(p, init, bytes);
+  return p;
+}
+// Waits for the backend's work (CUDA: the device).
+void sync() {
+#if defined(LINALIGN_BENCH_CUDA)
+  if (on_cuda() && cudaDeviceSynchronize() != cudaSuccess) die("cudaDeviceSynchronize", "failed");
+#endif
+}
+
+// The fixed-seed logits [B, V] where the backend reads them.
+struct Inputs {
+  int64_t B, V;
+  const float *z, *y;
+};
+const Inputs& inputs(int64_t B, int64_t V) {
+  static std::map<std::pair<int64_t, int64_t>, Inputs> cache;
+  auto it = cache.find({B, V});
+  if (it == cache.end()) {
+    const linalign_bench::Logits& h = linalign_bench::random_logits(B, V, 20261201);
+    const size_t bytes = h.z.size() * sizeof(float);
+    it = cache
+             .emplace(std::make_pair(B, V),
+                      Inputs{B, V, static_cast<const float*>(buffer(bytes, h.z.data())),
+                             static_cast<const float*>(buffer(bytes, h.y.data()))})
+             .first;
+  }
+  return it->second;
+}
+StepRows row(const Inputs& in, int64_t r) {
+  return StepRows{DType::kF32, in.V, in.z + r * in.V, in.y + r * in.V};
 }
 
 Context& context() {
   static std::unique_ptr<Context> ctx;
   if (!ctx) {
     linalign::ContextOptions o;
-    o.backend = linalign::Backend::kCpu;
+    o.backend = on_cuda() ? linalign::Backend::kCuda : linalign::Backend::kCpu;
     std::string err;
     if (Context::create(o, &ctx, &err) != Status::kSuccess) die("Context::create", err);
   }
@@ -90,19 +143,20 @@ std::map<std::pair<int64_t, int64_t>, double>& direct_seconds_per_row() {
 
 void BM_Direct(benchmark::State& st) {
   const int64_t B = st.range(0), V = st.range(1);
-  const linalign_bench::Logits& in = inputs(B, V);
+  const Inputs& in = inputs(B, V);
   Context& ctx = context();
-  const LogitsView v = LogitsView::strided(DType::kF32, B, V, in.z.data(), in.y.data());
+  const LogitsView v = LogitsView::strided(DType::kF32, B, V, in.z, in.y);
   const Params p = params(7);
-  std::vector<char> ws(ctx.workspace_size(linalign::Op::kSample, v, p));
-  std::vector<int32_t> tok(static_cast<size_t>(B));
-  std::vector<float> lp(static_cast<size_t>(B));
+  const size_t ws_bytes = ctx.workspace_size(linalign::Op::kSample, v, p);
+  void* ws = buffer(ws_bytes);
+  auto* tok = static_cast<int32_t*>(buffer(size_t(B) * 4));
+  auto* lp = static_cast<float*>(buffer(size_t(B) * 4));
   const auto t0 = Clock::now();
   for (auto _ : st) {
-    const Status s = ctx.sample(v, p, tok.data(), lp.data(), nullptr, ws.data(), ws.size());
+    const Status s = ctx.sample(v, p, tok, lp, nullptr, ws, ws_bytes);
     if (s != Status::kSuccess) die("sample", ctx.last_error());
-    benchmark::DoNotOptimize(tok.data());
   }
+  sync();
   direct_seconds_per_row()[{B, V}] = std::chrono::duration<double>(Clock::now() - t0).count() /
                                      (double(B) * double(st.iterations()));
   st.counters["rows_per_s"] =
@@ -121,7 +175,7 @@ std::unique_ptr<Batcher> make_batcher(int64_t max_rows) {
 
 void BM_Batcher(benchmark::State& st) {
   const int64_t B = st.range(0), V = st.range(1), S = st.range(2);
-  const linalign_bench::Logits& in = inputs(B, V);
+  const Inputs& in = inputs(B, V);
   auto b = make_batcher(B);
   std::vector<RequestId> ids(static_cast<size_t>(B));
   for (int64_t r = 0; r < B; ++r)
@@ -162,18 +216,21 @@ void BM_Batcher(benchmark::State& st) {
 
 void BM_Latency(benchmark::State& st) {
   const int64_t V = st.range(0);
-  const linalign_bench::Logits& in = inputs(1, V);
+  const Inputs& in = inputs(1, V);
   auto b = make_batcher(64);
   RequestId id;
   if (b->open(params(5), &id) != Status::kSuccess) die("open", "refused");
   // A direct one-row call's time: "one batch" at light load.
   Context& ctx = context();
-  const LogitsView v = LogitsView::strided(DType::kF32, 1, V, in.z.data(), in.y.data());
-  int32_t tok;
-  float lp;
+  const LogitsView v = LogitsView::strided(DType::kF32, 1, V, in.z, in.y);
+  auto* tok = static_cast<int32_t*>(buffer(4));
+  auto* lp = static_cast<float*>(buffer(4));
   const auto d0 = Clock::now();
   constexpr int kDirect = 50;
-  for (int i = 0; i < kDirect; ++i) ctx.sample(v, params(5), &tok, &lp, nullptr);
+  for (int i = 0; i < kDirect; ++i) {
+    ctx.sample(v, params(5), tok, lp, nullptr);
+    sync();
+  }
   const double direct_us =
       std::chrono::duration<double, std::micro>(Clock::now() - d0).count() / kDirect;
   double total_us = 0;
@@ -193,18 +250,27 @@ void BM_Latency(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK(BM_Direct)->Name("direct")->ArgNames({"B", "V"})->Args({64, 32000})->UseRealTime();
-BENCHMARK(BM_Batcher)
-    ->Name("batcher")
-    ->ArgNames({"B", "V", "submitters"})
-    ->Args({64, 32000, 1})
-    ->Args({64, 32000, 4})
-    ->Args({64, 32000, 64})
-    ->UseRealTime();
-BENCHMARK(BM_Latency)->Name("latency")->ArgNames({"V"})->Arg(32000)->UseRealTime();
+// The rows: V = 32000, and on CUDA also 128256.
+void register_rows() {
+  std::vector<int64_t> vocab = {32000};
+  if (on_cuda()) vocab.push_back(128256);
+  for (int64_t V : vocab) {
+    benchmark::RegisterBenchmark("direct", BM_Direct)
+        ->ArgNames({"B", "V"})
+        ->Args({64, V})
+        ->UseRealTime();
+    for (int64_t S : {1, 4, 64})
+      benchmark::RegisterBenchmark("batcher", BM_Batcher)
+          ->ArgNames({"B", "V", "submitters"})
+          ->Args({64, V, S})
+          ->UseRealTime();
+    benchmark::RegisterBenchmark("latency", BM_Latency)->ArgNames({"V"})->Arg(V)->UseRealTime();
+  }
+}
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  register_rows();
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

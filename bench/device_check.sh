@@ -344,7 +344,7 @@ done
 
 SANITIZER_TOOLS=(memcheck racecheck initcheck synccheck)
 if ((NO_GPU)); then
-  for s in ctest "${SANITIZER_TOOLS[@]}" bench_gpu torch; do record "$s" SKIP 0 "no GPU"; done
+  for s in ctest "${SANITIZER_TOOLS[@]}" bench_gpu bench_batcher torch; do record "$s" SKIP 0 "no GPU"; done
   {
     echo
     for n in ${NOTES[@]+"${NOTES[@]}"}; do echo "note: $n"; done
@@ -453,6 +453,21 @@ if [[ -x "$BENCH_BIN" ]]; then
   record bench_gpu "$(result_of "$rc")" "$STEP_MS" "$note"
 else
   record bench_gpu SKIP 0 "linalign_bench_gpu not built ($CONFIG_NOTE)"
+fi
+
+# ------------------------------------------- 5a. the host API's batcher --
+# Batcher throughput against direct calls and a lone step's latency on the
+# CUDA backend (bench/batcher_bench.cpp; predictions in bench/NOTES.md, "Host
+# API"), into the same bench.log; skipped when the deadline is near.
+BATCHER_BIN="$BUILD/bench/linalign_bench_batcher"
+if [[ -x "$BATCHER_BIN" ]] && (($(elapsed_s) + 60 < DEADLINE_S)); then
+  run_step bench_batcher "$BENCH_LOG" 40 env LINALIGN_BENCH_BACKEND=cuda "$BATCHER_BIN" \
+    --benchmark_min_time=0.05 --benchmark_counters_tabular=true
+  rc=$STEP_RC
+  note=$(grep -E '^batcher/B:64/V:128256/submitters:64' "$STEP_OUT" | grep -oE 'vs_direct=[0-9.]+|[0-9.]+ *$' | head -n1)
+  record bench_batcher "$(result_of "$rc")" "$STEP_MS" "batcher vs direct (CUDA) in bench.log ${note}"
+else
+  record bench_batcher SKIP 0 "linalign_bench_batcher not built, or no time left"
 fi
 
 # ------------------------------------------------ 5b. Nsight Compute --
