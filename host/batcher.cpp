@@ -139,6 +139,8 @@ struct Batcher::Impl {
   // A batch started in a slot (or refused by the executor's start).
   struct Started {
     int slot = 0;
+    uint64_t number = 0;  // 1, 2, ... in start order
+    Clock::time_point started_at;
     std::vector<std::unique_ptr<Pending>> steps;
     Status status = Status::kSuccess;  // of start(); finish() gives the rest
     std::string message;
@@ -174,6 +176,7 @@ struct Batcher::Impl {
   std::deque<Started> started;
   std::condition_variable started_cv;  // the completion thread: a batch, or the end
   bool dispatch_done = false;
+  uint64_t batches_started = 0;  // the dispatch thread's
 
   std::mutex join_mu;
   std::thread dispatcher, completer;
@@ -357,6 +360,8 @@ Batcher::Impl::Started Batcher::Impl::start(std::vector<std::unique_ptr<Pending>
   shape.dtype = head.step.rows.dtype;
   shape.vocab = head.step.rows.vocab;
   shape.call_level = head.params;  // equal across the batch (BatchKey)
+  b.number = ++batches_started;
+  b.started_at = Clock::now();
   try {
     b.status = exec->start(b.slot, shape, x, &b.message);
   } catch (const std::bad_alloc&) {
@@ -410,6 +415,7 @@ std::vector<StepResult> Batcher::Impl::finish(Started& b) {
       message = "batch: unexpected exception";
     }
   }
+  const Clock::time_point finished_at = Clock::now();
   std::vector<StepResult> results(b.steps.size());
   for (size_t r = 0; r < b.steps.size(); ++r) {
     StepResult& out = results[r];
@@ -417,6 +423,11 @@ std::vector<StepResult> Batcher::Impl::finish(Started& b) {
     out.message = message;
     out.ticket = b.steps[r]->ticket;
     out.offset = x.offset[r];
+    out.batch = b.number;
+    out.batch_rows = int32_t(b.steps.size());
+    out.slot = b.slot;
+    out.batch_started = b.started_at;
+    out.batch_finished = finished_at;
     if (s != Status::kSuccess) continue;
     out.diagnostics = x.diagnostics[r];
     out.token = x.tokens[r];

@@ -143,6 +143,14 @@ struct StepResult {
   float score_base = 0.f;            // kScore: log π(target)
   float score_principle = 0.f;       // kScore: log πᵖ(target)
   RowDiagnostics diagnostics{};      // η, μ, σ, KL, H, support, row status
+  // The batch the step ran in (computed steps): its number (1, 2, ... in
+  // start order), its rows, the slot (CUDA: stream) it ran on, when it was
+  // started (its copies and kernels enqueued) and when its outputs were back.
+  // Consecutive batches overlap when one starts before the previous finishes.
+  uint64_t batch = 0;
+  int32_t batch_rows = 0;
+  int32_t slot = 0;
+  std::chrono::steady_clock::time_point batch_started{}, batch_finished{};
 };
 
 // What submit() gives back for an accepted step.

@@ -150,6 +150,21 @@ TEST(Batcher, StepsMatchDirectCallsInAnyBatch) {
   EXPECT_EQ(st.submitted, uint64_t(kThreads * kRequests * kSteps));
   EXPECT_EQ(st.completed, st.submitted);
   EXPECT_LT(st.batches, st.submitted);  // steps shared calls
+  // One slot on the CPU backend: a batch starts after the previous one is done.
+  std::map<uint64_t, StepResult> by_batch;
+  for (int t = 0; t < kThreads; ++t)
+    for (const Done& d : done[t]) by_batch[d.r.batch] = d.r;
+  EXPECT_EQ(by_batch.size(), st.batches);
+  for (auto it = by_batch.begin(); std::next(it) != by_batch.end(); ++it) {
+    const StepResult& a = it->second;
+    const StepResult& c = std::next(it)->second;
+    EXPECT_EQ(a.slot, 0);
+    EXPECT_GE(a.batch_rows, 1);
+    EXPECT_LE(a.batch_started, a.batch_finished);
+    if (c.batch == a.batch + 1) {
+      EXPECT_GE(c.batch_started, a.batch_finished);
+    }
+  }
   // Sample steps advance the request's counter from params.offset; the
   // others do not.
   std::map<int, uint64_t> next;
