@@ -102,17 +102,16 @@ inline Call batch_call(const BatchShape& s, int64_t rows, const BatchArrays& a, 
                        BatchOutputs& o) {
   Call c;
   c.op = s.op;
+  c.name = op_name(s.op);
   c.logits = LogitsView::pointers(s.dtype, rows, s.vocab, a.base, a.principle);
   c.params = &p;
   c.diagnostics = o.diagnostics;
   switch (s.op) {
     case Op::kAlign:
-      c.name = "align";
       c.out = o.aligned;
       c.out_dtype = DType::kF32;
       break;
     case Op::kScore:
-      c.name = "score";
       o.score.aligned = o.logprob;
       o.score.base = o.score_base;
       o.score.principle = o.score_principle;
@@ -120,7 +119,6 @@ inline Call batch_call(const BatchShape& s, int64_t rows, const BatchArrays& a, 
       c.score = &o.score;
       break;
     default:
-      c.name = "sample";
       c.tokens = o.tokens;
       c.token_logprob = o.logprob;
       break;

@@ -52,18 +52,6 @@ Op op_of(StepKind k) {
   return Op::kSample;
 }
 
-const char* name_of(StepKind k) {
-  switch (k) {
-    case StepKind::kSample:
-      return "sample";
-    case StepKind::kAlign:
-      return "align";
-    case StepKind::kScore:
-      return "score";
-  }
-  return "?";
-}
-
 bool valid_kind(StepKind k) {
   return k == StepKind::kSample || k == StepKind::kAlign || k == StepKind::kScore;
 }
@@ -212,7 +200,7 @@ Status Batcher::Impl::validate_step(const Step& s, const Params& p, std::string*
   }
   host::Call call;
   call.op = op_of(s.kind);
-  call.name = name_of(s.kind);
+  call.name = host::op_name(call.op);
   call.logits = LogitsView::strided(s.rows.dtype, 1, s.rows.vocab, s.rows.base, s.rows.principle);
   call.params = &p;
   int32_t token = 0;

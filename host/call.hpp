@@ -40,6 +40,23 @@ struct Call {
   int64_t num_shards = 0;
 };
 
+// The name a call's messages start with ("align: ...").
+inline const char* op_name(Op op) {
+  switch (op) {
+    case Op::kAlign:
+      return "align";
+    case Op::kSample:
+      return "sample";
+    case Op::kScore:
+      return "score";
+    case Op::kShardStats:
+      return "shard_stats";
+    case Op::kAlignShard:
+      return "align_shard";
+  }
+  return "?";
+}
+
 // Calls f(E{}) with E the element type of dtype t (float, math::Bf16Bits,
 // math::Fp16Bits) — the one dtype switch of both backends. Returns false,
 // calling nothing, for a dtype that is none of them.

@@ -119,10 +119,10 @@ host::BackendImpl& host::backend_of(Context::Impl& context) {
 
 namespace {
 // The common part of every call's description.
-host::Call make_call(Op op, const char* name, const LogitsView& logits, const Params& params) {
+host::Call make_call(Op op, const LogitsView& logits, const Params& params) {
   host::Call call;
   call.op = op;
-  call.name = name;
+  call.name = host::op_name(op);
   call.logits = logits;
   call.params = &params;
   return call;
@@ -190,7 +190,8 @@ Status Context::workspace_size(Op op, const LogitsView& logits, const Params& pa
     return Status::kInvalidArgument;
   }
   *bytes = 0;
-  host::Call call = make_call(op, "workspace_size", logits, params);
+  host::Call call = make_call(op, logits, params);
+  call.name = "workspace_size";  // its messages name the query, not the op
   const Status s = host::validate_shape(call, &impl_->error);
   if (s != Status::kSuccess) return s;
   if (call.logits.base_stride == 0) call.logits.base_stride = logits.vocab;
@@ -220,7 +221,7 @@ Status Context::align(const LogitsView& logits, const Params& params, float* out
 Status Context::align(const LogitsView& logits, const Params& params, void* out, DType out_dtype,
                       int64_t out_stride, RowDiagnostics* diagnostics, void* workspace,
                       size_t workspace_bytes, void* stream) {
-  host::Call call = make_call(Op::kAlign, "align", logits, params);
+  host::Call call = make_call(Op::kAlign, logits, params);
   call.out = out;
   call.out_dtype = out_dtype;
   call.out_stride = out_stride;
@@ -231,7 +232,7 @@ Status Context::align(const LogitsView& logits, const Params& params, void* out,
 Status Context::sample(const LogitsView& logits, const Params& params, int32_t* tokens,
                        float* token_logprob, RowDiagnostics* diagnostics, void* workspace,
                        size_t workspace_bytes, void* stream) {
-  host::Call call = make_call(Op::kSample, "sample", logits, params);
+  host::Call call = make_call(Op::kSample, logits, params);
   call.tokens = tokens;
   call.token_logprob = token_logprob;
   call.diagnostics = diagnostics;
@@ -241,7 +242,7 @@ Status Context::sample(const LogitsView& logits, const Params& params, int32_t* 
 Status Context::score(const LogitsView& logits, const Params& params, const int32_t* targets,
                       const ScoreOutputs& out, RowDiagnostics* diagnostics, void* workspace,
                       size_t workspace_bytes, void* stream) {
-  host::Call call = make_call(Op::kScore, "score", logits, params);
+  host::Call call = make_call(Op::kScore, logits, params);
   call.targets = targets;
   call.score = &out;
   call.diagnostics = diagnostics;
@@ -250,7 +251,7 @@ Status Context::score(const LogitsView& logits, const Params& params, const int3
 
 Status Context::shard_stats(const LogitsView& shard, const Params& params, ShardStats* out,
                             void* workspace, size_t workspace_bytes, void* stream) {
-  host::Call call = make_call(Op::kShardStats, "shard_stats", shard, params);
+  host::Call call = make_call(Op::kShardStats, shard, params);
   call.shard_out = out;
   return impl_->execute(call, workspace, workspace_bytes, stream);
 }
@@ -259,7 +260,7 @@ Status Context::align_shard(const LogitsView& shard, const Params& params, const
                             int64_t num_shards, float* out, int64_t out_stride,
                             RowDiagnostics* diagnostics, void* workspace, size_t workspace_bytes,
                             void* stream) {
-  host::Call call = make_call(Op::kAlignShard, "align_shard", shard, params);
+  host::Call call = make_call(Op::kAlignShard, shard, params);
   call.shard_in = shards;
   call.num_shards = num_shards;
   call.out = out;

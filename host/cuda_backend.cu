@@ -545,7 +545,7 @@ class CudaBatchExecutor final : public BatchExecutor {
 
 Status CudaBatchExecutor::start(int slot, const BatchShape& shape, BatchIo& io,
                                 std::string* message) {
-  const char* name = shape.op == Op::kAlign ? "align" : shape.op == Op::kScore ? "score" : "sample";
+  const char* name = op_name(shape.op);
   Slot& s = slots_[size_t(slot)];
   const size_t B = io.rows();
   const BatchLayout L(B);
