@@ -7,8 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "linalign/batcher.hpp"
 #include "test_context.hpp"
@@ -64,6 +67,85 @@ inline linalign::RequestId open_request(linalign::Batcher& b, const linalign::Pa
   std::string err;
   EXPECT_EQ(b.open(p, &id, &err), linalign::Status::kSuccess) << err;
   return id;
+}
+
+// One step of the threaded rounds below: what was asked, what came back,
+// and the align step's output row (a host vector or a device array).
+template <class OutT>
+struct RoundStep {
+  int request = 0, row = 0;
+  linalign::StepKind kind = linalign::StepKind::kSample;
+  int32_t target = 0;
+  linalign::StepResult r;
+  OutT out;
+};
+
+// `threads` threads, each opening `requests` requests (request_params(100·t +
+// q)) and running `rounds` rounds: one step per request — plan(t, q, k, &step)
+// fills its row, kind, target and output buffer, rows(step) gives its rows,
+// out_ptr(step) its align destination — all submitted, then all awaited.
+// Returns every step, each thread's in order.
+template <class OutT, class PlanT, class RowsT, class OutPtrT>
+std::vector<RoundStep<OutT>> run_rounds(linalign::Batcher& b, int threads, int requests, int rounds,
+                                        PlanT plan, RowsT rows, OutPtrT out_ptr) {
+  std::vector<std::vector<RoundStep<OutT>>> done(static_cast<size_t>(threads));
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::vector<linalign::RequestId> ids;
+      for (int q = 0; q < requests; ++q)
+        ids.push_back(open_request(b, request_params(t * 100 + q)));
+      for (int k = 0; k < rounds; ++k) {
+        std::vector<linalign::Submission> subs(static_cast<size_t>(requests));
+        std::vector<RoundStep<OutT>> d(static_cast<size_t>(requests));
+        for (int q = 0; q < requests; ++q) {
+          d[q].request = t * 100 + q;
+          plan(t, q, k, &d[q]);
+          const linalign::StepRows rs = rows(d[q]);
+          linalign::Step s = d[q].kind == linalign::StepKind::kSample
+                                 ? linalign::Step::sample(ids[q], rs)
+                             : d[q].kind == linalign::StepKind::kAlign
+                                 ? linalign::Step::align(ids[q], rs, out_ptr(d[q]))
+                                 : linalign::Step::score(ids[q], rs, d[q].target);
+          std::string err;
+          ASSERT_EQ(b.submit(std::move(s), &subs[q], &err), linalign::Status::kSuccess) << err;
+        }
+        for (int q = 0; q < requests; ++q) {
+          d[q].r = subs[q].result.get();
+          done[size_t(t)].push_back(std::move(d[q]));
+        }
+      }
+      for (linalign::RequestId id : ids) EXPECT_EQ(b.close(id), linalign::Status::kSuccess);
+    });
+  }
+  for (auto& th : pool) th.join();
+  std::vector<RoundStep<OutT>> all;
+  for (auto& v : done)
+    for (auto& x : v) all.push_back(std::move(x));
+  return all;
+}
+
+// Every step of run_rounds against the direct call: direct(step, offset,
+// &aligned) runs the one-row call at the request's step counter (sample steps
+// advance it from params.offset; the others do not), aligned_of(step) reads
+// back an align step's output row.
+template <class OutT, class DirectT, class AlignedOfT>
+void expect_rounds_match(const std::vector<RoundStep<OutT>>& steps, DirectT direct,
+                         AlignedOfT aligned_of) {
+  std::map<int, uint64_t> next;
+  for (const RoundStep<OutT>& d : steps) {
+    auto it = next.emplace(d.request, request_params(d.request).offset.value).first;
+    std::vector<float> want_aligned;
+    const linalign::StepResult want = direct(d, it->second, &want_aligned);
+    const std::string where = "request " + std::to_string(d.request);
+    expect_same(d.r, want, d.kind, where);
+    if (d.kind == linalign::StepKind::kAlign) {
+      const std::vector<float> got = aligned_of(d);
+      EXPECT_EQ(got.size(), want_aligned.size()) << where;
+      EXPECT_TRUE(same_bits(got.data(), want_aligned.data(), got.size() * 4)) << where;
+    }
+    if (d.kind == linalign::StepKind::kSample) ++it->second;
+  }
 }
 
 }  // namespace linalign_test

@@ -106,45 +106,16 @@ TEST(Batcher, StepsMatchDirectCallsInAnyBatch) {
   o.max_wait_us = 2000;
   auto b = make_batcher(*ctx, o);
   constexpr int kThreads = 4, kRequests = 8, kSteps = 6;
-  struct Done {
-    int request, row;
-    StepKind kind;
-    int32_t target;
-    StepResult r;
-    std::vector<float> aligned;
-  };
-  std::vector<std::vector<Done>> done(kThreads);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::vector<RequestId> ids;
-      for (int q = 0; q < kRequests; ++q)
-        ids.push_back(open_request(*b, request_params(t * 100 + q)));
-      for (int k = 0; k < kSteps; ++k) {
-        std::vector<Submission> subs(kRequests);
-        std::vector<Done> d(kRequests);
-        for (int q = 0; q < kRequests; ++q) {
-          d[q].request = t * 100 + q;
-          d[q].row = (t * 7 + q * 3 + k) % 32;
-          d[q].kind = StepKind((q + k) % 3);
-          d[q].target = (q * 37 + k) % 1000;
-          d[q].aligned.assign(1000, 0.f);
-          Step s = d[q].kind == StepKind::kSample ? Step::sample(ids[q], pool.rows(d[q].row))
-                   : d[q].kind == StepKind::kAlign
-                       ? Step::align(ids[q], pool.rows(d[q].row), d[q].aligned.data())
-                       : Step::score(ids[q], pool.rows(d[q].row), d[q].target);
-          std::string err;
-          ASSERT_EQ(b->submit(std::move(s), &subs[q], &err), Status::kSuccess) << err;
-        }
-        for (int q = 0; q < kRequests; ++q) {
-          d[q].r = subs[q].result.get();
-          done[t].push_back(std::move(d[q]));
-        }
-      }
-      for (RequestId id : ids) EXPECT_EQ(b->close(id), Status::kSuccess);
-    });
-  }
-  for (auto& th : threads) th.join();
+  using Done = linalign_test::RoundStep<std::vector<float>>;
+  const std::vector<Done> done = linalign_test::run_rounds<std::vector<float>>(
+      *b, kThreads, kRequests, kSteps,
+      [](int t, int q, int k, Done* d) {
+        d->row = (t * 7 + q * 3 + k) % 32;
+        d->kind = StepKind((q + k) % 3);
+        d->target = (q * 37 + k) % 1000;
+        d->out.assign(1000, 0.f);
+      },
+      [&](const Done& d) { return pool.rows(d.row); }, [](Done& d) { return d.out.data(); });
   b->shutdown();
   const BatcherStats st = b->stats();
   EXPECT_EQ(st.submitted, uint64_t(kThreads * kRequests * kSteps));
@@ -152,8 +123,7 @@ TEST(Batcher, StepsMatchDirectCallsInAnyBatch) {
   EXPECT_LT(st.batches, st.submitted);  // steps shared calls
   // One slot on the CPU backend: a batch starts after the previous one is done.
   std::map<uint64_t, StepResult> by_batch;
-  for (int t = 0; t < kThreads; ++t)
-    for (const Done& d : done[t]) by_batch[d.r.batch] = d.r;
+  for (const Done& d : done) by_batch[d.r.batch] = d.r;
   EXPECT_EQ(by_batch.size(), st.batches);
   for (auto it = by_batch.begin(); std::next(it) != by_batch.end(); ++it) {
     const StepResult& a = it->second;
@@ -165,24 +135,13 @@ TEST(Batcher, StepsMatchDirectCallsInAnyBatch) {
       EXPECT_GE(c.batch_started, a.batch_finished);
     }
   }
-  // Sample steps advance the request's counter from params.offset; the
-  // others do not.
-  std::map<int, uint64_t> next;
-  for (int t = 0; t < kThreads; ++t) {
-    for (const Done& d : done[t]) {
-      const Params p = request_params(d.request);
-      auto it = next.emplace(d.request, p.offset.value).first;
-      std::vector<float> want_aligned;
-      const StepResult want =
-          direct(*ref, d.kind, pool.rows(d.row), p, it->second, d.target, &want_aligned);
-      const std::string where = "request " + std::to_string(d.request);
-      expect_same(d.r, want, d.kind, where);
-      if (d.kind == StepKind::kAlign) {
-        EXPECT_TRUE(same_bits(d.aligned.data(), want_aligned.data(), 4000)) << where;
-      }
-      if (d.kind == StepKind::kSample) ++it->second;
-    }
-  }
+  linalign_test::expect_rounds_match(
+      done,
+      [&](const Done& d, uint64_t offset, std::vector<float>* aligned) {
+        return direct(*ref, d.kind, pool.rows(d.row), request_params(d.request), offset, d.target,
+                      aligned);
+      },
+      [](const Done& d) { return d.out; });
 }
 
 TEST(Batcher, OffsetIsTheRequestsStepCounter) {

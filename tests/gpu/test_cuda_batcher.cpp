@@ -121,65 +121,28 @@ TEST(CudaBatcher, StepsMatchDirectCallsInAnyBatch) {
   o.streams = 2;
   auto b = make_batcher(*ctx, o);
   constexpr int kThreads = 3, kRequests = 4, kSteps = 3;
-  struct Done {
-    int request, row;
-    StepKind kind;
-    int32_t target;
-    StepResult r;
-    std::shared_ptr<DeviceArray<float>> aligned;
-  };
-  std::vector<std::vector<Done>> done(kThreads);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::vector<RequestId> ids;
-      for (int q = 0; q < kRequests; ++q)
-        ids.push_back(open_request(*b, request_params(t * 100 + q)));
-      for (int k = 0; k < kSteps; ++k) {
-        std::vector<Submission> subs(kRequests);
-        std::vector<Done> d(kRequests);
-        for (int q = 0; q < kRequests; ++q) {
-          d[q].request = t * 100 + q;
-          d[q].row = (t * 3 + q + k) % 8;
-          d[q].kind = StepKind((q + k + t) % 3);
-          d[q].target = int32_t((q * 37 + k) % kVocab);
-          d[q].aligned = std::make_shared<DeviceArray<float>>(size_t(kVocab));
-          const StepRows rows = pool.rows(d[q].row);
-          Step s = d[q].kind == StepKind::kSample  ? Step::sample(ids[q], rows)
-                   : d[q].kind == StepKind::kAlign ? Step::align(ids[q], rows, d[q].aligned->get())
-                                                   : Step::score(ids[q], rows, d[q].target);
-          std::string err;
-          ASSERT_EQ(b->submit(std::move(s), &subs[q], &err), Status::kSuccess) << err;
-        }
-        for (int q = 0; q < kRequests; ++q) {
-          d[q].r = subs[q].result.get();
-          done[t].push_back(std::move(d[q]));
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
+  using Out = std::shared_ptr<DeviceArray<float>>;
+  using Done = linalign_test::RoundStep<Out>;
+  const std::vector<Done> done = linalign_test::run_rounds<Out>(
+      *b, kThreads, kRequests, kSteps,
+      [](int t, int q, int k, Done* d) {
+        d->row = (t * 3 + q + k) % 8;
+        d->kind = StepKind((q + k + t) % 3);
+        d->target = int32_t((q * 37 + k) % kVocab);
+        d->out = std::make_shared<DeviceArray<float>>(size_t(kVocab));
+      },
+      [&](const Done& d) { return pool.rows(d.row); }, [](Done& d) { return d.out->get(); });
   b->shutdown();
   const BatcherStats st = b->stats();
   EXPECT_EQ(st.completed, uint64_t(kThreads * kRequests * kSteps));
   EXPECT_LT(st.batches, st.completed);
-  std::map<int, uint64_t> next;
-  for (int t = 0; t < kThreads; ++t) {
-    for (const Done& d : done[t]) {
-      const Params p = request_params(d.request);
-      auto it = next.emplace(d.request, p.offset.value).first;
-      std::vector<float> want_aligned;
-      const StepResult want =
-          direct(*ref, d.kind, pool.rows(d.row), p, it->second, d.target, &want_aligned);
-      const std::string where = "request " + std::to_string(d.request);
-      expect_same(d.r, want, d.kind, where);
-      if (d.kind == StepKind::kAlign) {
-        const std::vector<float> got = d.aligned->download();
-        EXPECT_TRUE(same_bits(got.data(), want_aligned.data(), got.size() * 4)) << where;
-      }
-      if (d.kind == StepKind::kSample) ++it->second;
-    }
-  }
+  linalign_test::expect_rounds_match(
+      done,
+      [&](const Done& d, uint64_t offset, std::vector<float>* aligned) {
+        return direct(*ref, d.kind, pool.rows(d.row), request_params(d.request), offset, d.target,
+                      aligned);
+      },
+      [](const Done& d) { return d.out->download(); });
 }
 
 TEST(CudaBatcher, HostRowsAreRefusedAtSubmission) {
