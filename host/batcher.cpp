@@ -8,7 +8,9 @@
 //   3. take a batch: from the oldest step, every queued step with the same
 //      BatchKey, in acceptance order, up to max_rows; steps whose deadline has
 //      passed are taken out and answered kDeadlineExceeded instead;
-//   4. start it in a free slot of the backend's BatchExecutor
+//   4. start it in a slot of the backend's BatchExecutor (the dispatch
+//      thread waits for a free slot before phase 1: steps keep joining the
+//      next batch while every slot is busy)
 //      (host/batch_executor.hpp): one call on the pointer-array layout with
 //      per-row parameter arrays (the rows stay where the callers put them);
 //      CUDA: copy in, kernels and copy out enqueued on the slot's stream.
@@ -178,7 +180,8 @@ struct Batcher::Impl {
   bool wait_for_batch(std::unique_lock<std::mutex>& lk);
   void take_batch(std::vector<std::unique_ptr<Pending>>* batch,
                   std::vector<std::unique_ptr<Pending>>* expired);
-  Started start(std::vector<std::unique_ptr<Pending>> batch);
+  int free_slot() const;  // under mu; -1 when every slot is busy
+  Started start(int slot, std::vector<std::unique_ptr<Pending>> batch);
   // ---- the completion thread
   void complete();
   std::vector<StepResult> finish(Started& b);
@@ -242,8 +245,12 @@ void Batcher::Impl::dispatch() {
   for (;;) {
     std::vector<std::unique_ptr<Pending>> batch, expired;
     bool fail_rest = false;
+    int slot = -1;
     {
       std::unique_lock<std::mutex> lk(mu);
+      // A free slot first: a batch formed while every slot is busy would
+      // wait for one with fewer rows than could have joined it meanwhile.
+      slot_cv.wait(lk, [&] { return free_slot() >= 0; });
       if (!wait_for_batch(lk)) break;  // stopped with nothing left
       if (stopping && stop_mode == ShutdownMode::kFail) {
         for (auto& p : queue) batch.push_back(std::move(p));
@@ -252,6 +259,10 @@ void Batcher::Impl::dispatch() {
         fail_rest = true;
       } else {
         take_batch(&batch, &expired);
+        if (!batch.empty()) {
+          slot = free_slot();
+          slot_free[size_t(slot)] = false;
+        }
       }
     }
     space_cv.notify_all();
@@ -261,7 +272,7 @@ void Batcher::Impl::dispatch() {
       continue;
     }
     if (batch.empty()) continue;
-    Started b = start(std::move(batch));
+    Started b = start(slot, std::move(batch));
     {
       std::lock_guard<std::mutex> lk(mu);
       started.push_back(std::move(b));
@@ -312,16 +323,15 @@ void Batcher::Impl::take_batch(std::vector<std::unique_ptr<Pending>>* batch,
   stats.pending -= expired->size();
 }
 
-// Phase 4: a free slot, the batch's arrays into its BatchIo, start.
-Batcher::Impl::Started Batcher::Impl::start(std::vector<std::unique_ptr<Pending>> batch) {
+int Batcher::Impl::free_slot() const {
+  const auto it = std::find(slot_free.begin(), slot_free.end(), true);
+  return it == slot_free.end() ? -1 : int(it - slot_free.begin());
+}
+
+// Phase 4: the batch's arrays into its slot's BatchIo, start.
+Batcher::Impl::Started Batcher::Impl::start(int slot, std::vector<std::unique_ptr<Pending>> batch) {
   Started b;
-  {
-    std::unique_lock<std::mutex> lk(mu);
-    auto free_slot = [&] { return std::find(slot_free.begin(), slot_free.end(), true); };
-    slot_cv.wait(lk, [&] { return free_slot() != slot_free.end(); });
-    b.slot = int(free_slot() - slot_free.begin());
-    slot_free[size_t(b.slot)] = false;
-  }
+  b.slot = slot;
   b.steps = std::move(batch);
   host::BatchIo& x = io[size_t(b.slot)];
   const size_t B = b.steps.size();
