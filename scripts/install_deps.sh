@@ -13,6 +13,7 @@ have_cmd clang-format || need+=(clang-format)
 [ -f /usr/include/benchmark/benchmark.h ] || need+=(libbenchmark-dev)
 [ -f /usr/include/CLI/CLI.hpp ] || need+=(libcli11-dev)  # the CLI's flag parsing
 [ -f /usr/include/fmt/format.h ] || need+=(libfmt-dev)   # the CLI's number printing
+have_cmd npm || need+=(npm)  # scripts/fetch_model.sh: the stories15M model (npm pack)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

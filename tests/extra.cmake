@@ -18,6 +18,11 @@ if(TARGET linalign_cli)
   add_test(NAME score_job_kill_resume
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/score_job_test.sh ${LINALIGN_CLI_TEST_ARGS})
   set_tests_properties(score_job_kill_resume PROPERTIES LABELS cpu TIMEOUT 600)
+  # The README's main job on the real model: reproducible, the same stories
+  # on the emulated CUDA backend, each mode's eta as it should be.
+  add_test(NAME story_end_to_end
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/story_test.sh ${LINALIGN_CLI_TEST_ARGS})
+  set_tests_properties(story_end_to_end PROPERTIES LABELS "cpu;model" TIMEOUT 600)
 endif()
 
 # liblinalign_c.so exports the C API and nothing else (cmake/linalign_c.map):
@@ -41,3 +46,12 @@ if(Python3_Interpreter_FOUND AND NOT LINALIGN_SANITIZE AND NOT LINALIGN_TSAN)
                    $<TARGET_FILE:linalign_c>)
   set_tests_properties(ffi_ctypes_batcher PROPERTIES LABELS cpu TIMEOUT 60)
 endif()
+
+# Known facts of the stories15M checkpoint (issue 12): the forward pass and
+# tokenizer of examples/story against them. The model is fetched by
+# scripts/test.sh (scripts/fetch_model.sh); label "model".
+add_executable(test_stories15m ${CMAKE_CURRENT_SOURCE_DIR}/model/test_stories15m.cpp)
+target_link_libraries(test_stories15m PRIVATE GTest::gtest GTest::gtest_main)
+target_include_directories(test_stories15m PRIVATE ${PROJECT_SOURCE_DIR}/examples/story)
+linalign_set_warnings(test_stories15m)
+gtest_discover_tests(test_stories15m DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "cpu;model")

@@ -28,6 +28,7 @@
 #include "cli/options.hpp"
 #include "cli/score_job.hpp"
 #include "cli/staging.hpp"
+#include "cli/story.hpp"
 
 namespace linalign_cli {
 namespace {
@@ -851,6 +852,8 @@ int run(int argc, char** argv) {
         return run_info(a);
       case kCmdScoreJob:
         return run_score_job_command(a);
+      case kCmdStory:
+        return run_story_command(a);
     }
     return 1;
   } catch (const UsageError& e) {

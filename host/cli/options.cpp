@@ -27,6 +27,10 @@ const std::vector<CommandSpec>& commands() {
        "write random base/principle logits (and targets/offsets) as .npy test inputs"},
       {"info", kCmdInfo, "FILE.npy... [--values] [--bf16]",
        "print dtype, shape and value summary of .npy files"},
+      {"story", kCmdStory,
+       "[--principle \"The story is sad.\"] [--prompt \"Once upon a time\"] [options]",
+       "a real model (stories15M) decoding with base, principle-only and Linear Alignment side "
+       "by side"},
       {"score-job", kCmdScoreJob, "--manifest SHARDS.txt --out SCORES.tsv [options]",
        "score many sequences from .npy shards through the batcher; resumable (kill -9 safe)"},
   };
@@ -79,19 +83,20 @@ const std::vector<FlagSpec>& flags() {
       {"no-diagnostics", nullptr, kRun, "Outputs", "do not write the per-row JSON lines", nullptr,
        "diagnostics"},
       // ---- alignment
-      {"temperature", "T", kLib, "Alignment",
+      {"temperature", "T", kLib | kCmdStory, "Alignment",
        "temperature T > 0 (default 1); sample also takes 0 = greedy"},
       {"rule", "NAME", kLib, "Alignment",
        "step rule: fixed (eta = 1 + ratio), trust_region (eta = min(eta_max, sqrt(2 eps)/sigma)), "
        "exact_kl (KL(pi*|pi) = eps); default fixed"},
-      {"ratio", "R", kLib, "Alignment", "fixed rule: eta = 1 + R (default 2)"},
-      {"epsilon", "EPS", kLib, "Alignment", "trust_region / exact_kl: KL budget > 0 (default 0.1)"},
-      {"eta-max", "E", kLib, "Alignment",
+      {"ratio", "R", kLib | kCmdStory, "Alignment", "fixed rule: eta = 1 + R (default 2)"},
+      {"epsilon", "EPS", kLib | kCmdStory, "Alignment",
+       "trust_region / exact_kl: KL budget > 0 (default 0.1)"},
+      {"eta-max", "E", kLib | kCmdStory, "Alignment",
        "trust_region / exact_kl: upper bound of eta (default 8)"},
-      {"update", "NAME", kLib, "Alignment",
+      {"update", "NAME", kLib | kCmdStory, "Alignment",
        "update form: tilt (exponential tilt, default) or linear (first order in probability)"},
       // ---- token selection
-      {"top-p", "P", kCmdSample | kCmdDemo, "Token selection",
+      {"top-p", "P", kCmdSample | kCmdDemo | kCmdStory, "Token selection",
        "nucleus mass in (0,1] (default 1: off)"},
       {"top-k", "K", kCmdSample | kCmdDemo, "Token selection",
        "keep the K most probable (default 0: off)"},
@@ -111,10 +116,11 @@ const std::vector<FlagSpec>& flags() {
       {"ignore-index", "I", kCmdScore | kCmdDemo | kCmdScoreJob, "Scoring",
        "target value that scores 0 and is left out of sums (default -100)"},
       // ---- runtime
-      {"backend", "NAME", kLib, "Runtime",
+      {"backend", "NAME", kLib | kCmdStory, "Runtime",
        "cpu, cuda or auto (default: CUDA when compiled in and a device is present, else CPU)"},
-      {"threads", "N", kLib, "Runtime", "CPU backend worker threads (default 0: all cores)"},
-      {"device", "N", kLib, "Runtime", "CUDA device ordinal (default 0)"},
+      {"threads", "N", kLib | kCmdStory, "Runtime",
+       "CPU backend worker threads (default 0: all cores)"},
+      {"device", "N", kLib | kCmdStory, "Runtime", "CUDA device ordinal (default 0)"},
       // ---- generator (gen, demo)
       {"rows", "B", kCmdGen | kCmdDemo, "Generator", "number of rows (gen: required; demo: 8)"},
       {"vocab", "V", kCmdGen | kCmdDemo, "Generator",
@@ -144,6 +150,15 @@ const std::vector<FlagSpec>& flags() {
       {"iters", "N", kCmdDemo, "Generator", "timed repetitions of each call (default 20)"},
       // ---- info
       {"values", nullptr, kCmdInfo, "Info", "also print every element, one per line"},
+      // ---- story
+      {"model-dir", "DIR", kCmdStory, "Story",
+       "stories15M.bin and tokenizer.bin (default: what scripts/fetch_model.sh fetched, "
+       "$LINALIGN_MODEL_DIR or ~/.cache/linalign/stories15M)"},
+      {"prompt", "TEXT", kCmdStory, "Story", "the story's start (default \"Once upon a time\")"},
+      {"principle", "TEXT", kCmdStory, "Story",
+       "prepended to the prompt in the principle context (default \"The story is sad.\")"},
+      {"steps", "N", kCmdStory, "Story", "tokens to decode per story (default 60)"},
+      {"seed", "S", kCmdStory, "Story", "Philox seed of every mode's sampling (default 7)"},
       // ---- score-job
       {"manifest", "FILE", kCmdScoreJob, "Job",
        "one shard per line: BASE.npy PRINCIPLE.npy TARGETS.npy [OFFSETS.npy] (paths relative to "

@@ -24,6 +24,7 @@ enum Command : unsigned {
   kCmdGen = 1u << 4,
   kCmdInfo = 1u << 5,
   kCmdScoreJob = 1u << 6,
+  kCmdStory = 1u << 7,
 };
 
 struct CommandSpec {
