@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <stdexcept>
@@ -35,6 +36,15 @@ struct Config {
   int32_t head_size() const { return dim / n_heads; }
   int32_t kv_dim() const { return dim * n_kv_heads / n_heads; }
 };
+
+// Where scripts/fetch_model.sh puts the model: $LINALIGN_MODEL_DIR, else
+// $XDG_CACHE_HOME/linalign/stories15M, else ~/.cache/linalign/stories15M.
+inline std::string default_model_dir() {
+  if (const char* d = std::getenv("LINALIGN_MODEL_DIR")) return d;
+  if (const char* c = std::getenv("XDG_CACHE_HOME")) return std::string(c) + "/linalign/stories15M";
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.cache/linalign/stories15M";
+}
 
 inline std::vector<char> read_all(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");

@@ -36,13 +36,6 @@ struct Mode {
   linalign::Params params;
 };
 
-std::string default_model_dir() {
-  if (const char* d = std::getenv("LINALIGN_MODEL_DIR")) return d;
-  if (const char* c = std::getenv("XDG_CACHE_HOME")) return std::string(c) + "/linalign/stories15M";
-  const char* home = std::getenv("HOME");
-  return std::string(home ? home : ".") + "/.cache/linalign/stories15M";
-}
-
 std::vector<Mode> modes(const Args& a) {
   linalign::Params p;
   p.temperature = a.f32("temperature", 1.0f);
@@ -73,7 +66,7 @@ struct Story {
 }  // namespace
 
 int run_story_command(const Args& a) {
-  const std::string dir = a.str("model-dir", default_model_dir());
+  const std::string dir = a.str("model-dir", story::default_model_dir());
   const std::string prompt = a.str("prompt", "Once upon a time");
   const std::string principle = a.str("principle", "The story is sad.");
   const int64_t steps = a.i64("steps", 60, 1, 200);

@@ -16,19 +16,12 @@
 
 namespace {
 
-std::string model_dir() {
-  if (const char* d = std::getenv("LINALIGN_MODEL_DIR")) return d;
-  if (const char* c = std::getenv("XDG_CACHE_HOME")) return std::string(c) + "/linalign/stories15M";
-  const char* home = std::getenv("HOME");
-  return std::string(home ? home : ".") + "/.cache/linalign/stories15M";
-}
-
 struct Loaded {
   story::Model model;
   story::Tokenizer tok;
   Loaded()
-      : model(model_dir() + "/stories15M.bin"),
-        tok(model_dir() + "/tokenizer.bin", model.config().vocab_size) {}
+      : model(story::default_model_dir() + "/stories15M.bin"),
+        tok(story::default_model_dir() + "/tokenizer.bin", model.config().vocab_size) {}
 };
 
 TEST(Stories15M, ConfigAndTokens) {
