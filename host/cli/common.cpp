@@ -2,7 +2,9 @@
 #include "cli/common.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -108,6 +110,46 @@ Engine make_engine(const Args& a) {
     e.mem = Staging::host();
   }
   return e;
+}
+
+namespace {
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+Progress::Progress(std::string what, std::string unit, int64_t total)
+    : what_(std::move(what)),
+      unit_(std::move(unit)),
+      total_(total),
+      on_(::isatty(STDERR_FILENO) != 0),
+      start_s_(now_s()) {}
+
+void Progress::update(int64_t done, const std::string& extra) {
+  if (!on_) return;
+  const double t = now_s();
+  if (t - start_s_ < 0.5 || (last_s_ >= 0 && t - last_s_ < 0.2)) return;
+  last_s_ = t;
+  print(done, extra, false);
+}
+
+void Progress::finish(int64_t done, const std::string& extra) {
+  if (printed_) print(done, extra, true);
+}
+
+void Progress::print(int64_t done, const std::string& extra, bool last) {
+  const double secs = now_s() - start_s_;
+  const double rate = secs > 0 ? double(done) / secs : 0;
+  std::string eta = "?";
+  if (rate > 0 && total_ >= done) {
+    const long s = long(double(total_ - done) / rate + 0.5);
+    eta = fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+  }
+  const double pct = total_ > 0 ? 100.0 * double(done) / double(total_) : 0;
+  fmt::print(stderr, "\r{}: {}/{} {} ({:.1f}%), {:.1f} {}/s, ETA {}{}   {}", what_, done, total_,
+             unit_, pct, rate, unit_, eta, extra.empty() ? "" : ", " + extra, last ? "\n" : "");
+  std::fflush(stderr);
+  printed_ = true;
 }
 
 }  // namespace linalign_cli

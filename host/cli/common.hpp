@@ -44,4 +44,25 @@ struct Engine {
 };
 Engine make_engine(const Args& a);
 
+// A progress line for the tool's long jobs (score-job, story, gen): "what:
+// done/total unit (pct), rate unit/s, ETA h:mm:ss", rewritten in place on
+// stderr at most every 0.2 s once the job has run 0.5 s, and only when stderr
+// is a terminal (quiet when piped or redirected, and for short jobs). finish()
+// ends a shown line. `extra` is appended (e.g. sequences done).
+class Progress {
+ public:
+  Progress(std::string what, std::string unit, int64_t total);
+  bool shown() const { return printed_; }
+  void update(int64_t done, const std::string& extra = "");
+  void finish(int64_t done, const std::string& extra = "");  // the last line, then a newline
+
+ private:
+  void print(int64_t done, const std::string& extra, bool last);
+  std::string what_, unit_;
+  int64_t total_;
+  bool on_;
+  bool printed_ = false;
+  double start_s_, last_s_ = -1;
+};
+
 }  // namespace linalign_cli

@@ -460,13 +460,16 @@ GenSpec read_gen_spec(const Args& a, int64_t def_rows, int64_t def_vocab) {
 }
 
 // Base logits scale·N(0,1); principle = base + shift·N(0,1), masked to -inf
-// with probability mask_frac.
+// with probability mask_frac. A long one shows a progress line on a terminal.
 void generate(const GenSpec& g, std::vector<float>* z, std::vector<float>* y) {
   const size_t n = static_cast<size_t>(g.rows) * static_cast<size_t>(g.vocab);
   z->resize(n);
   y->resize(n);
   Rng rng(g.seed);
+  Progress line("gen", "rows", g.rows);
+  const size_t V = static_cast<size_t>(g.vocab);
   for (size_t i = 0; i < n; ++i) {
+    if (i % V == 0) line.update(int64_t(i / V));
     const double zi = g.scale * rng.normal();
     const double yi = zi + g.shift * rng.normal();
     (*z)[i] = static_cast<float>(zi);
@@ -474,6 +477,7 @@ void generate(const GenSpec& g, std::vector<float>* z, std::vector<float>* y) {
     if (g.mask_frac > 0.f && rng.uniform() < g.mask_frac)
       (*y)[i] = -std::numeric_limits<float>::infinity();
   }
+  line.finish(g.rows);
 }
 
 npy::Array to_array(const std::vector<float>& v, const std::vector<int64_t>& shape, int dtype) {

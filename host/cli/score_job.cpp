@@ -14,13 +14,13 @@
 #include "cli/score_job.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <limits>
 #include <linalign/batcher.hpp>
 #include <linalign/scoring_job.hpp>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -183,21 +183,6 @@ std::string fingerprint(const std::string& manifest, const linalign::Params& p, 
       int(p.update), p.ignore_index, bf16 ? 1 : 0);
 }
 
-// A progress line on a terminal ("\r", rewritten in place); nothing when
-// stderr is not a terminal.
-void show_progress(const linalign::JobProgress& p) {
-  std::string eta = "?";
-  if (p.eta_s >= 0) {
-    const long s = long(p.eta_s + 0.5);
-    eta = fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
-  }
-  const double pct = p.total_rows > 0 ? 100.0 * double(p.rows_done) / double(p.total_rows) : 0;
-  fmt::print(stderr, "\rscore-job: {} sequences, {}/{} rows ({:.1f}%), {:.0f} rows/s, ETA {}   {}",
-             p.sequences_done, p.rows_done, p.total_rows, pct, p.rows_per_s, eta,
-             p.finished ? "\n" : "");
-  std::fflush(stderr);
-}
-
 }  // namespace
 
 int run_score_job_command(const Args& a) {
@@ -216,7 +201,18 @@ int run_score_job_command(const Args& a) {
   jo.checkpoint_path = a.str("checkpoint", "");
   jo.checkpoint_every = uint64_t(a.i64("checkpoint-every", 256, 1, int64_t(1) << 40));
   jo.fingerprint = fingerprint(manifest, p, bf16);
-  if (::isatty(STDERR_FILENO)) jo.progress = show_progress;
+  // total_rows is known once the job has skipped the checkpointed part: the
+  // line starts with the first report.
+  std::unique_ptr<Progress> line;
+  jo.progress = [&line](const linalign::JobProgress& jp) {
+    if (!line) line = std::make_unique<Progress>("score-job", "rows", jp.total_rows);
+    const std::string extra = fmt::format("{} sequences", jp.sequences_done);
+    if (jp.finished) {
+      line->finish(jp.rows_done, extra);
+    } else {
+      line->update(jp.rows_done, extra);
+    }
+  };
 
   Engine e = make_engine(a);
   std::unique_ptr<linalign::Batcher> batcher;
@@ -231,7 +227,7 @@ int run_score_job_command(const Args& a) {
     if (source.usage_error()) throw UsageError(err);
     throw LibraryError(std::string(linalign::status_string(s)) + ": " + err);
   }
-  if (::isatty(STDERR_FILENO))
+  if (line && line->shown())
     fmt::print(stderr,
                "score-job: {} sequences in {} ({} resumed from the checkpoint), {} rows "
                "scored in {:.2f} s\n",

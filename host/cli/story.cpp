@@ -113,7 +113,9 @@ int run_story_command(const Args& a) {
   const auto t0 = std::chrono::steady_clock::now();
   int64_t decoded = 0;
   const size_t row_bytes = size_t(V) * sizeof(float);
+  Progress line("story", "steps", steps);
   for (int64_t k = 0; k < steps; ++k) {
+    line.update(k);
     std::vector<linalign::Submission> subs(ms.size());
     std::vector<const void*> uploads;
     for (size_t m = 0; m < ms.size(); ++m) {
@@ -159,6 +161,7 @@ int run_story_command(const Args& a) {
     for (size_t j = 0; j < where.size(); ++j)
       std::copy_n(out.data() + j * size_t(V), size_t(V), logits.data() + where[j] * size_t(V));
   }
+  line.finish(steps);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   fmt::print("prompt: \"{}\"   principle: \"{}\"   backend {}   seed {}\n\n", prompt, principle,
