@@ -262,10 +262,13 @@ struct Machine {
   int capturing = 0;  // streams capturing (global mode)
   std::vector<CUstream_st*> capture_streams;
   std::vector<CUstream_st*> streams;  // live streams with a queue
-  size_t next_stream = 0;             // round-robin point
-  uint64_t grids_run = 0;             // varies the block order from grid to grid
-  bool cooperative = false;           // the running grid's blocks are co-resident
-  bool parked_asleep = false;         // the block step_block parked has a thread in __nanosleep
+  // Destroyed streams: kept (events may still name them) and reachable, so
+  // LeakSanitizer does not report a program that destroys its streams.
+  std::vector<CUstream_st*> retired_streams;
+  size_t next_stream = 0;      // round-robin point
+  uint64_t grids_run = 0;      // varies the block order from grid to grid
+  bool cooperative = false;    // the running grid's blocks are co-resident
+  bool parked_asleep = false;  // the block step_block parked has a thread in __nanosleep
   std::vector<std::unique_ptr<char[]>> stack_pool;  // fiber stacks of finished resident blocks
 };
 
@@ -1672,6 +1675,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   stream->destroyed = true;
   auto& s = M().streams;
   s.erase(std::remove(s.begin(), s.end(), stream), s.end());
+  M().retired_streams.push_back(stream);
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
