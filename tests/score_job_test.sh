@@ -36,12 +36,15 @@ shards() {
 }
 
 # kill_and_resume TOOL MANIFEST REF TRIALS ARGS...: each trial kills a run
-# after a random delay, then reruns it (killing again at most twice more)
-# until it finishes; the output must equal REF.
+# once its checkpoint holds a random number of sequences (1 .. half of them),
+# after a further random 0-29 ms (so the kill lands anywhere: inside a batch,
+# a write or a checkpoint), reruns it (killing again, at most twice more)
+# until it finishes; the output must equal REF, each sequence once.
 kill_and_resume() {
   local tool=$1 manifest=$2 ref=$3 trials=$4
   shift 4
-  local interrupted=0
+  local total interrupted=0
+  total=$(grep -vc '^#' "$ref")
   for trial in $(seq 1 "$trials"); do
     rm -f job.tsv job.tsv.ckpt
     local done_ok=0
@@ -49,7 +52,15 @@ kill_and_resume() {
       "$tool" score-job --manifest "$manifest" --out job.tsv "$@" 2>job.err &
       local pid=$!
       if [ "$attempt" -lt 4 ]; then
-        sleep "0.$(((RANDOM % 9) + 1))"
+        # checkpoints come per chunk (a shard): a target in the first half
+        # is passed while shards remain
+        local target=$(((RANDOM % (total / 2)) + 1)) n=0
+        while kill -0 "$pid" 2>/dev/null; do
+          n=$(sed -n 's/^sequences //p' job.tsv.ckpt 2>/dev/null)
+          [ "${n:-0}" -ge "$target" ] && break
+          sleep 0.01
+        done
+        sleep "0.0$((RANDOM % 3))$((RANDOM % 10))"
         if kill -9 "$pid" 2>/dev/null; then interrupted=$((interrupted + 1)); fi
       fi
       wait "$pid" 2>/dev/null
@@ -70,7 +81,7 @@ kill_and_resume() {
     fi
   done
   echo "kill_and_resume: $trials trials, $interrupted runs killed mid-job"
-  [ "$interrupted" -gt 0 ] || fail "no run was killed mid-job (too fast?)"
+  [ "$interrupted" -gt 0 ] || fail "no run was killed mid-job"
 }
 
 shards cpu 6 300 32000
