@@ -33,7 +33,7 @@ class HostBatchExecutor final : public BatchExecutor {
                         io.ratio.data(), io.epsilon.data(),   io.eta_max.data(),
                         io.top_p.data(), io.min_p.data(),     io.top_k.data(),
                         io.seed.data(),  io.offset.data()};
-    const Params p = batch_params(shape, a);
+    const Params p = batch_params(shape, a, io);
     BatchOutputs o;
     o.tokens = io.tokens.data();
     o.logprob = io.logprob.data();

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -68,19 +69,31 @@ struct BatchArrays {
   const uint64_t *seed = nullptr, *offset = nullptr;
 };
 
-// The batch's parameters: the call-level fields of `shape`, every per-row
-// field an array (per-row seeds: sub-stream 0, SPEC §4).
-inline Params batch_params(const BatchShape& shape, const BatchArrays& a) {
+// One per-row parameter of a batch: a scalar when every row has the same
+// value (bit for bit) — the direct one-row call's own path, e.g. no ranking
+// pass for top_k = 0 everywhere — else the array at `where`.
+template <class T>
+PerRow<T> batch_value(const std::vector<T>& rows, const T* where) {
+  for (const T& v : rows)
+    if (std::memcmp(&v, rows.data(), sizeof(T)) != 0) return PerRow<T>::array(where);
+  return rows.empty() ? PerRow<T>::array(where) : PerRow<T>(rows.front());
+}
+
+// The batch's parameters: the call-level fields of `shape`; each per-row
+// field from `io`'s host values (a scalar when uniform, see batch_value) or
+// the array at `a`; the seed always an array (per-row seeds: sub-stream 0,
+// SPEC §4, so a row's draw does not depend on its place in the batch).
+inline Params batch_params(const BatchShape& shape, const BatchArrays& a, const BatchIo& io) {
   Params p = shape.call_level;
-  p.temperature = PerRow<float>::array(a.temperature);
-  p.ratio = PerRow<float>::array(a.ratio);
-  p.epsilon = PerRow<float>::array(a.epsilon);
-  p.eta_max = PerRow<float>::array(a.eta_max);
-  p.top_p = PerRow<float>::array(a.top_p);
-  p.top_k = PerRow<int32_t>::array(a.top_k);
-  p.min_p = PerRow<float>::array(a.min_p);
+  p.temperature = batch_value(io.temperature, a.temperature);
+  p.ratio = batch_value(io.ratio, a.ratio);
+  p.epsilon = batch_value(io.epsilon, a.epsilon);
+  p.eta_max = batch_value(io.eta_max, a.eta_max);
+  p.top_p = batch_value(io.top_p, a.top_p);
+  p.top_k = batch_value(io.top_k, a.top_k);
+  p.min_p = batch_value(io.min_p, a.min_p);
   p.seed = PerRow<uint64_t>::array(a.seed);
-  p.offset = PerRow<uint64_t>::array(a.offset);
+  p.offset = batch_value(io.offset, a.offset);
   return p;
 }
 

@@ -3,7 +3,8 @@
 //
 // Two threads, a pipeline. The dispatch thread, in phases:
 //   1. wait for work: a step, or shutdown;
-//   2. wait for company: until max_rows steps are queued or the oldest has
+//   2. wait for company: until max_rows steps are queued, or every open
+//      request has a step queued (no other step can come), or the oldest has
 //      waited max_wait_us (or shutdown);
 //   3. take a batch: from the oldest step, every queued step with the same
 //      BatchKey, in acceptance order, up to max_rows; steps whose deadline has
@@ -22,6 +23,10 @@
 // expired or failed at shutdown — under the lock, and is answered by whoever
 // took it out: no step is answered twice or lost.
 #include "linalign/batcher.hpp"
+
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 
 #include <algorithm>
 #include <condition_variable>
@@ -114,6 +119,7 @@ struct Batcher::Impl {
     Params params;         // scalars
     uint64_t next_offset;  // the next sample step's Philox offset
     bool open = true;
+    uint64_t queued = 0;  // its steps in the queue
   };
 
   struct Pending {
@@ -159,6 +165,12 @@ struct Batcher::Impl {
   bool stopping = false;
   ShutdownMode stop_mode = ShutdownMode::kDrain;
   BatcherStats stats;
+  // Open requests with no step queued: while there are none, no step can
+  // arrive that is not already waiting (a request submits its next step
+  // after this one's answer), so the dispatch thread stops waiting for
+  // company (a lone request pays no max_wait).
+  uint64_t idle_requests = 0;
+  void leave_queue(const Pending& p);  // under mu: a step left the queue
 
   // The pipeline (under mu): free slots, started batches in order.
   std::vector<bool> slot_free;
@@ -253,7 +265,10 @@ void Batcher::Impl::dispatch() {
       slot_cv.wait(lk, [&] { return free_slot() >= 0; });
       if (!wait_for_batch(lk)) break;  // stopped with nothing left
       if (stopping && stop_mode == ShutdownMode::kFail) {
-        for (auto& p : queue) batch.push_back(std::move(p));
+        for (auto& p : queue) {
+          leave_queue(*p);
+          batch.push_back(std::move(p));
+        }
         queue.clear();
         queued.clear();
         fail_rest = true;
@@ -292,9 +307,15 @@ bool Batcher::Impl::wait_for_batch(std::unique_lock<std::mutex>& lk) {
   if (queue.empty()) return false;
   const Clock::time_point until =
       queue.front()->accepted + std::chrono::microseconds(opt.max_wait_us);
-  work_cv.wait_until(
-      lk, until, [&] { return stopping || queue.empty() || queue.size() >= size_t(opt.max_rows); });
+  work_cv.wait_until(lk, until, [&] {
+    return stopping || queue.empty() || queue.size() >= size_t(opt.max_rows) || idle_requests == 0;
+  });
   return !queue.empty() || !stopping;
+}
+
+void Batcher::Impl::leave_queue(const Pending& p) {
+  auto it = requests.find(p.step.request);
+  if (it != requests.end() && --it->second.queued == 0) ++idle_requests;
 }
 
 // Phase 3 (under the lock).
@@ -316,6 +337,7 @@ void Batcher::Impl::take_batch(std::vector<std::unique_ptr<Pending>>* batch,
       }
     }
     queued.erase(p.ticket);
+    leave_queue(p);
     (late ? expired : batch)->push_back(std::move(*it));
     it = queue.erase(it);
   }
@@ -501,7 +523,14 @@ Status Batcher::create(Context& ctx, const BatcherOptions& o, std::unique_ptr<Ba
   std::unique_ptr<Impl> impl(new Impl(backend, std::move(exec), o));
   Impl* raw = impl.get();
   out->reset(new Batcher(std::move(impl)));
-  raw->dispatcher = std::thread([raw] { raw->dispatch(); });
+  raw->dispatcher = std::thread([raw] {
+#if defined(__linux__)
+    // max_wait_us is a latency promise: Linux's default 50 µs timer slack
+    // would be added to every timed wait for company.
+    (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+#endif
+    raw->dispatch();
+  });
   raw->completer = std::thread([raw] { raw->complete(); });
   return Status::kSuccess;
 }
@@ -535,7 +564,8 @@ Status Batcher::open(const Params& params, RequestId* out, std::string* error) {
     return Status::kShutdown;
   }
   const RequestId id = impl_->next_request++;
-  impl_->requests.emplace(id, Impl::Request{params, params.offset.value, true});
+  impl_->requests.emplace(id, Impl::Request{params, params.offset.value, true, 0});
+  ++impl_->idle_requests;
   *out = id;
   return Status::kSuccess;
 }
@@ -547,7 +577,9 @@ Status Batcher::close(RequestId id, std::string* error) {
     set_error(error, "close: request " + std::to_string(id) + " is not open");
     return Status::kInvalidArgument;
   }
+  if (it->second.queued == 0) --impl_->idle_requests;
   impl_->requests.erase(it);
+  impl_->work_cv.notify_one();  // one idle request fewer: the dispatcher may stop waiting
   return Status::kSuccess;
 }
 
@@ -610,6 +642,7 @@ Status Batcher::submit(Step step, Submission* out, std::string* error, SubmitMod
   p->params = it->second.params;
   p->params.offset = it->second.next_offset;  // re-read: another step may have taken it
   if (p->step.kind == StepKind::kSample) ++it->second.next_offset;
+  if (it->second.queued++ == 0) --m.idle_requests;
   p->key = BatchKey::of(p->step, p->params);
   p->ticket = m.next_ticket++;
   p->accepted = Clock::now();
@@ -619,8 +652,10 @@ Status Batcher::submit(Step step, Submission* out, std::string* error, SubmitMod
   m.queued.emplace(ticket, m.queue.insert(m.queue.end(), std::move(p)));
   ++m.stats.submitted;
   ++m.stats.pending;
-  // The dispatch thread waits for the first step, then for max_rows of them.
-  const bool wake = m.queue.size() == 1 || m.queue.size() >= size_t(m.opt.max_rows);
+  // The dispatch thread waits for the first step, then for max_rows of them
+  // or for every open request to have a step queued.
+  const bool wake =
+      m.queue.size() == 1 || m.queue.size() >= size_t(m.opt.max_rows) || m.idle_requests == 0;
   lk.unlock();
   if (wake) m.work_cv.notify_one();
   return Status::kSuccess;
@@ -633,6 +668,7 @@ bool Batcher::cancel(uint64_t ticket) {
     auto it = impl_->queued.find(ticket);
     if (it == impl_->queued.end()) return false;
     p = std::move(*it->second);
+    impl_->leave_queue(*p);
     impl_->queue.erase(it->second);
     impl_->queued.erase(it);
     ++impl_->stats.cancelled;

@@ -583,7 +583,7 @@ Status CudaBatchExecutor::start(int slot, const BatchShape& shape, BatchIo& io,
                       reinterpret_cast<const int32_t*>(d + L.top_k),
                       reinterpret_cast<const uint64_t*>(d + L.seed),
                       reinterpret_cast<const uint64_t*>(d + L.offset)};
-  const Params p = batch_params(shape, a);
+  const Params p = batch_params(shape, a, io);
   BatchOutputs o;
   o.tokens = reinterpret_cast<int32_t*>(d + L.tokens);
   o.logprob = reinterpret_cast<float*>(d + L.logprob);

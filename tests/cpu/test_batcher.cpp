@@ -273,6 +273,7 @@ TEST(Batcher, CancelDeadlineAndCallbacks) {
   o.max_wait_us = 200000;  // the first step waits long for company
   auto b = make_batcher(*ctx, o);
   const RequestId id = open_request(*b, Params{});
+  const RequestId idle = open_request(*b, Params{});  // company may still come
   Submission s1, s2, s3;
   ASSERT_EQ(b->submit(Step::sample(id, pool.rows(0)), &s1), Status::kSuccess);
   EXPECT_TRUE(b->cancel(s1.ticket));
@@ -292,7 +293,8 @@ TEST(Batcher, CancelDeadlineAndCallbacks) {
     calls.fetch_add(1);
   };
   ASSERT_EQ(b->submit(std::move(cb), &s3), Status::kSuccess);
-  EXPECT_FALSE(s3.result.valid());  // a callback instead of the future
+  EXPECT_FALSE(s3.result.valid());              // a callback instead of the future
+  EXPECT_EQ(b->close(idle), Status::kSuccess);  // no company can come now: the batch goes
   b->shutdown(ShutdownMode::kDrain);
   EXPECT_EQ(s2.result.get().status, Status::kDeadlineExceeded);
   EXPECT_EQ(calls.load(), 1);
@@ -306,6 +308,36 @@ TEST(Batcher, CancelDeadlineAndCallbacks) {
   EXPECT_EQ(st.pending, 0u);
 }
 
+// A lone request does not wait max_wait for company that cannot come: every
+// open request has its step queued.
+TEST(Batcher, NoWaitWhenEveryOpenRequestIsQueued) {
+  auto ctx = linalign_test::make_context(1);
+  const RowPool pool(64, 1, 4);
+  BatcherOptions o;
+  o.max_wait_us = 2000000;  // 2 s
+  auto b = make_batcher(*ctx, o);
+  const RequestId id = open_request(*b, Params{});
+  for (int k = 0; k < 3; ++k) {
+    Submission s;
+    const auto t0 = Clock::now();
+    ASSERT_EQ(b->submit(Step::sample(id, pool.rows(0)), &s), Status::kSuccess);
+    const StepResult r = s.result.get();
+    ASSERT_EQ(r.status, Status::kSuccess);
+    EXPECT_LT(r.batch_started - t0, std::chrono::milliseconds(1000)) << "waited for max_wait";
+  }
+  // With a second, idle request open, the step waits (company may come)...
+  const RequestId idle = open_request(*b, Params{});
+  Submission s;
+  const auto t0 = Clock::now();
+  ASSERT_EQ(b->submit(Step::sample(id, pool.rows(0)), &s), Status::kSuccess);
+  ASSERT_EQ(s.result.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  // ... until that request closes.
+  EXPECT_EQ(b->close(idle), Status::kSuccess);
+  const StepResult r = s.result.get();
+  EXPECT_EQ(r.status, Status::kSuccess);
+  EXPECT_LT(r.batch_started - t0, std::chrono::milliseconds(1900));
+}
+
 TEST(Batcher, BoundedQueueBackPressureAndShutdown) {
   auto ctx = linalign_test::make_context(1);
   const RowPool pool(64, 1, 11);
@@ -316,6 +348,7 @@ TEST(Batcher, BoundedQueueBackPressureAndShutdown) {
   o.submit_timeout = std::chrono::microseconds(2000);
   auto b = make_batcher(*ctx, o);
   const RequestId id = open_request(*b, Params{});
+  open_request(*b, Params{});  // an idle request: company may still come
   Submission a, c, refused;
   ASSERT_EQ(b->submit(Step::sample(id, pool.rows(0)), &a), Status::kSuccess);
   ASSERT_EQ(b->submit(Step::sample(id, pool.rows(0)), &c), Status::kSuccess);
