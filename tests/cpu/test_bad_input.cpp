@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "call.hpp"  // host/: op_name
 #include "linalign/linalign.hpp"
 #include "test_context.hpp"
 
@@ -163,21 +164,8 @@ struct CallSetup {
   }
 };
 
-const char* op_name(Op op) {
-  switch (op) {
-    case Op::kAlign:
-      return "align";
-    case Op::kSample:
-      return "sample";
-    case Op::kScore:
-      return "score";
-    case Op::kShardStats:
-      return "shard_stats";
-    case Op::kAlignShard:
-      return "align_shard";
-  }
-  return "?";
-}
+// The prefix of every call's messages (the library's one definition).
+using linalign::host::op_name;
 
 class bad_input : public ::testing::Test {
  protected:
