@@ -9,12 +9,12 @@
 //   3. take a batch: from the oldest step, every queued step with the same
 //      BatchKey, in acceptance order, up to max_rows; steps whose deadline has
 //      passed are taken out and answered kDeadlineExceeded instead;
-//   4. start it in a slot of the backend's BatchExecutor (the dispatch
-//      thread waits for a free slot before phase 1: steps keep joining the
-//      next batch while every slot is busy)
+//   4. start it in a slot of the backend's BatchExecutor
 //      (host/batch_executor.hpp): one call on the pointer-array layout with
-//      per-row parameter arrays (the rows stay where the callers put them);
-//      CUDA: copy in, kernels and copy out enqueued on the slot's stream.
+//      per-row parameters (the rows stay where the callers put them); CUDA:
+//      copy in, kernels and copy out enqueued on the slot's stream. (The
+//      dispatch thread waits for a free slot before phase 1, so steps keep
+//      joining the next batch while every slot is busy.)
 // The completion thread takes the started batches in order, waits for each
 // (BatchExecutor::finish), frees its slot and answers its steps (future or
 // callback), outside the lock. With two or more slots the next batch is
