@@ -118,8 +118,7 @@ struct Batcher::Impl {
   struct Request {
     Params params;         // scalars
     uint64_t next_offset;  // the next sample step's Philox offset
-    bool open = true;
-    uint64_t queued = 0;  // its steps in the queue
+    uint64_t queued = 0;   // its steps in the queue
   };
 
   struct Pending {
@@ -564,7 +563,7 @@ Status Batcher::open(const Params& params, RequestId* out, std::string* error) {
     return Status::kShutdown;
   }
   const RequestId id = impl_->next_request++;
-  impl_->requests.emplace(id, Impl::Request{params, params.offset.value, true, 0});
+  impl_->requests.emplace(id, Impl::Request{params, params.offset.value, 0});
   ++impl_->idle_requests;
   *out = id;
   return Status::kSuccess;
@@ -573,7 +572,7 @@ Status Batcher::open(const Params& params, RequestId* out, std::string* error) {
 Status Batcher::close(RequestId id, std::string* error) {
   std::lock_guard<std::mutex> lk(impl_->mu);
   auto it = impl_->requests.find(id);
-  if (it == impl_->requests.end() || !it->second.open) {
+  if (it == impl_->requests.end()) {  // closed requests are erased
     set_error(error, "close: request " + std::to_string(id) + " is not open");
     return Status::kInvalidArgument;
   }
