@@ -14,6 +14,15 @@ have_cmd clang-format || need+=(clang-format)
 [ -f /usr/include/CLI/CLI.hpp ] || need+=(libcli11-dev)  # the CLI's flag parsing
 [ -f /usr/include/fmt/format.h ] || need+=(libfmt-dev)   # the CLI's number printing
 have_cmd npm || need+=(npm)  # scripts/fetch_model.sh: the stories15M model (npm pack)
+# The Python binding (python/, docs/PYTHON.md) and its tests, on Debian's python3.
+[ -f /usr/include/pybind11/pybind11.h ] || need+=(pybind11-dev)
+[ -f /usr/include/dlpack/dlpack.h ] || need+=(libdlpack-dev)
+py_has() { /usr/bin/python3 -c "import $1" >/dev/null 2>&1; }
+ls /usr/include/python3*/Python.h >/dev/null 2>&1 || need+=(python3-dev)
+py_has pybind11 || need+=(python3-pybind11)
+py_has numpy || need+=(python3-numpy)
+py_has torch || need+=(python3-torch)
+py_has pytest || need+=(python3-pytest)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
