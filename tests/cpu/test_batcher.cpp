@@ -9,10 +9,8 @@
 // LINALIGN_STRESS_STEPS (default 20000; CI's ThreadSanitizer run: 100000).
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -380,135 +378,36 @@ TEST(Batcher, BoundedQueueBackPressureAndShutdown) {
   EXPECT_EQ(st.refused, 4u);
 }
 
-// Concurrent submit / cancel / deadline / shutdown: every accepted step is
-// answered exactly once, the counts add up, and every computed answer is the
-// direct call's, bit for bit.
+// Concurrent submit / cancel / deadline / request churn / shutdown: every
+// accepted step is answered exactly once, the counts add up, every computed
+// answer is the direct call's, bit for bit, and each request's sample steps
+// took consecutive offsets (linalign_test::run_stress).
 TEST(Batcher, StressEveryStepAnsweredOnceAndExactly) {
-  const char* env = std::getenv("LINALIGN_STRESS_STEPS");
-  const long total = env ? std::atol(env) : 20000;
-  constexpr int kThreads = 8, kRequestsPerThread = 16;
+  linalign_test::StressConfig c;
+  c.label = "stress";
+  c.steps = linalign_test::env_steps("LINALIGN_STRESS_STEPS", 20000);
+  c.threads = 8;
+  c.requests_per_thread = 16;
+  c.rows = 64;
+  c.targets = 64;
+  c.score_one_in = 4;
+  c.deadline_us = 200;
+  c.churn = true;
+  c.expect_cancels = true;
+  c.seed = 1;
   auto ctx = linalign_test::make_context(2);
-  const RowPool pool(64, 64, 13);
+  auto ref = linalign_test::make_context(1);
+  const RowPool pool(64, c.rows, 13);
   BatcherOptions o;
   o.max_rows = 64;
   o.max_wait_us = 100;
   o.queue_capacity = 512;
   auto b = make_batcher(*ctx, o);
-
-  struct Record {
-    int request, row;
-    StepKind kind;
-    int32_t target;
-    std::atomic<int> answers{0};
-    StepResult r;
-  };
-  std::vector<std::unique_ptr<Record>> records(size_t(total) + 1);
-  std::atomic<long> next{0}, refused_shutdown{0};
-  std::atomic<bool> stop_now{false};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 g(uint32_t(t) + 1);
-      // Request churn: every so often a request is closed (its pending
-      // steps still run) and a new one, with new parameters, takes its place.
-      std::vector<RequestId> ids;
-      std::vector<int> index;  // request_params index of ids[q]
-      int opened = 0;
-      for (int q = 0; q < kRequestsPerThread; ++q) {
-        index.push_back(t * 1000000 + opened++);
-        ids.push_back(open_request(*b, request_params(index.back())));
-      }
-      std::vector<uint64_t> tickets;
-      for (;;) {
-        const long n = next.fetch_add(1);
-        if (n >= total) break;
-        auto rec = std::make_unique<Record>();
-        const int q = int(g() % kRequestsPerThread);
-        if (g() % 8 == 0) {
-          EXPECT_EQ(b->close(ids[q]), Status::kSuccess);
-          index[q] = t * 1000000 + opened++;
-          if (b->open(request_params(index[q]), &ids[q]) != Status::kSuccess) break;  // shut down
-        }
-        rec->request = index[q];
-        rec->row = int(g() % 64);
-        rec->kind = g() % 4 == 0 ? StepKind::kScore : StepKind::kSample;
-        rec->target = int32_t(g() % 64);
-        Record* raw = rec.get();
-        records[size_t(n)] = std::move(rec);
-        Step s = raw->kind == StepKind::kSample
-                     ? Step::sample(ids[q], pool.rows(raw->row))
-                     : Step::score(ids[q], pool.rows(raw->row), raw->target);
-        if (g() % 16 == 0) s.deadline = Clock::now() + std::chrono::microseconds(g() % 200);
-        s.callback = [raw](const StepResult& r) {
-          raw->r = r;
-          raw->answers.fetch_add(1);
-        };
-        Submission sub;
-        const SubmitMode mode = g() % 8 == 0 ? SubmitMode::kTry : SubmitMode::kBlock;
-        const Status st = b->submit(std::move(s), &sub, nullptr, mode);
-        if (st == Status::kShutdown || st == Status::kQueueFull) {
-          records[size_t(n)].reset();
-          ++refused_shutdown;
-          continue;
-        }
-        ASSERT_EQ(st, Status::kSuccess);
-        tickets.push_back(sub.ticket);
-        if (g() % 10 == 0) b->cancel(tickets[g() % tickets.size()]);
-        if (t == 0 && n >= total * 9 / 10 && !stop_now.exchange(true))
-          b->shutdown(g() % 2 ? ShutdownMode::kFail : ShutdownMode::kDrain);
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  b->shutdown();
-  const BatcherStats st = b->stats();
-  EXPECT_EQ(st.pending, 0u);
-  EXPECT_EQ(st.completed + st.cancelled + st.deadline_exceeded + st.failed, st.submitted);
-  uint64_t answered = 0, computed = 0;
-  std::map<int, std::vector<const Record*>> by_request;
-  for (const auto& rec : records) {
-    if (!rec) continue;
-    ASSERT_EQ(rec->answers.load(), 1) << "a step answered " << rec->answers.load() << " times";
-    ++answered;
-    if (rec->r.status == Status::kSuccess) ++computed;
-    by_request[rec->request].push_back(rec.get());
-  }
-  EXPECT_EQ(answered, st.submitted);
-  EXPECT_EQ(computed, st.completed);
-  EXPECT_GT(st.completed, uint64_t(total) / 2);
-  EXPECT_GT(st.cancelled, 0u);
-  // Each computed answer against the direct call at the offset it reports
-  // (offsets are assigned at acceptance; cancelled steps keep theirs).
-  auto ref = linalign_test::make_context(1);
-  uint64_t checked = 0;
-  for (const auto& [request, recs] : by_request) {
-    const Params p = request_params(request);
-    for (const Record* rec : recs) {
-      if (rec->r.status != Status::kSuccess) continue;
-      const StepResult want =
-          direct(*ref, rec->kind, pool.rows(rec->row), p, rec->r.offset, rec->target, nullptr);
-      expect_same(rec->r, want, rec->kind, "request " + std::to_string(request));
-      if (::testing::Test::HasFailure()) return;
-      ++checked;
-    }
-  }
-  EXPECT_EQ(checked, st.completed);
-  // Every accepted sample step took its own offset: per request, they are
-  // params.offset, +1, +2, ... with no gap and no repeat.
-  for (const auto& [request, recs] : by_request) {
-    std::vector<uint64_t> offsets;
-    for (const Record* rec : recs)
-      if (rec->kind == StepKind::kSample) offsets.push_back(rec->r.offset);
-    std::sort(offsets.begin(), offsets.end());
-    for (size_t i = 0; i < offsets.size(); ++i)
-      ASSERT_EQ(offsets[i], request_params(request).offset.value + i) << "request " << request;
-  }
-  std::printf(
-      "stress: %ld steps tried over %zu requests, %llu submitted = %llu completed + %llu "
-      "cancelled + %llu deadline + %llu failed; %ld refused at shutdown or full; %llu batches\n",
-      total, by_request.size(), (unsigned long long)st.submitted, (unsigned long long)st.completed,
-      (unsigned long long)st.cancelled, (unsigned long long)st.deadline_exceeded,
-      (unsigned long long)st.failed, refused_shutdown.load(), (unsigned long long)st.batches);
+  linalign_test::run_stress(
+      *b, c, [&](int row) { return pool.rows(row); },
+      [&](StepKind kind, const StepRows& rows, const Params& p, uint64_t offset, int32_t target) {
+        return direct(*ref, kind, rows, p, offset, target, nullptr);
+      });
 }
 
 }  // namespace

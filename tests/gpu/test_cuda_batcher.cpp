@@ -4,18 +4,16 @@
 // the batcher assigned, whatever batch and stream it ran in; a step whose
 // rows are pageable host memory is refused at submission with the direct
 // call's message and fails no neighbour; under concurrent submit / cancel /
-// deadline / shutdown every accepted step is answered exactly once. Device
-// rows and align outputs are cudaMalloc'd; skips without a device.
+// deadline / request churn / shutdown every accepted step is answered exactly
+// once (LINALIGN_CUDA_STRESS_STEPS steps, default 600). Device rows and align
+// outputs are cudaMalloc'd; skips without a device.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
 #include <map>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "batcher_test_util.hpp"
@@ -29,20 +27,17 @@ using namespace linalign_test::api;
 using linalign::BatcherOptions;
 using linalign::BatcherStats;
 using linalign::RequestId;
-using linalign::ShutdownMode;
 using linalign::Step;
 using linalign::StepKind;
 using linalign::StepResult;
 using linalign::StepRows;
 using linalign::Submission;
-using linalign::SubmitMode;
 using linalign_gpu_test::DeviceArray;
 using linalign_test::expect_same;
 using linalign_test::make_batcher;
 using linalign_test::open_request;
 using linalign_test::request_params;
 using linalign_test::same_bits;
-using Clock = std::chrono::steady_clock;
 
 #if defined(LINALIGN_SIMT_EMULATED)
 constexpr int64_t kVocab = 700;
@@ -179,101 +174,36 @@ TEST(CudaBatcher, HostRowsAreRefusedAtSubmission) {
   EXPECT_EQ(b->stats().refused, 2u);
 }
 
-// A smaller stress than the CPU one (the emulator runs the kernels): every
-// step answered once, counts add up, computed answers equal direct calls.
+// The CPU test's stress (linalign_test::run_stress), smaller (the emulator
+// runs the kernels): every step answered once, the counts add up, computed
+// answers equal direct calls, each request's sample offsets consecutive.
 TEST(CudaBatcher, StressEveryStepAnsweredOnceAndExactly) {
   SKIP_WITHOUT_DEVICE();
-  const char* env = std::getenv("LINALIGN_CUDA_STRESS_STEPS");
-  const long total = env ? std::atol(env) : 600;
-  constexpr int kThreads = 4, kRequestsPerThread = 4;
+  linalign_test::StressConfig c;
+  c.label = "cuda stress";
+  c.steps = linalign_test::env_steps("LINALIGN_CUDA_STRESS_STEPS", 600);
+  c.threads = 4;
+  c.requests_per_thread = 4;
+  c.rows = 16;
+  c.targets = int32_t(kVocab);
+  c.score_one_in = 3;
+  c.deadline_us = 500;
+  c.churn = true;
+  c.seed = 7;
   auto ctx = linalign_test::make_context(Backend::kCuda, 0);
-  const DevicePool pool(kVocab, 16, 17);
+  auto ref = linalign_test::make_context(Backend::kCuda, 0);
+  const DevicePool pool(kVocab, c.rows, 17);
   BatcherOptions o;
   o.max_rows = 16;
   o.max_wait_us = 300;
   o.queue_capacity = 64;
   o.streams = 3;
   auto b = make_batcher(*ctx, o);
-  struct Record {
-    int request, row;
-    StepKind kind;
-    int32_t target;
-    std::atomic<int> answers{0};
-    StepResult r;
-  };
-  std::vector<std::unique_ptr<Record>> records(static_cast<size_t>(total));
-  std::atomic<long> next{0};
-  std::atomic<bool> stopped{false};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 g(uint32_t(t) + 7);
-      std::vector<RequestId> ids;
-      for (int q = 0; q < kRequestsPerThread; ++q)
-        ids.push_back(open_request(*b, request_params(t * kRequestsPerThread + q)));
-      std::vector<uint64_t> tickets;
-      for (;;) {
-        const long n = next.fetch_add(1);
-        if (n >= total) break;
-        auto rec = std::make_unique<Record>();
-        const int q = int(g() % kRequestsPerThread);
-        rec->request = t * kRequestsPerThread + q;
-        rec->row = int(g() % 16);
-        rec->kind = g() % 3 == 0 ? StepKind::kScore : StepKind::kSample;
-        rec->target = int32_t(g() % kVocab);
-        Record* raw = rec.get();
-        records[size_t(n)] = std::move(rec);
-        Step s = raw->kind == StepKind::kSample
-                     ? Step::sample(ids[q], pool.rows(raw->row))
-                     : Step::score(ids[q], pool.rows(raw->row), raw->target);
-        if (g() % 16 == 0) s.deadline = Clock::now() + std::chrono::microseconds(g() % 500);
-        s.callback = [raw](const StepResult& r) {
-          raw->r = r;
-          raw->answers.fetch_add(1);
-        };
-        Submission sub;
-        const Status st = b->submit(std::move(s), &sub, nullptr,
-                                    g() % 8 == 0 ? SubmitMode::kTry : SubmitMode::kBlock);
-        if (st != Status::kSuccess) {
-          EXPECT_TRUE(st == Status::kShutdown || st == Status::kQueueFull) << int(st);
-          records[size_t(n)].reset();
-          continue;
-        }
-        tickets.push_back(sub.ticket);
-        if (g() % 10 == 0) b->cancel(tickets[g() % tickets.size()]);
-        if (t == 0 && n >= total * 9 / 10 && !stopped.exchange(true))
-          b->shutdown(g() % 2 ? ShutdownMode::kFail : ShutdownMode::kDrain);
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  b->shutdown();
-  const BatcherStats st = b->stats();
-  EXPECT_EQ(st.pending, 0u);
-  EXPECT_EQ(st.completed + st.cancelled + st.deadline_exceeded + st.failed, st.submitted);
-  auto ref = linalign_test::make_context(Backend::kCuda, 0);
-  uint64_t answered = 0, checked = 0;
-  for (const auto& rec : records) {
-    if (!rec) continue;
-    ASSERT_EQ(rec->answers.load(), 1);
-    ++answered;
-    if (rec->r.status != Status::kSuccess) continue;
-    const StepResult want =
-        direct(*ref, rec->kind, pool.rows(rec->row), request_params(rec->request), rec->r.offset,
-               rec->target, nullptr);
-    expect_same(rec->r, want, rec->kind, "request " + std::to_string(rec->request));
-    if (::testing::Test::HasFailure()) return;
-    ++checked;
-  }
-  EXPECT_EQ(answered, st.submitted);
-  EXPECT_EQ(checked, st.completed);
-  EXPECT_GT(st.completed, uint64_t(total) / 2);
-  std::printf(
-      "cuda stress: %llu submitted = %llu completed + %llu cancelled + %llu deadline + "
-      "%llu failed; %llu batches\n",
-      (unsigned long long)st.submitted, (unsigned long long)st.completed,
-      (unsigned long long)st.cancelled, (unsigned long long)st.deadline_exceeded,
-      (unsigned long long)st.failed, (unsigned long long)st.batches);
+  linalign_test::run_stress(
+      *b, c, [&](int row) { return pool.rows(row); },
+      [&](StepKind kind, const StepRows& rows, const Params& p, uint64_t offset, int32_t target) {
+        return direct(*ref, kind, rows, p, offset, target, nullptr);
+      });
 }
 
 // Consecutive batches overlap on two streams: batch n+1 is started (its
