@@ -22,13 +22,13 @@ class Batcher:
     """Collects steps from many threads into batches of up to max_rows rows,
     after at most max_wait_us; one Context call per batch (SPEC §4: every
     request's tokens are those of a direct one-row call at its step counter).
+    It runs on `context` (default: a CPU context of its own), which then takes
+    no direct calls until the batcher is gone.
     """
 
     def __init__(self, context=None, *, max_rows=64, max_wait_us=200, queue_capacity=4096,
                  streams=2, submit_timeout=0.001):
-        from . import default_context
-
-        self.context = context if context is not None else default_context()
+        self.context = context if context is not None else _core.Context("cpu")
         self._b = _core.Batcher(self.context, max_rows, max_wait_us, queue_capacity, streams,
                                 submit_timeout)
         _live.add(self)

@@ -82,7 +82,7 @@ void answer(Held& h, const StepResult& r) {
 
 class PyBatcher {
  public:
-  PyBatcher(Context& ctx, int32_t max_rows, int64_t max_wait_us, int64_t queue_capacity,
+  PyBatcher(PyContext& ctx, int32_t max_rows, int64_t max_wait_us, int64_t queue_capacity,
             int32_t streams, double submit_timeout_s) {
     linalign::BatcherOptions o;
     o.max_rows = max_rows;
@@ -91,13 +91,19 @@ class PyBatcher {
     o.streams = streams;
     o.submit_timeout = std::chrono::microseconds(int64_t(submit_timeout_s * 1e6));
     std::string err;
-    const Status s = Batcher::create(ctx, o, &b_, &err);
-    if (s != Status::kSuccess) throw LibraryError{s, err};
+    {
+      std::lock_guard<std::mutex> lock(ctx.mu);  // not while a direct call runs
+      const Status s = Batcher::create(*ctx.ctx, o, &b_, &err);
+      if (s != Status::kSuccess) throw LibraryError{s, err};
+      ++ctx.batchers;
+    }
+    ctx_ = &ctx;
   }
   // Draining runs answers that need the GIL: let go of it meanwhile.
   ~PyBatcher() {
     py::gil_scoped_release nogil;
     b_.reset();
+    --ctx_->batchers;  // keep_alive: the context outlives its batchers
   }
 
   uint64_t open(const py::dict& kw) {
@@ -186,6 +192,7 @@ class PyBatcher {
 
  private:
   std::unique_ptr<Batcher> b_;
+  PyContext* ctx_ = nullptr;
 };
 
 // A ScoreSource over a Python callable: next_chunk() returns a list of
@@ -330,7 +337,7 @@ void bind_batcher(py::module_& m) {
       });
 
   py::class_<PyBatcher>(m, "Batcher")
-      .def(py::init<Context&, int32_t, int64_t, int64_t, int32_t, double>(), py::arg("context"),
+      .def(py::init<PyContext&, int32_t, int64_t, int64_t, int32_t, double>(), py::arg("context"),
            py::arg("max_rows"), py::arg("max_wait_us"), py::arg("queue_capacity"),
            py::arg("streams"), py::arg("submit_timeout_s"), py::keep_alive<1, 2>())
       .def("open", &PyBatcher::open)

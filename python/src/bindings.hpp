@@ -3,6 +3,9 @@
 
 #include <pybind11/pybind11.h>
 
+#include <atomic>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -15,8 +18,31 @@ namespace linalign_py {
 // 1-D arrays of `rows` values on `like`'s device, kept in *keep).
 linalign::Params make_params(const py::dict& kw, std::vector<Array>* keep, int64_t rows,
                              const Array& like);
-// Throws LibraryError with the context's last error when s is not kSuccess.
-void check(linalign::Context& ctx, linalign::Status s);
+// A Context for Python: one call at a time (linalign.hpp: a Context is used
+// by one thread at a time), the GIL released while a call waits or runs; and
+// no direct call while a Batcher runs on it (batcher.hpp).
+struct PyContext {
+  std::unique_ptr<linalign::Context> ctx;
+  std::mutex mu;
+  std::atomic<int> batchers{0};
+
+  // Runs f(Context&) -> Status without the GIL, serialised; throws
+  // LibraryError with the context's message when it fails.
+  template <class F>
+  void call(F&& f) {
+    if (batchers.load() > 0)
+      invalid("context: a Batcher runs on this context; direct calls need another Context");
+    linalign::Status s;
+    std::string message;
+    {
+      py::gil_scoped_release nogil;
+      std::lock_guard<std::mutex> lock(mu);
+      s = f(*ctx);
+      if (s != linalign::Status::kSuccess) message = ctx->last_error();
+    }
+    if (s != linalign::Status::kSuccess) throw LibraryError{s, message};
+  }
+};
 // Sets the Python error of a library status (ValueError for an invalid
 // argument, linalign.Error with .status and .code otherwise).
 void raise_library_error(linalign::Status s, const std::string& message);

@@ -143,10 +143,6 @@ Params make_params(const py::dict& kw, std::vector<Array>* keep, int64_t rows, c
   return p;
 }
 
-void check(Context& ctx, Status s) {
-  if (s != Status::kSuccess) throw LibraryError{s, ctx.last_error()};
-}
-
 namespace {
 
 // Where a call's outputs go: each an Array the Python layer allocated.
@@ -162,7 +158,7 @@ void* stream_of(const py::object& stream) {
   return stream.is_none() ? nullptr : reinterpret_cast<void*>(stream.cast<uintptr_t>());
 }
 
-void align(Context& ctx, py::handle base, py::handle principle, py::handle out,
+void align(PyContext& pc, py::handle base, py::handle principle, py::handle out,
            py::handle diagnostics, const py::dict& kw, py::object stream) {
   Logits l = logits(base, principle, stream);
   std::vector<Array> keep;
@@ -177,16 +173,13 @@ void align(Context& ctx, py::handle base, py::handle principle, py::handle out,
   }
   const Array d = Array::optional(diagnostics, "diagnostics", stream);
   auto* diag = diagnostics_of(d, l.view.rows);
-  Status s;
-  {
-    py::gil_scoped_release nogil;
-    s = ctx.align(l.view, p, o.data(), out_dtype, l.view.rows > 1 ? o.stride(0) : 0, diag, nullptr,
-                  0, stream_of(stream));
-  }
-  check(ctx, s);
+  pc.call([&](Context& ctx) {
+    return ctx.align(l.view, p, o.data(), out_dtype, l.view.rows > 1 ? o.stride(0) : 0, diag,
+                     nullptr, 0, stream_of(stream));
+  });
 }
 
-void sample(Context& ctx, py::handle base, py::handle principle, py::handle tokens,
+void sample(PyContext& pc, py::handle base, py::handle principle, py::handle tokens,
             py::handle logprob, py::handle diagnostics, const py::dict& kw, py::object stream) {
   Logits l = logits(base, principle, stream);
   std::vector<Array> keep;
@@ -199,13 +192,10 @@ void sample(Context& ctx, py::handle base, py::handle principle, py::handle toke
   lp.expect("token_logprob", {l.view.rows});
   const Array d = Array::optional(diagnostics, "diagnostics", stream);
   auto* diag = diagnostics_of(d, l.view.rows);
-  Status s;
-  {
-    py::gil_scoped_release nogil;
-    s = ctx.sample(l.view, p, static_cast<int32_t*>(t.data()), static_cast<float*>(lp.data()), diag,
-                   nullptr, 0, stream_of(stream));
-  }
-  check(ctx, s);
+  pc.call([&](Context& ctx) {
+    return ctx.sample(l.view, p, static_cast<int32_t*>(t.data()), static_cast<float*>(lp.data()),
+                      diag, nullptr, 0, stream_of(stream));
+  });
 }
 
 float* f32_out(const Array& a, const char* name, int64_t n) {
@@ -216,7 +206,7 @@ float* f32_out(const Array& a, const char* name, int64_t n) {
 }
 
 // outs: (aligned, base, principle, seq_aligned, seq_base, seq_principle), None where not wanted.
-void score(Context& ctx, py::handle base, py::handle principle, py::handle targets,
+void score(PyContext& pc, py::handle base, py::handle principle, py::handle targets,
            py::handle seq_offsets, py::tuple outs, py::handle diagnostics, const py::dict& kw,
            py::object stream) {
   Logits l = logits(base, principle, stream);
@@ -251,13 +241,10 @@ void score(Context& ctx, py::handle base, py::handle principle, py::handle targe
   }
   const Array d = Array::optional(diagnostics, "diagnostics", stream);
   auto* diag = diagnostics_of(d, B);
-  Status s;
-  {
-    py::gil_scoped_release nogil;
-    s = ctx.score(l.view, p, static_cast<const int32_t*>(tg.data()), so, diag, nullptr, 0,
-                  stream_of(stream));
-  }
-  check(ctx, s);
+  pc.call([&](Context& ctx) {
+    return ctx.score(l.view, p, static_cast<const int32_t*>(tg.data()), so, diag, nullptr, 0,
+                     stream_of(stream));
+  });
 }
 
 linalign::ShardStats* shard_records(const Array& a, const char* name, int64_t n) {
@@ -269,22 +256,18 @@ linalign::ShardStats* shard_records(const Array& a, const char* name, int64_t n)
   return static_cast<linalign::ShardStats*>(a.data());
 }
 
-void shard_stats(Context& ctx, py::handle base, py::handle principle, py::handle out,
+void shard_stats(PyContext& pc, py::handle base, py::handle principle, py::handle out,
                  const py::dict& kw, py::object stream) {
   Logits l = logits(base, principle, stream);
   std::vector<Array> keep;
   const Params p = make_params(kw, &keep, l.view.rows, l.base);
   const Array o = Array::from(out, "out", stream);
   linalign::ShardStats* rec = shard_records(o, "out", l.view.rows);
-  Status s;
-  {
-    py::gil_scoped_release nogil;
-    s = ctx.shard_stats(l.view, p, rec, nullptr, 0, stream_of(stream));
-  }
-  check(ctx, s);
+  pc.call(
+      [&](Context& ctx) { return ctx.shard_stats(l.view, p, rec, nullptr, 0, stream_of(stream)); });
 }
 
-void align_shard(Context& ctx, py::handle base, py::handle principle, py::handle shards,
+void align_shard(PyContext& pc, py::handle base, py::handle principle, py::handle shards,
                  py::handle out, py::handle diagnostics, const py::dict& kw, py::object stream) {
   Logits l = logits(base, principle, stream);
   const int64_t B = l.view.rows;
@@ -300,16 +283,13 @@ void align_shard(Context& ctx, py::handle base, py::handle principle, py::handle
   o.expect("out", {B, l.view.vocab});
   const Array d = Array::optional(diagnostics, "diagnostics", stream);
   auto* diag = diagnostics_of(d, B);
-  Status s;
-  {
-    py::gil_scoped_release nogil;
-    s = ctx.align_shard(l.view, p, rec, G, static_cast<float*>(o.data()), B > 1 ? o.stride(0) : 0,
-                        diag, nullptr, 0, stream_of(stream));
-  }
-  check(ctx, s);
+  pc.call([&](Context& ctx) {
+    return ctx.align_shard(l.view, p, rec, G, static_cast<float*>(o.data()),
+                           B > 1 ? o.stride(0) : 0, diag, nullptr, 0, stream_of(stream));
+  });
 }
 
-std::unique_ptr<Context> make_context_impl(const std::string& backend, int threads, int device) {
+std::unique_ptr<PyContext> make_context_impl(const std::string& backend, int threads, int device) {
   linalign::ContextOptions o;
   if (backend == "cpu") {
     o.backend = linalign::Backend::kCpu;
@@ -322,11 +302,11 @@ std::unique_ptr<Context> make_context_impl(const std::string& backend, int threa
   }
   o.num_threads = threads;
   o.device = device;
-  std::unique_ptr<Context> ctx;
+  auto pc = std::make_unique<PyContext>();
   std::string err;
-  const Status s = Context::create(o, &ctx, &err);
+  const Status s = Context::create(o, &pc->ctx, &err);
   if (s != Status::kSuccess) throw LibraryError{s, err};
-  return ctx;
+  return pc;
 }
 
 }  // namespace
@@ -381,12 +361,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("cuda_compiled", &linalign::cuda_compiled);
   m.def("cuda_device_count", &linalign::cuda_device_count);
 
-  py::class_<Context>(m, "Context")
+  py::class_<linalign_py::PyContext>(m, "Context")
       .def(py::init(&linalign_py::make_context_impl), py::arg("backend") = "cpu",
            py::arg("threads") = 0, py::arg("device") = -1)
-      .def_property_readonly(
-          "backend",
-          [](const Context& c) { return c.backend() == linalign::Backend::kCuda ? "cuda" : "cpu"; })
+      .def_property_readonly("backend",
+                             [](const linalign_py::PyContext& c) {
+                               return c.ctx->backend() == linalign::Backend::kCuda ? "cuda" : "cpu";
+                             })
       .def("align", &linalign_py::align)
       .def("sample", &linalign_py::sample)
       .def("score", &linalign_py::score)

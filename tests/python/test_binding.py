@@ -326,3 +326,54 @@ def test_logits_processor_follows_the_hf_convention(rng):
     assert proc.last_diagnostics["eta"].tolist() == [2.0, 2.0]
     half = linalign.LinearAlignmentLogitsProcessor(lambda i: principle_scores(i).half())
     assert half(ids, scores_of(ids).half()).dtype == torch.float16
+
+
+def test_a_context_serves_one_call_at_a_time_and_not_beside_its_batcher(rng):
+    z, y = logits(rng, 8, 20000)
+    ctx = linalign.Context()
+    want = linalign.align(z, y, context=ctx)
+    results = []
+
+    def work():
+        for _ in range(5):
+            results.append(linalign.align(z, y, context=ctx))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 20 and all(same_bits(r, want) for r in results)
+    b = linalign.Batcher(ctx)
+    with pytest.raises(ValueError, match="context: a Batcher runs on this context"):
+        linalign.align(z, y, context=ctx)
+    b.shutdown()
+    del b
+    import gc
+
+    gc.collect()
+    assert same_bits(linalign.align(z, y, context=ctx), want)
+
+
+needs_cuda = pytest.mark.skipif(
+    not (torch.cuda.is_available() and linalign.cuda_compiled()),
+    reason="needs a CUDA device, torch with CUDA and the CUDA backend (bench/device_check.sh)")
+
+
+@needs_cuda
+def test_cuda_tensors_zero_copy_on_the_current_stream(rng):
+    z, y = logits(rng, 6, 32000)
+    cz, cy = torch.from_numpy(z).cuda(), torch.from_numpy(y).cuda()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        got, diag = linalign.align(cz, cy, rule="trust_region", diagnostics=True)
+        tok, _ = linalign.sample(cz, cy, greedy=True)
+    s.synchronize()
+    assert got.is_cuda and diag["eta"].is_cuda and tok.is_cuda
+    want, wdiag = linalign.align(z, y, rule="trust_region", diagnostics=True)
+    np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-4, atol=1e-4)  # SPEC §6
+    np.testing.assert_allclose(diag["eta"].cpu().numpy(), wdiag["eta"], rtol=1e-4)
+    assert tok.cpu().numpy().tolist() == linalign.sample(z, y, greedy=True)[0].tolist()
+    with linalign.Batcher(linalign.Context("cuda")) as b:
+        r = b.open(seed=3, top_p=0.9).sample(cz[0], cy[0]).result(timeout=60)
+    assert r.token == linalign.sample(cz[:1], cy[:1], seed=3, top_p=0.9)[0].item()
