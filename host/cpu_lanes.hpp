@@ -131,8 +131,12 @@ inline math::RowStats lane_chunk_stats_impl(const float* z, const float* y, int 
         st8[j] += w2;
         dt8[j] += w2 * (d[k] - d_ref);
         ltt8[j] += w2 * et;
-        zt8[j] += w2 * ez;
-        yt8[j] += w2 * ey;
+        // The tilted means of zt, yt take the unclamped offsets: the token
+        // that carries π*'s mass may sit far below the base maximum (a wide
+        // logit range, a small T), and KL(π*‖π) = −H − E*[ℓ] needs its true
+        // ℓ. Masked tokens (−inf, weight 0) take 0 instead of 0·(−inf).
+        zt8[j] += w2 * (k1 != 0.f ? zt[k] - mz : 0.f);
+        yt8[j] += w2 * (k1 != 0.f ? yt[k] - my : 0.f);
       }
     }
   }
