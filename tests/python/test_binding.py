@@ -247,9 +247,8 @@ def test_batcher_answers_are_the_direct_calls(rng):
 
 def test_batcher_align_score_cancel_deadline_shutdown(rng):
     z, y = logits(rng, 2, 300)
-    # A second, idle request: every step waits max_wait for its company.
     b = linalign.Batcher(max_rows=4, max_wait_us=100000)
-    req, _idle = b.open(ratio=1.0), b.open()
+    req = b.open(ratio=1.0)  # the only request: its steps go at once
     out = np.empty(300, np.float32)
     f = req.align(z[0], y[0], out)
     s = req.score(z[1], y[1], 7)
@@ -262,15 +261,19 @@ def test_batcher_align_score_cancel_deadline_shutdown(rng):
     with pytest.raises(linalign.Error) as e:
         late.result(timeout=30)
     assert e.value.status == "deadline exceeded"
+    b.shutdown()
+    with pytest.raises(linalign.Error, match="shut down"):
+        req.sample(z[0], y[0])
+    # A second, idle request: a step waits (a minute at most) for its company.
+    b = linalign.Batcher(max_wait_us=60_000_000)
+    req, _idle = b.open(), b.open()
     pending = req.sample(z[0], y[0])
     assert pending.cancel() and pending.cancelled()
     queued = req.sample(z[0], y[0])
     b.shutdown(drain=False)
     with pytest.raises(linalign.Error, match="shut down"):
         queued.result(timeout=30)
-    assert b.stats()["cancelled"] == 1
-    with pytest.raises(linalign.Error, match="shut down"):
-        req.sample(z[0], y[0])
+    assert b.stats()["cancelled"] == 1 and b.stats()["failed"] == 1
     with pytest.raises(ValueError, match="out"):
         linalign.Batcher().open().align(z[0], y[0], np.empty(5, np.float32))
 
