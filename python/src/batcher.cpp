@@ -246,6 +246,9 @@ class PySource final : public linalign::ScoreSource {
     } catch (const TypeMismatch& e) {
       *error = e.message;
       return Status::kInvalidArgument;
+    } catch (const std::exception& e) {  // e.g. pybind11's cast_error: nothing crosses the job
+      *error = std::string("source: ") + e.what();
+      return Status::kInvalidArgument;
     }
     return Status::kSuccess;
   }
