@@ -129,6 +129,8 @@ class PyBatcher {
                   const std::string& mode) {
     auto held = std::make_shared<Held>();
     const linalign::StepRows rows = step_rows(*held, base, principle);
+    expect_reachable(*ctx_, held->base, "base");
+    expect_reachable(*ctx_, held->principle, "principle");
     linalign::Step step;
     if (kind == "sample") {
       step = linalign::Step::sample(request, rows);
@@ -138,6 +140,7 @@ class PyBatcher {
       held->out = Array::from(out, "out");
       held->out.expect_type("out", kDLFloat, 32, "float32");
       held->out.expect("out", {rows.vocab});
+      expect_reachable(*ctx_, held->out, "out");
       step = linalign::Step::align(request, rows, static_cast<float*>(held->out.data()));
     } else {
       invalid("kind: \"" + kind + "\" is not one of \"sample\", \"align\", \"score\"");
@@ -189,6 +192,7 @@ class PyBatcher {
     return d;
   }
   Batcher& batcher() { return *b_; }
+  const PyContext& context() const { return *ctx_; }
 
  private:
   std::unique_ptr<Batcher> b_;
@@ -200,8 +204,8 @@ class PyBatcher {
 // end. Its arrays are held until the next call.
 class PySource final : public linalign::ScoreSource {
  public:
-  PySource(py::object next_chunk, int64_t total_rows)
-      : next_chunk_(std::move(next_chunk)), total_rows_(total_rows) {}
+  PySource(const PyContext& pc, py::object next_chunk, int64_t total_rows)
+      : pc_(pc), next_chunk_(std::move(next_chunk)), total_rows_(total_rows) {}
   ~PySource() override { held_.clear(); }  // destroyed where the GIL is held
 
   linalign::Status next(std::vector<linalign::ScoreSequence>* chunk, std::string* error) override {
@@ -218,6 +222,8 @@ class PySource final : public linalign::ScoreSource {
         a[0] = Array::from(t[0], "base");
         a[1] = Array::from(t[1], "principle");
         a[2] = Array::from(t[2], "targets");
+        expect_reachable(pc_, a[0], "base");
+        expect_reachable(pc_, a[1], "principle");
         linalign::ScoreSequence s;
         s.dtype = a[0].logits_dtype("base");
         a[0].expect("base", {-1, -1});
@@ -263,6 +269,7 @@ class PySource final : public linalign::ScoreSource {
   }
 
  private:
+  const PyContext& pc_;
   py::object next_chunk_;
   int64_t total_rows_;
   std::vector<std::array<Array, 3>> held_;
@@ -299,7 +306,7 @@ py::dict score_job(PyBatcher& b, py::object next_chunk, const std::string& outpu
       }
     };
   }
-  PySource source(std::move(next_chunk), total_rows);
+  PySource source(b.context(), std::move(next_chunk), total_rows);
   linalign::JobReport report;
   std::string err;
   Status s;

@@ -48,6 +48,13 @@ struct PyContext {
 void raise_library_error(linalign::Status s, const std::string& message);
 // The exception object of a library status, for futures (set_exception).
 py::object library_exception(linalign::Status s, const std::string& message);
+// A CPU context reads host memory only: a CUDA array given to it is refused
+// (the host would dereference a device pointer).
+inline void expect_reachable(const PyContext& pc, const Array& a, const char* name) {
+  if (!a.empty() && a.where() == Where::kCuda && a.t().device.device_type == kDLCUDA &&
+      pc.ctx->backend() == linalign::Backend::kCpu)
+    invalid(std::string(name) + ": CUDA memory needs a CUDA context (linalign.Context(\"cuda\"))");
+}
 // The host API: Batcher, requests, scoring jobs (batcher.cpp).
 void bind_batcher(py::module_& m);
 // A RowDiagnostics as a dict of Python numbers.

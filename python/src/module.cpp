@@ -32,10 +32,12 @@ struct Logits {
   LogitsView view;
 };
 
-Logits logits(py::handle base, py::handle principle, py::object stream) {
+Logits logits(const PyContext& pc, py::handle base, py::handle principle, py::object stream) {
   Logits l;
   l.base = Array::from(base, "base", stream);
   l.principle = Array::from(principle, "principle", stream);
+  expect_reachable(pc, l.base, "base");
+  expect_reachable(pc, l.principle, "principle");
   const DType t = l.base.logits_dtype("base");
   if (l.principle.logits_dtype("principle") != t)
     throw TypeMismatch{"principle: dtype " + l.principle.dtype_name() + " differs from base's " +
@@ -160,7 +162,7 @@ void* stream_of(const py::object& stream) {
 
 void align(PyContext& pc, py::handle base, py::handle principle, py::handle out,
            py::handle diagnostics, const py::dict& kw, py::object stream) {
-  Logits l = logits(base, principle, stream);
+  Logits l = logits(pc, base, principle, stream);
   std::vector<Array> keep;
   const Params p = make_params(kw, &keep, l.view.rows, l.base);
   Array o = Array::from(out, "out", stream);
@@ -181,7 +183,7 @@ void align(PyContext& pc, py::handle base, py::handle principle, py::handle out,
 
 void sample(PyContext& pc, py::handle base, py::handle principle, py::handle tokens,
             py::handle logprob, py::handle diagnostics, const py::dict& kw, py::object stream) {
-  Logits l = logits(base, principle, stream);
+  Logits l = logits(pc, base, principle, stream);
   std::vector<Array> keep;
   const Params p = make_params(kw, &keep, l.view.rows, l.base);
   Array t = Array::from(tokens, "tokens", stream);
@@ -209,7 +211,7 @@ float* f32_out(const Array& a, const char* name, int64_t n) {
 void score(PyContext& pc, py::handle base, py::handle principle, py::handle targets,
            py::handle seq_offsets, py::tuple outs, py::handle diagnostics, const py::dict& kw,
            py::object stream) {
-  Logits l = logits(base, principle, stream);
+  Logits l = logits(pc, base, principle, stream);
   const int64_t B = l.view.rows;
   std::vector<Array> keep;
   const Params p = make_params(kw, &keep, B, l.base);
@@ -258,7 +260,7 @@ linalign::ShardStats* shard_records(const Array& a, const char* name, int64_t n)
 
 void shard_stats(PyContext& pc, py::handle base, py::handle principle, py::handle out,
                  const py::dict& kw, py::object stream) {
-  Logits l = logits(base, principle, stream);
+  Logits l = logits(pc, base, principle, stream);
   std::vector<Array> keep;
   const Params p = make_params(kw, &keep, l.view.rows, l.base);
   const Array o = Array::from(out, "out", stream);
@@ -269,7 +271,7 @@ void shard_stats(PyContext& pc, py::handle base, py::handle principle, py::handl
 
 void align_shard(PyContext& pc, py::handle base, py::handle principle, py::handle shards,
                  py::handle out, py::handle diagnostics, const py::dict& kw, py::object stream) {
-  Logits l = logits(base, principle, stream);
+  Logits l = logits(pc, base, principle, stream);
   const int64_t B = l.view.rows;
   std::vector<Array> keep;
   const Params p = make_params(kw, &keep, B, l.base);

@@ -380,3 +380,57 @@ def test_cuda_tensors_zero_copy_on_the_current_stream(rng):
     with linalign.Batcher(linalign.Context("cuda")) as b:
         r = b.open(seed=3, top_p=0.9).sample(cz[0], cy[0]).result(timeout=60)
     assert r.token == linalign.sample(cz[:1], cy[:1], seed=3, top_p=0.9)[0].item()
+
+
+class _FakeCudaArray:
+    """A DLPack producer that claims CUDA memory at a bogus address: a CPU
+    context must refuse it before anything reads it."""
+
+    def __init__(self, shape):
+        import ctypes as C
+
+        class Device(C.Structure):
+            _fields_ = [("device_type", C.c_int), ("device_id", C.c_int)]
+
+        class DType(C.Structure):
+            _fields_ = [("code", C.c_uint8), ("bits", C.c_uint8), ("lanes", C.c_uint16)]
+
+        class Tensor(C.Structure):
+            _fields_ = [("data", C.c_void_p), ("device", Device), ("ndim", C.c_int),
+                        ("dtype", DType), ("shape", C.POINTER(C.c_int64)),
+                        ("strides", C.POINTER(C.c_int64)), ("byte_offset", C.c_uint64)]
+
+        class Managed(C.Structure):
+            pass
+
+        Deleter = C.CFUNCTYPE(None, C.POINTER(Managed))
+        Managed._fields_ = [("dl_tensor", Tensor), ("manager_ctx", C.c_void_p),
+                            ("deleter", Deleter)]
+        self.shape = shape
+        self._dims = (C.c_int64 * len(shape))(*shape)
+        self._deleted = []
+        self._deleter = Deleter(lambda m: self._deleted.append(1))
+        self._m = Managed(Tensor(0xDEAD0000, Device(2, 0), len(shape), DType(2, 32, 1),
+                                 self._dims, None, 0), None, self._deleter)
+        self._C = C
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+    def __dlpack__(self, stream=None):
+        C = self._C
+        new = C.pythonapi.PyCapsule_New
+        new.restype, new.argtypes = C.py_object, [C.c_void_p, C.c_char_p, C.c_void_p]
+        return new(C.addressof(self._m), b"dltensor", None)
+
+
+def test_cuda_memory_is_refused_by_a_cpu_context(rng):
+    z, y = logits(rng, 2, 16)
+    fake = _FakeCudaArray((2, 16))
+    with pytest.raises(ValueError, match="base: CUDA memory needs a CUDA context"):
+        linalign.align(fake, y, context=linalign.Context("cpu"))
+    assert fake._deleted == [1]  # the consumed capsule's deleter ran
+    b = linalign.Batcher()
+    with pytest.raises(ValueError, match="principle: CUDA memory needs a CUDA context"):
+        b.open().sample(z[0], _FakeCudaArray((16,)))
+    b.shutdown()
