@@ -50,16 +50,11 @@ struct Held {
   }
 };
 
-// A 1-D row [V] of logits; its dtype into *dtype (the same for both rows).
-linalign::StepRows step_rows(Held& h, py::handle base, py::handle principle) {
+// A step's two rows, 1-D [V], held until it is answered.
+linalign::StepRows step_rows(const PyContext& pc, Held& h, py::handle base, py::handle principle) {
   h.base = Array::from(base, "base");
   h.principle = Array::from(principle, "principle");
-  const linalign::DType t = h.base.logits_dtype("base");
-  if (h.principle.logits_dtype("principle") != t)
-    throw TypeMismatch{"principle: dtype " + h.principle.dtype_name() + " differs from base's " +
-                       h.base.dtype_name()};
-  h.base.expect("base", {-1});
-  h.principle.expect("principle", {h.base.dim(0)});
+  const linalign::DType t = logits_pair(pc, h.base, h.principle, 1);
   return linalign::StepRows{t, h.base.dim(0), h.base.data(), h.principle.data()};
 }
 
@@ -128,9 +123,7 @@ class PyBatcher {
                   py::handle out, int32_t target, py::object future, py::object timeout_s,
                   const std::string& mode) {
     auto held = std::make_shared<Held>();
-    const linalign::StepRows rows = step_rows(*held, base, principle);
-    expect_reachable(*ctx_, held->base, "base");
-    expect_reachable(*ctx_, held->principle, "principle");
+    const linalign::StepRows rows = step_rows(*ctx_, *held, base, principle);
     linalign::Step step;
     if (kind == "sample") {
       step = linalign::Step::sample(request, rows);
@@ -222,17 +215,11 @@ class PySource final : public linalign::ScoreSource {
         a[0] = Array::from(t[0], "base");
         a[1] = Array::from(t[1], "principle");
         a[2] = Array::from(t[2], "targets");
-        expect_reachable(pc_, a[0], "base");
-        expect_reachable(pc_, a[1], "principle");
         linalign::ScoreSequence s;
-        s.dtype = a[0].logits_dtype("base");
-        a[0].expect("base", {-1, -1});
+        s.dtype = logits_pair(pc_, a[0], a[1], 2);
         s.rows = a[0].dim(0);
         s.vocab = a[0].dim(1);
-        a[1].expect("principle", {s.rows, s.vocab});
-        if (a[1].logits_dtype("principle") != s.dtype)
-          invalid("principle: dtype differs from base's");
-        if ((s.rows > 1 && a[0].stride(0) != s.vocab) || (s.rows > 1 && a[1].stride(0) != s.vocab))
+        if (s.rows > 1 && (a[0].stride(0) != s.vocab || a[1].stride(0) != s.vocab))
           invalid("source: base and principle must be contiguous [T, V] arrays");
         a[2].expect_type("targets", kDLInt, 32, "int32");
         a[2].expect("targets", {s.rows});

@@ -51,9 +51,28 @@ py::object library_exception(linalign::Status s, const std::string& message);
 // A CPU context reads host memory only: a CUDA array given to it is refused
 // (the host would dereference a device pointer).
 inline void expect_reachable(const PyContext& pc, const Array& a, const char* name) {
-  if (!a.empty() && a.where() == Where::kCuda && a.t().device.device_type == kDLCUDA &&
+  if (!a.empty() && a.t().device.device_type == kDLCUDA &&
       pc.ctx->backend() == linalign::Backend::kCpu)
     invalid(std::string(name) + ": CUDA memory needs a CUDA context (linalign.Context(\"cuda\"))");
+}
+// The two logit arrays of a call, a batcher step or a job's sequence: one
+// dtype (TypeError otherwise), `rank` dimensions, principle shaped as base
+// and on its device, both where pc's backend reads. Returns the dtype.
+inline linalign::DType logits_pair(const PyContext& pc, const Array& base, const Array& principle,
+                                   int rank) {
+  const linalign::DType t = base.logits_dtype("base");
+  if (principle.logits_dtype("principle") != t)
+    throw TypeMismatch{"principle: dtype " + principle.dtype_name() + " differs from base's " +
+                       base.dtype_name()};
+  base.expect("base", std::vector<int64_t>(size_t(rank), -1));
+  std::vector<int64_t> dims;
+  for (int i = 0; i < rank; ++i) dims.push_back(base.dim(i));
+  principle.expect("principle", dims);
+  expect_reachable(pc, base, "base");
+  expect_reachable(pc, principle, "principle");
+  if (base.where() != principle.where() || base.device_id() != principle.device_id())
+    invalid("principle: on another device than base");
+  return t;
 }
 // The host API: Batcher, requests, scoring jobs (batcher.cpp).
 void bind_batcher(py::module_& m);

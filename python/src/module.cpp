@@ -36,16 +36,7 @@ Logits logits(const PyContext& pc, py::handle base, py::handle principle, py::ob
   Logits l;
   l.base = Array::from(base, "base", stream);
   l.principle = Array::from(principle, "principle", stream);
-  expect_reachable(pc, l.base, "base");
-  expect_reachable(pc, l.principle, "principle");
-  const DType t = l.base.logits_dtype("base");
-  if (l.principle.logits_dtype("principle") != t)
-    throw TypeMismatch{"principle: dtype " + l.principle.dtype_name() + " differs from base's " +
-                       l.base.dtype_name()};
-  l.base.expect("base", {-1, -1});
-  l.principle.expect("principle", {l.base.dim(0), l.base.dim(1)});
-  if (l.base.where() != l.principle.where() || l.base.device_id() != l.principle.device_id())
-    invalid("principle: on another device than base");
+  const DType t = logits_pair(pc, l.base, l.principle, 2);
   l.view = LogitsView::strided(t, l.base.dim(0), l.base.dim(1), l.base.data(), l.principle.data(),
                                l.base.dim(0) > 1 ? l.base.stride(0) : 0,
                                l.principle.dim(0) > 1 ? l.principle.stride(0) : 0);

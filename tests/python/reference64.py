@@ -251,12 +251,12 @@ def dkl_deta(update, l, delta, mu, S, eta) -> float:
 def align_row(
     z,
     y,
-    temperature=1.0,
-    rule="fixed",
-    ratio=2.0,
-    epsilon=0.1,
-    eta_max=8.0,
-    update="tilt",
+    temperature=DEFAULTS["temperature"],
+    rule=DEFAULTS["rule"],
+    ratio=DEFAULTS["ratio"],
+    epsilon=DEFAULTS["epsilon"],
+    eta_max=DEFAULTS["eta_max"],
+    update=DEFAULTS["update"],
     eta=None,
 ) -> Row:
     """One row of SPEC §2.  ``eta`` overrides the step rule (used to evaluate
