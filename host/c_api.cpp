@@ -57,6 +57,7 @@ static_assert(static_cast<int>(Op::kScore) == LINALIGN_OP_SCORE, "op");
 static_assert(static_cast<int>(Op::kShardStats) == LINALIGN_OP_SHARD_STATS, "op");
 static_assert(static_cast<int>(Op::kAlignShard) == LINALIGN_OP_ALIGN_SHARD, "op");
 static_assert(sizeof(linalign_shard_stats_t) == sizeof(linalign::ShardStats), "shard stats");
+static_assert(linalign::kMaxThreads == LINALIGN_MAX_THREADS, "thread bound");
 static_assert(static_cast<uint32_t>(linalign::kRowOk) == LINALIGN_ROW_OK, "row status");
 static_assert(static_cast<uint32_t>(linalign::kRowNaN) == LINALIGN_ROW_NAN, "row status");
 static_assert(static_cast<uint32_t>(linalign::kRowPosInf) == LINALIGN_ROW_POS_INF, "row status");
@@ -72,6 +73,9 @@ static_assert(static_cast<uint32_t>(linalign::kRowPosInf) == linalign::math::kFl
 static_assert(static_cast<uint32_t>(linalign::kRowEmptySupport) == linalign::math::kFlagEmpty,
               "row status");
 static_assert(static_cast<uint32_t>(linalign::kRowBadParameter) == linalign::math::kFlagBadParam,
+              "row status");
+static_assert(static_cast<uint32_t>(linalign::kRowOverflow) == LINALIGN_ROW_OVERFLOW, "row status");
+static_assert(static_cast<uint32_t>(linalign::kRowOverflow) == linalign::math::kFlagOverflow,
               "row status");
 
 // Diagnostics are written by the C++ API straight into the caller's array
@@ -147,9 +151,10 @@ linalign_status_t linalign_create(const linalign_config_t* config,
       return fail(call, LINALIGN_INVALID_ARGUMENT,
                   "config.backend " + std::to_string(c.backend) + " is not a linalign_backend_t");
     }
-    if (c.num_threads < 0) {
+    if (c.num_threads < 0 || c.num_threads > LINALIGN_MAX_THREADS) {
       return fail(call, LINALIGN_INVALID_ARGUMENT,
-                  "config.num_threads must be >= 0 (got " + std::to_string(c.num_threads) + ")");
+                  "config.num_threads must be in [0, " + std::to_string(LINALIGN_MAX_THREADS) +
+                      "] (got " + std::to_string(c.num_threads) + ")");
     }
     linalign::ContextOptions options;
     options.backend = static_cast<Backend>(c.backend);

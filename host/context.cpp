@@ -150,8 +150,10 @@ Status Context::create(const ContextOptions& options, std::unique_ptr<Context>* 
       set_error("Context::create: options.backend is unknown");
       return Status::kInvalidArgument;
     }
-    if (options.num_threads < 0) {
-      set_error("Context::create: options.num_threads must be >= 0");
+    if (options.num_threads < 0 || options.num_threads > kMaxThreads) {
+      set_error("Context::create: options.num_threads must be in [0, " +
+                std::to_string(kMaxThreads) + "] (got " + std::to_string(options.num_threads) +
+                ")");
       return Status::kInvalidArgument;
     }
     if (want == Backend::kAuto)

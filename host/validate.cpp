@@ -170,17 +170,18 @@ Status check_row_parameters(const Call& call, bool host_arrays, Checker& c) {
           [sampling](float t) { return math::temperature_ok(t, sampling); }, "temperature",
           sampling ? "must be finite and >= 0 (0 = greedy)" : "must be finite and > 0", c, &st))
     return st;
-  if (p.rule == StepRule::kFixed) {
-    if (!check_param(p.ratio, B, host_arrays, math::ratio_ok, "ratio", "must be finite", c, &st))
-      return st;
-  } else {
-    if (!check_param(p.epsilon, B, host_arrays, math::epsilon_ok, "epsilon",
-                     "must be finite and > 0", c, &st))
-      return st;
-    if (!check_param(p.eta_max, B, host_arrays, math::eta_max_ok, "eta_max",
-                     "must be finite and >= 0", c, &st))
-      return st;
-  }
+  // The rule's own parameters in their ranges; the others only not NaN.
+  const bool fixed = p.rule == StepRule::kFixed;
+  constexpr const char* kUnused = "must not be NaN (unused by this rule)";
+  if (!check_param(p.ratio, B, host_arrays, fixed ? math::ratio_ok : math::unused_ok, "ratio",
+                   fixed ? "must be finite" : kUnused, c, &st))
+    return st;
+  if (!check_param(p.epsilon, B, host_arrays, fixed ? math::unused_ok : math::epsilon_ok, "epsilon",
+                   fixed ? kUnused : "must be finite and > 0", c, &st))
+    return st;
+  if (!check_param(p.eta_max, B, host_arrays, fixed ? math::unused_ok : math::eta_max_ok, "eta_max",
+                   fixed ? kUnused : "must be finite and >= 0", c, &st))
+    return st;
   if (sampling) {
     if (!check_param(p.top_p, B, host_arrays, math::top_p_ok, "top_p", "must be in (0, 1]", c, &st))
       return st;

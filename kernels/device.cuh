@@ -606,11 +606,18 @@ __device__ __forceinline__ uint32_t row_param_flags(const Args& a, int64_t r) {
   const bool sample = a.op == int32_t(Op::kSample);
   if (a.temperature.values != nullptr)
     ok = ok && math::temperature_ok(a.temperature.values[r], sample);
-  if (a.rule == int32_t(math::Rule::kFixed)) {
-    if (a.ratio.values != nullptr) ok = ok && math::ratio_ok(a.ratio.values[r]);
-  } else {
-    if (a.epsilon.values != nullptr) ok = ok && math::epsilon_ok(a.epsilon.values[r]);
-    if (a.eta_max.values != nullptr) ok = ok && math::eta_max_ok(a.eta_max.values[r]);
+  const bool fixed = a.rule == int32_t(math::Rule::kFixed);
+  if (a.ratio.values != nullptr) {
+    const float v = a.ratio.values[r];
+    ok = ok && (fixed ? math::ratio_ok(v) : math::unused_ok(v));
+  }
+  if (a.epsilon.values != nullptr) {
+    const float v = a.epsilon.values[r];
+    ok = ok && (fixed ? math::unused_ok(v) : math::epsilon_ok(v));
+  }
+  if (a.eta_max.values != nullptr) {
+    const float v = a.eta_max.values[r];
+    ok = ok && (fixed ? math::unused_ok(v) : math::eta_max_ok(v));
   }
   if (sample) {
     if (a.top_p.values != nullptr) ok = ok && math::top_p_ok(a.top_p.values[r]);

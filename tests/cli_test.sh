@@ -176,6 +176,9 @@ for c in align sample score demo gen info; do
   ok "help_$c" "$c" --help && contains "help_$c.out" "usage: linalign $c" "$c --help"
 done
 ok help_cmd help sample && contains help_cmd.out "--top-p" "help sample"
+# Every command's line shows its whole name before its summary (it once read "score-joscore").
+contains help.out "^  score-job +score many sequences" "--help lists score-job"
+contains help.out "^  story +a real model" "--help lists story"
 bad noargs 1 "usage"
 bad unknown_cmd 1 "unknown command 'frobnicate'" frobnicate
 
@@ -380,6 +383,15 @@ bad empty_file 1 "bad magic" align --base empty.npy "${Y[@]}"
 bad devnull 1 "not a regular file" align --base /dev/null "${Y[@]}"
 bad truncated 1 "truncated data" align --base trunc.npy "${Y[@]}"
 bad fortran 1 "Fortran" align --base fortran.npy "${Y[@]}"
+# Bytes of the file that a message repeats are quoted: an escape sequence, a
+# carriage return and invalid UTF-8 in a descr and a key print as \xNN.
+LC_ALL=C mknpy ctrl_descr.npy "$(printf '<f4\033[2J\r\xff')" False "($B, $V)" $((B * V * 4))
+bad ctrl_descr 1 "unsupported dtype '<f4\\\\x1b\\[2J\\\\x0d\\\\xff'" align --base ctrl_descr.npy "${Y[@]}"
+mkhdr ctrl_key.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), '$(printf '\x7f\x0b')': 1}"
+bad ctrl_key 1 "unexpected key '\\\\x7f\\\\x0b'" align --base ctrl_key.npy "${Y[@]}"
+for f in ctrl_descr ctrl_key; do
+  if LC_ALL=C grep -q '[^[:print:]]' "$f.err"; then fail "$f: the message holds raw control bytes"; else pass; fi
+done
 bad big_endian 1 "big-endian" align --base bigend.npy "${Y[@]}"
 bad float64 1 "unsupported dtype '<f8'" align --base f64.npy "${Y[@]}"
 bad rank3 1 "wrong rank" align --base rank3.npy "${Y[@]}"

@@ -58,7 +58,8 @@ std::string status_json(uint32_t s) {
       {linalign::kRowNaN, "\"nan\""},
       {linalign::kRowPosInf, "\"pos_inf\""},
       {linalign::kRowEmptySupport, "\"empty_support\""},
-      {linalign::kRowBadParameter, "\"bad_parameter\""}};
+      {linalign::kRowBadParameter, "\"bad_parameter\""},
+      {linalign::kRowOverflow, "\"overflow\""}};
   uint32_t unknown = s;
   for (const auto& [bit, name] : kKnown) {
     if (s & bit) names.emplace_back(name);

@@ -16,6 +16,13 @@
 // regular file, bad magic, unsupported version, malformed header, unsupported
 // dtype, big-endian data, Fortran order, truncated or over-long data.
 //
+// The bytes are untrusted (files someone else wrote): nothing is allocated
+// from what the header claims before the file is known to hold it, and any
+// text of the file an error message repeats (a key, a descr) goes through
+// quoted() first, so a file cannot write control characters or escape
+// sequences to the terminal through a message. tests/fuzz/fuzz_npy.cpp
+// searches for inputs that break either rule.
+//
 // The host must be little-endian (x86-64, AArch64), like every CUDA host.
 #pragma once
 
@@ -103,6 +110,33 @@ inline const char* dtype_name(DType t) {
       return "int64";
   }
   return "?";
+}
+
+// Bytes of an untrusted file as printable ASCII inside single quotes:
+// printable characters as they are, \\ and \' escaped, every other byte
+// (control characters, DEL, bytes ≥ 0x80 of any encoding) as \xNN; at most
+// `max_bytes` of the input, then "...".
+inline std::string quoted(const std::string& bytes, size_t max_bytes = 64) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (i == max_bytes) {
+      out += "...";
+      break;
+    }
+    const unsigned char c = static_cast<unsigned char>(bytes[i]);
+    if (c == '\\' || c == '\'') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out + "'";
 }
 
 // "[8,32000]", "[37]", "[]".
@@ -214,7 +248,7 @@ class HeaderParser {
         have_shape = true;
         h.shape = parse_shape();
       } else {
-        fail("unexpected key '" + key + "'");
+        fail("unexpected key " + quoted(key));
       }
       skip_ws();
       if (peek() == ',') {
@@ -318,28 +352,29 @@ class HeaderParser {
 
 // Maps a descr to a supported dtype or throws a message naming it.
 inline DType parse_descr(const std::string& d) {
-  if (d.size() < 2) throw Error("unsupported dtype '" + d + "'");
+  const std::string q = quoted(d);
+  if (d.size() < 2) throw Error("unsupported dtype " + q);
   char order = d[0];
   std::string code = d.substr(1);
   if (order == '>') {
     if (code == "f4" || code == "f2" || code == "u2" || code == "i4" || code == "i8" ||
         code == "V2")
-      throw Error("big-endian dtype '" + d +
-                  "' is not supported; convert with arr.astype(arr.dtype.newbyteorder('<'))");
-    throw Error("unsupported dtype '" + d + "' (and big-endian)");
+      throw Error("big-endian dtype " + q +
+                  " is not supported; convert with arr.astype(arr.dtype.newbyteorder('<'))");
+    throw Error("unsupported dtype " + q + " (and big-endian)");
   }
   if (order != '<' && order != '=' && order != '|')
-    throw Error("unsupported dtype '" + d + "' (unknown byte-order character)");
+    throw Error("unsupported dtype " + q + " (unknown byte-order character)");
   if (code == "V2") return DType::kV2;
   if (order == '|')
-    throw Error("unsupported dtype '" + d + "': a multi-byte type needs a byte order");
+    throw Error("unsupported dtype " + q + ": a multi-byte type needs a byte order");
   if (code == "f4") return DType::kF32;
   if (code == "f2") return DType::kF16;
   if (code == "u2") return DType::kU16;
   if (code == "i4") return DType::kI32;
   if (code == "i8") return DType::kI64;
-  throw Error("unsupported dtype '" + d +
-              "'; supported: float32 '<f4', float16 '<f2', bfloat16 bits '<u2' or '<V2', "
+  throw Error("unsupported dtype " + q +
+              "; supported: float32 '<f4', float16 '<f2', bfloat16 bits '<u2' or '<V2', "
               "int32 '<i4', int64 '<i8'");
 }
 
@@ -449,22 +484,16 @@ inline std::string read_header_text(std::FILE* f, uint64_t header_len) {
 
 }  // namespace detail
 
-// Reads a .npy file. Throws npy::Error with a message that starts with the path.
-inline Array read(const std::string& path) {
-  auto fail = [&](const std::string& what) -> Error { return Error(path + ": " + what); };
-  uint64_t file_size;
-  try {
-    file_size = detail::regular_file_size(path);  // before fopen: a FIFO would block it
-  } catch (const Error& e) {
-    throw fail(e.what());
-  }
-  detail::File f(path, "rb");
-  if (!f.get()) throw fail("cannot open: " + detail::errno_text(errno));
+// Reads a .npy array from `f`, positioned at its start, which holds exactly
+// `file_size` bytes (a file, or bytes in memory through fmemopen). Throws
+// npy::Error with a message that starts with `name`.
+inline Array read(std::FILE* f, uint64_t file_size, const std::string& name) {
+  auto fail = [&](const std::string& what) -> Error { return Error(name + ": " + what); };
   detail::Prefix pre;
   std::string text;
   try {
-    pre = detail::read_prefix(f.get(), file_size);
-    text = detail::read_header_text(f.get(), pre.header_len);
+    pre = detail::read_prefix(f, file_size);
+    text = detail::read_header_text(f, pre.header_len);
   } catch (const Error& e) {
     throw fail(e.what());
   }
@@ -510,9 +539,27 @@ inline Array read(const std::string& path) {
                shape_string(h.shape) + " of " + dtype_name(t));
   Array a(t, h.shape);
   a.set_version(major);
-  if (a.nbytes() && std::fread(a.data(), 1, a.nbytes(), f.get()) != a.nbytes())
+  if (a.nbytes() && std::fread(a.data(), 1, a.nbytes(), f) != a.nbytes())
     throw fail("cannot read the data: " + detail::errno_text(errno));
   return a;
+}
+
+// Reads a .npy file. Throws npy::Error with a message that starts with the
+// path (quoted when it holds anything but printable ASCII).
+inline Array read(const std::string& path) {
+  std::string name = path;
+  for (char c : path)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f)
+      name = quoted(path, path.size());
+  uint64_t file_size;
+  try {
+    file_size = detail::regular_file_size(path);  // before fopen: a FIFO would block it
+  } catch (const Error& e) {
+    throw Error(name + ": " + e.what());
+  }
+  detail::File f(path, "rb");
+  if (!f.get()) throw Error(name + ": cannot open: " + detail::errno_text(errno));
+  return read(f.get(), file_size, name);
 }
 
 // Writes `nbytes` of data as a C-ordered .npy array (version 1.0, or 2.0 when

@@ -352,9 +352,11 @@ std::string usage() {
       "plain context, y from the context with the principle in its system prompt.\n\n"
       "usage: linalign <command> [flags]    (linalign <command> --help for its flags)\n\n"
       "commands:\n";
+  size_t width = 0;  // the longest name ("score-job") and two spaces
+  for (const auto& c : commands()) width = std::max(width, std::string(c.name).size() + 2);
   for (const auto& c : commands()) {
     std::string name = c.name;
-    name.resize(8, ' ');
+    name.resize(width, ' ');  // pads, never cuts
     s += "  " + name + c.summary + "\n";
   }
   s += "\n"

@@ -224,8 +224,11 @@ typedef enum linalign_row_status_t {
   LINALIGN_ROW_NAN = 1,           /* a NaN logit in the base or principle row (within vocab) */
   LINALIGN_ROW_POS_INF = 2,       /* a +inf logit in the base or principle row */
   LINALIGN_ROW_EMPTY_SUPPORT = 4, /* no token is finite in both rows (S is empty) */
-  LINALIGN_ROW_BAD_PARAMETER = 8  /* CUDA backend only: a per-row parameter in a device
+  LINALIGN_ROW_BAD_PARAMETER = 8, /* CUDA backend only: a per-row parameter in a device
                                      array (or the row's source) was unusable */
+  LINALIGN_ROW_OVERFLOW = 16      /* finite logits, but at the row's parameters a derived
+                                     quantity (z/T, eta*delta, a normaliser, a KL, ...)
+                                     overflows fp32 (e.g. T = 1e-38) */
 } linalign_row_status_t;
 
 /* ------------------------------------------------------------- handle --- */
@@ -240,9 +243,13 @@ typedef struct linalign_handle_s* linalign_handle_t;
 typedef struct linalign_config_t {
   size_t struct_size;  /* sizeof(linalign_config_t) */
   int32_t backend;     /* linalign_backend_t; default LINALIGN_BACKEND_CPU */
-  int32_t num_threads; /* CPU backend worker threads; 0 (default) = hardware concurrency */
+  int32_t num_threads; /* CPU backend worker threads, 0..LINALIGN_MAX_THREADS;
+                          0 (default) = hardware concurrency */
   int32_t device;      /* CUDA device ordinal; -1 (default) = the current device */
 } linalign_config_t;
+
+/* The most CPU worker threads a handle starts. */
+#define LINALIGN_MAX_THREADS 1024
 
 /* clang-format off */
 #define LINALIGN_CONFIG_INIT                                                    \
@@ -258,7 +265,8 @@ LINALIGN_API void linalign_config_init(linalign_config_t* config) LINALIGN_NOEXC
  *   out:    receives the handle; set to NULL on failure.
  * Returns LINALIGN_SUCCESS, or:
  *   LINALIGN_INVALID_ARGUMENT  out is NULL, config->struct_size too small, an
- *                              unknown backend value, num_threads < 0, a bad
+ *                              unknown backend value, num_threads outside
+ *                              [0, LINALIGN_MAX_THREADS], a bad
  *                              device ordinal (CUDA);
  *   LINALIGN_NOT_SUPPORTED     LINALIGN_BACKEND_CUDA in a build without CUDA;
  *   LINALIGN_NO_DEVICE         LINALIGN_BACKEND_CUDA without a usable device;

@@ -83,6 +83,10 @@ enum RowStatus : uint32_t {
   kRowBadParameter = 1u << 3,  // CUDA backend only: a per-row parameter in a device
                                // array was out of range (host arrays are checked
                                // at call level instead)
+  kRowOverflow = 1u << 4,      // the row's logits are finite, but at its parameters a
+                               // derived quantity (z/T, y/T, η·δ, a normaliser, μ,
+                               // σ, a KL, H) is not representable in fp32, e.g.
+                               // T = 1e-38 or ratio = 3e38 (docs/SEMANTICS.md 6)
 };
 
 // ------------------------------------------------------------ parameters ---
@@ -266,9 +270,13 @@ enum class Backend : int32_t {
   kAuto = 2,  // CUDA when compiled in and a device is present, else CPU
 };
 
+// The most CPU worker threads a context starts (more is a call-level error,
+// not a million threads started on a typo).
+constexpr int kMaxThreads = 1024;
+
 struct ContextOptions {
   Backend backend = Backend::kCpu;
-  int num_threads = 0;  // CPU backend worker threads; 0 = hardware concurrency
+  int num_threads = 0;  // CPU backend worker threads, 0..kMaxThreads; 0 = hardware concurrency
   int device = -1;      // CUDA device ordinal; -1 = the current device
 };
 

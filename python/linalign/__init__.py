@@ -23,6 +23,7 @@ class RowStatus(enum.IntFlag):
     POS_INF = 2  # a +inf logit
     EMPTY_SUPPORT = 4  # no token finite in both rows
     BAD_PARAMETER = 8  # CUDA: a per-row parameter array held an out-of-range value
+    OVERFLOW = 16  # finite logits, but z/T, eta*delta or a normaliser overflows fp32
 
 
 Scores = collections.namedtuple(
@@ -58,14 +59,14 @@ _PER_ROW = {
 
 
 def _prepare(base, principle, params, context):
-    _arrays.check_array(base, "base")
-    _arrays.check_array(principle, "principle")
+    _arrays.check_logits(base, "base")
+    _arrays.check_logits(principle, "principle")
     base, principle = _arrays.exportable(base), _arrays.exportable(principle)
     kw = {}
     for k, v in params.items():
         if v is None:
             continue
-        kw[k] = _arrays.param(base, v, _PER_ROW[k], k) if k in _PER_ROW else v
+        kw[k] = _arrays.param(base, v, _PER_ROW[k], k) if k in _PER_ROW else _arrays.option(v, k)
     ctx = context if context is not None else default_context(base)
     return base, principle, kw, ctx, _arrays.stream(base)
 

@@ -59,15 +59,21 @@ class Request:
 
     def __init__(self, batcher, params):
         self._batcher = batcher
-        self._id = batcher._b.open({k: v for k, v in params.items() if v is not None})
+        self._id = batcher._b.open(
+            {k: _arrays.option(v, k) for k, v in params.items() if v is not None})
 
     def _submit(self, kind, base, principle, out, target, timeout, mode):
-        _arrays.check_array(base, "base")
-        _arrays.check_array(principle, "principle")
+        _arrays.check_logits(base, "base")
+        _arrays.check_logits(principle, "principle")
+        target = _arrays.option(target, "target")
+        if isinstance(target, bool) or not isinstance(target, int):
+            raise TypeError(f"target: expected an integer, got {type(target).__name__}")
+        if not -(2**31) <= target < 2**31:
+            raise ValueError(f"target: {target} is outside the int32 range")
         fut = concurrent.futures.Future()
         b = self._batcher._b
         ticket = b.submit(kind, self._id, _arrays.exportable(base),
-                          _arrays.exportable(principle), out, int(target), fut, timeout, mode)
+                          _arrays.exportable(principle), out, target, fut, timeout, mode)
 
         def on_done(f):
             if f.cancelled():

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -43,23 +44,61 @@ Logits logits(const PyContext& pc, py::handle base, py::handle principle, py::ob
   return l;
 }
 
+std::string type_name(py::handle v) {
+  return py::str(v.get_type().attr("__name__"));
+}
+
+// A Python int as T: TypeError naming `key` for anything but an int (a bool
+// or a float included: 2.5 is no top_k), ValueError when outside T's range —
+// never pybind11's unnamed "Unable to cast".
+template <class T>
+T int_of(py::handle v, const std::string& key) {
+  if (py::isinstance<py::bool_>(v) || !py::isinstance<py::int_>(v))
+    throw TypeMismatch{key + ": expected an integer, got " + type_name(v)};
+  if constexpr (std::is_unsigned<T>::value) {
+    if (v.cast<py::int_>() < py::int_(0)) invalid(key + ": must be >= 0");
+    const unsigned long long x = PyLong_AsUnsignedLongLong(v.ptr());
+    if (PyErr_Occurred()) {
+      PyErr_Clear();
+      invalid(key + ": out of range (at most 2**64 - 1)");
+    }
+    return T(x);
+  } else {
+    int overflow = 0;
+    const long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+    if (overflow != 0 || x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max())
+      invalid(key + ": out of range [" + std::to_string(std::numeric_limits<T>::min()) + ", " +
+              std::to_string(std::numeric_limits<T>::max()) + "]");
+    return T(x);
+  }
+}
+
+// A Python number as a float (an int too large for a double is out of range).
+float float_of(py::handle v, const std::string& key) {
+  if (py::isinstance<py::bool_>(v) ||
+      !(py::isinstance<py::int_>(v) || py::isinstance<py::float_>(v)))
+    throw TypeMismatch{key + ": expected a number, got " + type_name(v)};
+  const double x = PyFloat_AsDouble(v.ptr());
+  if (PyErr_Occurred()) {
+    PyErr_Clear();
+    invalid(key + ": out of range");
+  }
+  return float(x);
+}
+
 // Arrays that must live as long as a call's Params (per-row parameters).
 template <class T>
 void per_row(const py::dict& kw, const char* key, linalign::PerRow<T>* out,
              std::vector<Array>* keep, int64_t rows, const Array& like) {
   if (!kw.contains(key)) return;
   py::handle v = kw[key];
-  if (py::isinstance<py::bool_>(v)) throw TypeMismatch{std::string(key) + ": expected a number"};
+  if (py::isinstance<py::bool_>(v))
+    throw TypeMismatch{std::string(key) + ": expected a number, got bool"};
   if (py::isinstance<py::int_>(v) || py::isinstance<py::float_>(v)) {
     if constexpr (std::is_floating_point<T>::value) {
-      *out = T(v.cast<double>());
-    } else if constexpr (std::is_same<T, int32_t>::value) {
-      const long long x = v.cast<long long>();
-      if (x < INT32_MIN || x > INT32_MAX) invalid(std::string(key) + ": out of range");
-      *out = int32_t(x);
+      *out = float_of(v, key);
     } else {
-      if (v.cast<py::int_>() < py::int_(0)) invalid(std::string(key) + ": must be >= 0");
-      *out = v.cast<uint64_t>();
+      *out = int_of<T>(v, key);
     }
     return;
   }
@@ -129,10 +168,15 @@ Params make_params(const py::dict& kw, std::vector<Array>* keep, int64_t rows, c
       kw, "nucleus_source",
       {{"principle", NucleusSource::kPrinciple}, {"aligned", NucleusSource::kAligned}},
       p.nucleus_source);
-  if (kw.contains("greedy")) p.greedy = kw["greedy"].cast<bool>();
+  if (kw.contains("greedy")) {
+    if (!py::isinstance<py::bool_>(kw["greedy"]))
+      throw TypeMismatch{"greedy: expected a bool (one per call), got " + type_name(kw["greedy"])};
+    p.greedy = kw["greedy"].cast<bool>();
+  }
   if (kw.contains("min_tokens_to_keep"))
-    p.min_tokens_to_keep = kw["min_tokens_to_keep"].cast<int32_t>();
-  if (kw.contains("ignore_index")) p.ignore_index = kw["ignore_index"].cast<int32_t>();
+    p.min_tokens_to_keep = int_of<int32_t>(kw["min_tokens_to_keep"], "min_tokens_to_keep");
+  if (kw.contains("ignore_index"))
+    p.ignore_index = int_of<int32_t>(kw["ignore_index"], "ignore_index");
   return p;
 }
 
@@ -282,7 +326,10 @@ void align_shard(PyContext& pc, py::handle base, py::handle principle, py::handl
   });
 }
 
-std::unique_ptr<PyContext> make_context_impl(const std::string& backend, int threads, int device) {
+std::unique_ptr<PyContext> make_context_impl(const std::string& backend, py::object threads_obj,
+                                             py::object device_obj) {
+  const int threads = int_of<int32_t>(threads_obj, "threads");
+  const int device = int_of<int32_t>(device_obj, "device");
   linalign::ContextOptions o;
   if (backend == "cpu") {
     o.backend = linalign::Backend::kCpu;

@@ -504,8 +504,35 @@ TEST_F(bad_input, StepRuleParameters) {
             Status::kInvalidArgument, "eta_max");
       }
     }
-    // SEMANTICS 4/11: ε is only checked for trust_region and exact_kl
+    // SEMANTICS 4/11: ε is only range-checked for trust_region and exact_kl,
+    // but a NaN ratio or ε is refused whatever the rule (issue 18).
     expect_ok(op, "fixed rule ignores epsilon 0", [](CallSetup& s) { s.params.epsilon = 0.0f; });
+    expect_ok(op, "trust_region ignores ratio inf", [](CallSetup& s) {
+      s.params.rule = StepRule::kTrustRegion;
+      s.params.ratio = kInfF;
+    });
+    expect_error(
+        op, "fixed rule, epsilon NaN", [](CallSetup& s) { s.params.epsilon = kNanF; },
+        Status::kInvalidArgument, "epsilon");
+    expect_error(
+        op, "fixed rule, eta_max NaN", [](CallSetup& s) { s.params.eta_max = kNanF; },
+        Status::kInvalidArgument, "eta_max");
+    for (StepRule rule : {StepRule::kTrustRegion, StepRule::kExactKl}) {
+      expect_error(
+          op, "trust_region / exact_kl, ratio NaN",
+          [rule](CallSetup& s) {
+            s.params.rule = rule;
+            s.params.ratio = kNanF;
+          },
+          Status::kInvalidArgument, "ratio");
+      expect_error(
+          op, "trust_region / exact_kl, ratio array row 1 NaN",
+          [rule](CallSetup& s) {
+            s.params.rule = rule;
+            s.params.ratio = PerRow<float>::array(bad_ratio);
+          },
+          Status::kInvalidArgument, "ratio[1]");
+    }
   }
 }
 
@@ -1000,3 +1027,91 @@ TEST_F(bad_input, NaNInPaddingIsNotARowError) {
 }
 
 }  // namespace
+
+// Issue 18's silently wrong rows: parameters accepted as "finite and > 0"
+// whose scaled logits overflow fp32 once applied (T = 1e-38, ratio = 3e38,
+// T = 1e-30 with ratio = 1e30; the linear update at T = 1e-6, ratio = 17.2)
+// gave NaN ℓ*, token −1 or an aligned score of +inf with status OK. Now such a
+// row is flagged kRowOverflow (SEMANTICS 6) and is invalid like a NaN row;
+// every row either carries that flag or has finite outputs whose
+// exponentials sum to 1, and the other rows are computed as if alone.
+TEST_F(bad_input, OverflowingParametersFlagTheRow) {
+  struct Case {
+    const char* name;
+    StepRule rule;
+    UpdateForm update;
+    float temperature, ratio;
+  };
+  const Case cases[] = {
+      {"T 1e-38", StepRule::kFixed, UpdateForm::kTilt, 1e-38f, 2.f},
+      {"ratio 3e38", StepRule::kFixed, UpdateForm::kTilt, 1.f, 3e38f},
+      {"T 1e-30 ratio 1e30", StepRule::kFixed, UpdateForm::kTilt, 1e-30f, 1e30f},
+      {"linear T 1e-6 ratio 17.2", StepRule::kFixed, UpdateForm::kLinear, 1e-6f, 17.2f},
+      {"linear T 1e-38", StepRule::kFixed, UpdateForm::kLinear, 1e-38f, 2.f},
+      {"trust_region T 1e-38", StepRule::kTrustRegion, UpdateForm::kTilt, 1e-38f, 2.f},
+      {"exact_kl linear T 1e-38", StepRule::kExactKl, UpdateForm::kLinear, 1e-38f, 2.f},
+  };
+  for (const Case& k : cases) {
+    for (Op op : kAllOps) {
+      SCOPED_TRACE(std::string(op_name(op)) + ": " + k.name);
+      // Row 1 takes the case's temperature, the others T = 1 (per-row array).
+      const float temps[CallSetup::kRows] = {1.f, k.temperature, 1.f, 1.f};
+      CallSetup s;
+      s.params.rule = k.rule;
+      s.params.update = k.update;
+      s.params.ratio = k.rule == StepRule::kFixed ? k.ratio : 2.f;
+      s.params.temperature = PerRow<float>::array(temps);
+      for (float& v : s.z) v *= 3.f;
+      for (float& v : s.y) v *= 3.f;
+      ASSERT_EQ(s.run(*ctx_, op), Status::kSuccess) << ctx_->last_error();
+      bool flagged_any = false;
+      for (int64_t r = 0; r < CallSetup::kRows; ++r) {
+        SCOPED_TRACE("row " + std::to_string(r));
+        const RowDiagnostics& d = s.diag[size_t(r)];
+        if (d.status != linalign::kRowOk) {
+          EXPECT_EQ(d.status, uint32_t(linalign::kRowOverflow));
+          expect_invalid_diag(d, linalign::kRowOverflow);
+          flagged_any = true;
+          if (op == Op::kAlign) {
+            for (int64_t i = 0; i < CallSetup::kVocab; ++i)
+              EXPECT_TRUE(std::isnan(s.out[size_t(r * CallSetup::kOutStride + i)]));
+          } else if (op == Op::kSample) {
+            EXPECT_EQ(s.tokens[size_t(r)], -1);
+            EXPECT_TRUE(std::isnan(s.token_logprob[size_t(r)]));
+          } else if (s.targets[size_t(r)] != -100) {
+            EXPECT_TRUE(std::isnan(s.s_aligned[size_t(r)]));
+          }
+          continue;
+        }
+        EXPECT_TRUE(std::isfinite(d.eta) && std::isfinite(d.mu) && std::isfinite(d.sigma) &&
+                    std::isfinite(d.kl_base) && std::isfinite(d.kl_principle) &&
+                    std::isfinite(d.entropy));
+        if (op == Op::kAlign) {
+          double mass = 0.0;
+          for (int64_t i = 0; i < CallSetup::kVocab; ++i) {
+            const float l = s.out[size_t(r * CallSetup::kOutStride + i)];
+            EXPECT_FALSE(std::isnan(l) || l == kInfF) << "token " << i << ": " << l;
+            mass += std::exp(double(l));
+          }
+          EXPECT_NEAR(mass, 1.0, 1e-4);
+        } else if (op == Op::kSample) {
+          EXPECT_GE(s.tokens[size_t(r)], 0);
+          EXPECT_LT(s.tokens[size_t(r)], CallSetup::kVocab);
+          EXPECT_TRUE(std::isfinite(s.token_logprob[size_t(r)]));
+        } else if (s.targets[size_t(r)] != -100) {
+          // The linear form clips tokens to π* = 0 (SPEC §2): −inf is a real score there.
+          const float a = s.s_aligned[size_t(r)];
+          const bool clipped_ok = k.update == UpdateForm::kLinear && a == -kInfF;
+          EXPECT_TRUE(a <= 0.f && (a > -kInfF || clipped_ok)) << a;
+        }
+      }
+      // T = 1e-38 makes z/T itself overflow: that row must be the flagged one.
+      if (k.temperature == 1e-38f) {
+        EXPECT_EQ(s.diag[1].status, uint32_t(linalign::kRowOverflow));
+      }
+      if (k.ratio >= 1e30f) {
+        EXPECT_TRUE(flagged_any);
+      }
+    }
+  }
+}

@@ -251,6 +251,20 @@ TEST(c_api, CreateErrorsGoToLastErrorOfNull) {
   config.num_threads = -3;
   EXPECT_EQ(linalign_create(&config, &h), LINALIGN_INVALID_ARGUMENT);
   EXPECT_TRUE(contains(linalign_last_error(nullptr), "num_threads"));
+  // A million threads is a typo, not a request (issue 18): refused, none started.
+  config.num_threads = 1000000;
+  EXPECT_EQ(linalign_create(&config, &h), LINALIGN_INVALID_ARGUMENT);
+  EXPECT_EQ(h, nullptr);
+  EXPECT_TRUE(contains(linalign_last_error(nullptr), "num_threads"));
+  {
+    linalign::ContextOptions o;
+    o.num_threads = linalign::kMaxThreads + 1;
+    std::unique_ptr<linalign::Context> ctx;
+    std::string err;
+    EXPECT_EQ(linalign::Context::create(o, &ctx, &err), linalign::Status::kInvalidArgument);
+    EXPECT_EQ(ctx, nullptr);
+    EXPECT_TRUE(contains(err.c_str(), "num_threads")) << err;
+  }
 
   // A successful create resets the thread's message.
   config = linalign_config_t LINALIGN_CONFIG_INIT;

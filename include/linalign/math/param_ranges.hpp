@@ -30,6 +30,12 @@ LINALIGN_HD bool epsilon_ok(float e) {
 LINALIGN_HD bool eta_max_ok(float e) {
   return is_finite(e) && e >= 0.f;
 }
+// A parameter the call's rule does not use (ratio under trust_region /
+// exact_kl; ε and η_max under fixed) is still a number: SPEC §5 lists a NaN
+// ratio or ε as a call-level error whatever the rule.
+LINALIGN_HD bool unused_ok(float v) {
+  return !is_nan(v);
+}
 // Sampling masks: top-p in (0, 1], top-k ≥ 0 (0: off), min-p in [0, 1].
 LINALIGN_HD bool top_p_ok(float p) {
   return p > 0.f && p <= 1.f;

@@ -200,6 +200,7 @@ constexpr uint32_t kFlagNaN = 1u << 0;
 constexpr uint32_t kFlagPosInf = 1u << 1;
 constexpr uint32_t kFlagEmpty = 1u << 2;
 constexpr uint32_t kFlagBadParam = 1u << 3;
+constexpr uint32_t kFlagOverflow = 1u << 4;  // math/update.hpp plan_check_range
 
 // Classify one input pair: in S, or a row-level error, or masked (−inf).
 LINALIGN_HD uint32_t element_flags(float z, float y) {

@@ -163,6 +163,34 @@ LINALIGN_HD KlPoint linear_kl_point(const LinearSums& s) {
   return KlPoint{kl, dkl};
 }
 
+// The overflow rule (docs/SEMANTICS.md 6, kFlagOverflow). A row whose logits
+// are finite can still leave fp32 at its parameters: zt = z/T overflows for
+// T = 1e-38, η·d for ratio = 3e38, the linear factor 1 + η(d − E_π d) for
+// |z/T| ≈ 3e6 with η ≈ 18. Every per-token output is a formula of
+// (zt, d) and of the plan's scalars, and every per-token value of a token in
+// S also enters one of the sums the scalars come from (the same formulas:
+// tilt_logit, linear_factor): a token whose value is +inf makes a maximum
+// +inf, and one whose value is NaN, or ±inf times a zero weight, makes a sum
+// NaN. So when every scalar of the finished plan is finite, every ℓ*_i, ℓ_i,
+// ℓᵖ_i of S is finite or −inf (a weight that underflowed, as the exact value
+// rounds) and never NaN or +inf; when one is not, the row is flagged and is
+// invalid like a NaN row. One rule, checked where every backend finishes a
+// plan, so the backends agree on which rows it flags.
+LINALIGN_HD void plan_check_range(RowPlan& p) {
+  bool ok = is_finite(p.m_z) && is_finite(p.ls_z) && is_finite(p.m_y) && is_finite(p.ls_y) &&
+            is_finite(p.mean_d) && is_finite(p.eta) && is_finite(p.mu) && is_finite(p.sigma) &&
+            is_finite(p.kl_base) && is_finite(p.kl_principle) && is_finite(p.entropy);
+  if (p.update == int32_t(Update::kTilt)) {
+    ok = ok && is_finite(p.m_t) && is_finite(p.ls_t) && is_finite(p.off_z) && is_finite(p.off_d);
+  } else {
+    ok = ok && is_finite(p.log_n);
+  }
+  if (ok) return;
+  p.flags |= kFlagOverflow;
+  p.m_z = p.ls_z = p.m_y = p.ls_y = p.mean_d = p.eta = p.mu = p.sigma = kNaN;
+  p.m_t = p.ls_t = p.log_n = p.kl_base = p.kl_principle = p.entropy = kNaN;
+}
+
 // Completes a valid plan for the tilt update from the tilted moments at p.eta.
 LINALIGN_HD void plan_finish_tilt(RowPlan& p, const TiltMoments& t) {
   p.m_t = t.t.m;
@@ -171,6 +199,7 @@ LINALIGN_HD void plan_finish_tilt(RowPlan& p, const TiltMoments& t) {
   p.entropy = g.entropy;
   p.kl_base = g.kl_base;
   p.kl_principle = g.kl_principle;
+  plan_check_range(p);
 }
 
 // Completes a valid plan for the linear update from its sums at p.eta.
@@ -179,6 +208,7 @@ LINALIGN_HD void plan_finish_linear(RowPlan& p, const LinearSums& s) {
   p.kl_base = s.a / s.n - p.log_n;
   p.kl_principle = p.kl_base - (s.b / s.n + p.mu);  // − E*[δ] = −(E*[δ − μ] + μ)
   p.entropy = -(s.c / s.n) - p.kl_base;
+  plan_check_range(p);
 }
 
 // ℓ_i, ℓᵖ_i and ℓ*_i of one token of a valid row (−inf outside S).
