@@ -4,6 +4,7 @@
 // tickets) and forwards; every other error and result is the C++ API's.
 // Errors go to the calling thread's message (linalign_last_error(NULL)):
 // many threads share one batcher.
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -22,6 +23,9 @@ struct linalign_batcher_s {
   std::unique_ptr<linalign::Batcher> batcher;
   std::mutex mu;
   std::unordered_map<uint64_t, std::future<linalign::StepResult>> futures;
+  // Submissions this layer refused before the C++ batcher saw them (a bad
+  // mode, step struct or ticket pointer): counted into stats.refused.
+  std::atomic<uint64_t> refused_here{0};
 };
 
 namespace {
@@ -196,7 +200,7 @@ linalign_status_t linalign_batcher_get_stats(linalign_batcher_t batcher,
         stats->deadline_exceeded = x.deadline_exceeded;
         stats->failed = x.failed;
         stats->pending = x.pending;
-        stats->refused = x.refused;
+        stats->refused = x.refused + batcher->refused_here.load();
         stats->batches = x.batches;
         stats->batched_rows = x.batched_rows;
         return LINALIGN_SUCCESS;
@@ -230,14 +234,19 @@ linalign_status_t linalign_submit(linalign_batcher_t batcher, const linalign_ste
                                   int32_t mode, uint64_t* ticket) noexcept {
   return guarded_batcher(
       batcher, "linalign_submit", [&](const EntryPoint& call) -> linalign_status_t {
-        if (ticket == nullptr) return fail(call, LINALIGN_INVALID_ARGUMENT, "ticket is NULL");
+        auto refuse = [&](linalign_status_t st) {
+          ++batcher->refused_here;
+          return st;
+        };
+        if (ticket == nullptr)
+          return refuse(fail(call, LINALIGN_INVALID_ARGUMENT, "ticket is NULL"));
         *ticket = 0;
         if (mode < LINALIGN_SUBMIT_BLOCK || mode > LINALIGN_SUBMIT_TIMEOUT)
-          return fail(call, LINALIGN_INVALID_ARGUMENT,
-                      "mode " + std::to_string(mode) + " is not a linalign_submit_mode_t");
+          return refuse(fail(call, LINALIGN_INVALID_ARGUMENT,
+                             "mode " + std::to_string(mode) + " is not a linalign_submit_mode_t"));
         linalign::Step x;
         const linalign_status_t s = to_step(call, step, &x);
-        if (s != LINALIGN_SUCCESS) return s;
+        if (s != LINALIGN_SUCCESS) return refuse(s);
         const bool has_callback = static_cast<bool>(x.callback);
         linalign::Submission sub;
         std::string message;

@@ -24,9 +24,13 @@ constexpr int kLaneChunk = 64;
 // 2^n by exponent arithmetic. Arguments below −87.3 return ≈ 1e-38 rather
 // than 0 (callers mask them); above 88.7 are clamped. Error against double
 // over [−87, 0]: at most 2 ulp (tests/cpu/test_cpu_lanes.cpp).
+// The clamps are written so that NaN (a masked lane's −inf − −inf) becomes
+// −87.3: otherwise int32_t(n) below would convert a NaN, which is undefined
+// behaviour (found by tests/fuzz/fuzz_calls_cpu under UBSan). Same
+// instructions (maxps/minps), same results for every other x.
 inline float exp_poly(float x) {
-  x = x < -87.3f ? -87.3f : x;
-  x = x > 88.7f ? 88.7f : x;
+  x = x > -87.3f ? x : -87.3f;
+  x = x < 88.7f ? x : 88.7f;
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // rint
   const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;

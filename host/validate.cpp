@@ -76,15 +76,9 @@ Status check_shape(const LogitsView& v, Checker& c) {
                    "logits.vocab must be >= 1 (got " + show(v.vocab) + ")");
   LINALIGN_REQUIRE(v.vocab <= INT32_MAX, kNotSupported,
                    "logits.vocab must fit in int32 (token ids are int32)");
-  return Status::kSuccess;
-}
-}  // namespace
-
-Status validate_shape(const Call& call, std::string* message) {
-  Checker c{call.name, message};
-  const Status s = check_shape(call.logits, c);
-  if (s != Status::kSuccess) return s;
-  const LogitsView& v = call.logits;
+  // Every stride that is set, whichever layout is in use and however many
+  // rows: the workspace query sees no pointers, so it cannot tell the
+  // layouts apart, and the call must refuse what the query refuses.
   const struct {
     int64_t stride;
     const char* name;
@@ -93,6 +87,14 @@ Status validate_shape(const Call& call, std::string* message) {
                  {v.paired_stride, "logits.paired_stride"}};
   for (const auto& st : strides)
     if (st.stride != 0) LINALIGN_REQUIRE_STRIDE(st.stride, st.name, v.vocab);
+  return Status::kSuccess;
+}
+}  // namespace
+
+Status validate_shape(const Call& call, std::string* message) {
+  Checker c{call.name, message};
+  const Status s = check_shape(call.logits, c);
+  if (s != Status::kSuccess) return s;
   LINALIGN_REQUIRE(int(call.op) >= 0 && int(call.op) <= int(Op::kAlignShard), kInvalidArgument,
                    "op " + show(int(call.op)) + " is unknown");
   return Status::kSuccess;

@@ -23,6 +23,11 @@ py_has pybind11 || need+=(python3-pybind11)
 py_has numpy || need+=(python3-numpy)
 py_has torch || need+=(python3-torch)
 py_has pytest || need+=(python3-pytest)
+py_has hypothesis || need+=(python3-hypothesis)  # tests/python/test_fuzz_properties.py
+# The fuzz targets (tests/fuzz, scripts/fuzz.sh): clang and its libFuzzer.
+have_cmd clang++ || need+=(clang)
+ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+  need+=(libclang-rt-14-dev)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

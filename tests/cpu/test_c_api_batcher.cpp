@@ -265,6 +265,35 @@ TEST_F(CApiBatcher, ArgumentValidation) {
   EXPECT_EQ(last(), "");
 }
 
+// Fuzzing regression (tests/fuzz/fuzz_batcher): a submission the C layer
+// refuses before the batcher sees it (bad mode, bad step struct, NULL
+// ticket) is a refused submission too: stats.refused counts every
+// linalign_submit that returned an error.
+TEST_F(CApiBatcher, EveryRefusalIsCounted) {
+  linalign_request_t req = 0;
+  ASSERT_EQ(linalign_request_open(batcher, nullptr, &req), LINALIGN_SUCCESS);
+  const linalign_step_t good = rows.step(req, LINALIGN_STEP_SAMPLE);
+  linalign_step_t bad_kind = good;
+  bad_kind.kind = 9;
+  linalign_step_t unknown = good;
+  unknown.request = 424242;
+  uint64_t ticket = 0;
+  EXPECT_EQ(linalign_submit(batcher, &good, 7, &ticket), LINALIGN_INVALID_ARGUMENT);
+  EXPECT_EQ(linalign_submit(batcher, &bad_kind, LINALIGN_SUBMIT_BLOCK, &ticket),
+            LINALIGN_INVALID_ARGUMENT);
+  EXPECT_EQ(linalign_submit(batcher, &good, LINALIGN_SUBMIT_BLOCK, nullptr),
+            LINALIGN_INVALID_ARGUMENT);
+  EXPECT_EQ(linalign_submit(batcher, nullptr, LINALIGN_SUBMIT_BLOCK, &ticket),
+            LINALIGN_INVALID_ARGUMENT);
+  EXPECT_EQ(linalign_submit(batcher, &unknown, LINALIGN_SUBMIT_BLOCK, &ticket),
+            LINALIGN_INVALID_ARGUMENT);
+  linalign_batcher_stats_t st;
+  st.struct_size = sizeof st;
+  ASSERT_EQ(linalign_batcher_get_stats(batcher, &st), LINALIGN_SUCCESS);
+  EXPECT_EQ(st.refused, 5u);
+  EXPECT_EQ(st.submitted, 0u);
+}
+
 TEST(CApiBatcherInit, InitFunctionsMatchTheMacros) {
   linalign_batcher_options_t a = LINALIGN_BATCHER_OPTIONS_INIT, b;
   std::memset(&b, 0xab, sizeof b);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -26,6 +27,16 @@ TEST(CpuLanes, ExpPolyWithinTwoUlp) {
   }
   EXPECT_LE(worst, 2.0);
   EXPECT_EQ(exp_poly(0.f), 1.0f);
+}
+
+// Fuzzing regression (tests/fuzz/fuzz_calls_cpu, UBSan): a masked lane hands
+// exp_poly a NaN (−inf − −inf); it must not reach the float → int
+// conversion of 2^n, which is undefined for NaN. It clamps like −87.3.
+TEST(CpuLanes, ExpPolyOfNaNIsTheLowClamp) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(exp_poly(nan), exp_poly(-87.3f));
+  EXPECT_EQ(exp_poly(-std::numeric_limits<float>::infinity()), exp_poly(-87.3f));
+  EXPECT_EQ(exp_poly(std::numeric_limits<float>::infinity()), exp_poly(88.7f));
 }
 
 void expect_rel(float a, float b, float tol, const char* what) {

@@ -221,6 +221,23 @@ TEST(StepRule, ExactKlSolverMeetsTolerance) {
   EXPECT_EQ(lm::eta_exact_kl(zero, 0.f, 0.1f, 8.f), 8.f);
 }
 
+// Fuzzing regression (tests/fuzz/fuzz_calls_cpu): ε far below the fp32
+// noise of KL. The model KL = ½η²σ² plus rounding noise of ±3e-8 (either
+// sign, as an fp32 sweep gives) cannot be driven to ε = 1e-30; the solver
+// must then keep the iterate closest to ε — the trust-region start
+// sqrt(2ε)/σ — not wherever the noise led the bracket (it returned 0.06).
+TEST(StepRule, ExactKlBelowTheNoiseKeepsTheClosestIterate) {
+  const float sigma = 0.0077f;
+  int calls = 0;
+  auto noisy = [&](float eta) {
+    const float noise = (++calls % 2 ? 3e-8f : -3e-8f);
+    return lm::KlPoint{0.5f * eta * eta * sigma * sigma + noise, eta * sigma * sigma};
+  };
+  const float eta = lm::eta_exact_kl(noisy, sigma, 1e-30f, 13.f);
+  EXPECT_LE(eta, 1e-6f);
+  EXPECT_NEAR(eta, std::sqrt(2e-30f) / sigma, 1e-15f);
+}
+
 TEST(StepRule, TrustRegion) {
   EXPECT_EQ(lm::eta_trust_region(0.f, 0.1f, 8.f), 0.f);
   EXPECT_FLOAT_EQ(lm::eta_trust_region(2.f, 0.5f, 8.f), 0.5f);  // sqrt(1)/2

@@ -1,0 +1,54 @@
+// libFuzzer target: the kernel-level C API on the CUDA backend, its kernels
+// run by the SIMT emulator (tests/emu) at small V. Every buffer is its own
+// exact cudaMalloc allocation: the emulator checks each load and store of the
+// kernels against the live allocations (and initcheck, races) and aborts on
+// the first bad one. Each call is repeated on a CPU handle, whose row
+// statuses must be the same.
+#include <cuda_runtime_api.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "call_fuzz.hpp"
+
+namespace {
+
+struct DeviceMem {
+  std::vector<void*> blocks;
+  void* alloc(size_t bytes) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) std::abort();
+    blocks.push_back(p);
+    return p;
+  }
+  void upload(void* dst, const void* src, size_t n) {
+    if (cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice) != cudaSuccess) std::abort();
+  }
+  void download(void* dst, const void* src, size_t n) {
+    if (cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost) != cudaSuccess) std::abort();
+  }
+  ~DeviceMem() {
+    for (void* p : blocks) cudaFree(p);
+  }
+};
+
+linalign_handle_t make(int32_t backend) {
+  linalign_config_t config = LINALIGN_CONFIG_INIT;
+  config.backend = backend;
+  config.num_threads = 1;
+  linalign_handle_t out = nullptr;
+  if (linalign_create(&config, &out) != LINALIGN_SUCCESS) std::abort();
+  return out;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static linalign_handle_t device = make(LINALIGN_BACKEND_CUDA);
+  static linalign_handle_t cpu = make(LINALIGN_BACKEND_CPU);
+  linalign_fuzz::run_call_input<DeviceMem, linalign_fuzz::HostMem>(data, size, device,
+                                                                   /*device=*/true,
+                                                                   /*max_vocab=*/40, cpu);
+  return 0;
+}
