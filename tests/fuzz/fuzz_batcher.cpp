@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "fuzz_handle.hpp"
 #include "fuzz_input.hpp"
 #include "linalign/linalign.h"
 
@@ -201,13 +202,7 @@ void drive(Shared& sh, const std::vector<uint8_t>& bytes, std::vector<Accepted>*
 }
 
 linalign_handle_t handle() {
-  static linalign_handle_t h = [] {
-    linalign_config_t config = LINALIGN_CONFIG_INIT;
-    config.num_threads = 1;
-    linalign_handle_t out = nullptr;
-    if (linalign_create(&config, &out) != LINALIGN_SUCCESS) std::abort();
-    return out;
-  }();
+  static linalign_handle_t h = linalign_fuzz::make_handle(LINALIGN_BACKEND_CPU, 1);
   return h;
 }
 

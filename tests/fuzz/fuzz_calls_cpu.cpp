@@ -6,17 +6,12 @@
 #include <vector>
 
 #include "call_fuzz.hpp"
+#include "fuzz_handle.hpp"
 
 namespace {
 
 linalign_handle_t handle() {
-  static linalign_handle_t h = [] {
-    linalign_config_t config = LINALIGN_CONFIG_INIT;
-    config.num_threads = 2;  // two workers: the row split across threads is exercised
-    linalign_handle_t out = nullptr;
-    if (linalign_create(&config, &out) != LINALIGN_SUCCESS) std::abort();
-    return out;
-  }();
+  static linalign_handle_t h = linalign_fuzz::make_handle(LINALIGN_BACKEND_CPU, 2);
   return h;
 }
 

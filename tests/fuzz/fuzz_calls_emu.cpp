@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "call_fuzz.hpp"
+#include "fuzz_handle.hpp"
 
 namespace {
 
@@ -33,20 +34,11 @@ struct DeviceMem {
   }
 };
 
-linalign_handle_t make(int32_t backend) {
-  linalign_config_t config = LINALIGN_CONFIG_INIT;
-  config.backend = backend;
-  config.num_threads = 1;
-  linalign_handle_t out = nullptr;
-  if (linalign_create(&config, &out) != LINALIGN_SUCCESS) std::abort();
-  return out;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static linalign_handle_t device = make(LINALIGN_BACKEND_CUDA);
-  static linalign_handle_t cpu = make(LINALIGN_BACKEND_CPU);
+  static linalign_handle_t device = linalign_fuzz::make_handle(LINALIGN_BACKEND_CUDA, 1);
+  static linalign_handle_t cpu = linalign_fuzz::make_handle(LINALIGN_BACKEND_CPU, 1);
   linalign_fuzz::run_call_input<DeviceMem, linalign_fuzz::HostMem>(data, size, device,
                                                                    /*device=*/true,
                                                                    /*max_vocab=*/40, cpu);
