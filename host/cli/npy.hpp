@@ -19,7 +19,7 @@
 // The bytes are untrusted (files someone else wrote): nothing is allocated
 // from what the header claims before the file is known to hold it, and any
 // text of the file an error message repeats (a key, a descr) goes through
-// quoted() first, so a file cannot write control characters or escape
+// quote_bytes() first, so a file cannot write control characters or escape
 // sequences to the terminal through a message. tests/fuzz/fuzz_npy.cpp
 // searches for inputs that break either rule.
 //
@@ -116,7 +116,7 @@ inline const char* dtype_name(DType t) {
 // printable characters as they are, \\ and \' escaped, every other byte
 // (control characters, DEL, bytes ≥ 0x80 of any encoding) as \xNN; at most
 // `max_bytes` of the input, then "...".
-inline std::string quoted(const std::string& bytes, size_t max_bytes = 64) {
+inline std::string quote_bytes(const std::string& bytes, size_t max_bytes = 64) {
   static const char kHex[] = "0123456789abcdef";
   std::string out = "'";
   for (size_t i = 0; i < bytes.size(); ++i) {
@@ -248,7 +248,7 @@ class HeaderParser {
         have_shape = true;
         h.shape = parse_shape();
       } else {
-        fail("unexpected key " + quoted(key));
+        fail("unexpected key " + quote_bytes(key));
       }
       skip_ws();
       if (peek() == ',') {
@@ -352,7 +352,7 @@ class HeaderParser {
 
 // Maps a descr to a supported dtype or throws a message naming it.
 inline DType parse_descr(const std::string& d) {
-  const std::string q = quoted(d);
+  const std::string q = quote_bytes(d);
   if (d.size() < 2) throw Error("unsupported dtype " + q);
   char order = d[0];
   std::string code = d.substr(1);
@@ -550,7 +550,7 @@ inline Array read(const std::string& path) {
   std::string name = path;
   for (char c : path)
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f)
-      name = quoted(path, path.size());
+      name = quote_bytes(path, path.size());
   uint64_t file_size;
   try {
     file_size = detail::regular_file_size(path);  // before fopen: a FIFO would block it

@@ -311,11 +311,14 @@ LINALIGN_API int linalign_cuda_device_count(void) LINALIGN_NOEXCEPT;
  * managed or mapped pinned memory for CUDA, checked on the host per call)
  * and the scalar is ignored. Initialise with LINALIGN_PARAMS_INIT
  * (or linalign_params_init), which gives the SPEC defaults, then change
- * fields. Ranges (checked by every call; LINALIGN_INVALID_ARGUMENT otherwise):
- * temperature > 0 and finite (>= 0 for linalign_sample, where 0 means greedy),
- * ratio finite, epsilon > 0 finite (trust-region / exact-KL rules), eta_max >= 0
- * finite, top_p in (0, 1], top_k >= 0, min_p in [0, 1],
- * min_tokens_to_keep >= 1, enum fields one of their values. */
+ * fields. Ranges (LINALIGN_INVALID_ARGUMENT otherwise), checked by every
+ * call: temperature > 0 and finite (>= 0 for linalign_sample, where 0 means
+ * greedy); the rule's own parameters — ratio finite (fixed rule), epsilon > 0
+ * finite and eta_max >= 0 finite (trust-region / exact-KL rules) — while a
+ * parameter the rule does not use must only not be NaN; min_tokens_to_keep
+ * >= 1; enum fields one of their values. Checked by linalign_sample only (the
+ * calls that draw no token ignore them): top_p in (0, 1], top_k >= 0, min_p
+ * in [0, 1]. */
 typedef struct linalign_params_t {
   size_t struct_size; /* sizeof(linalign_params_t) */
 

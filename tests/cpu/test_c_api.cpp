@@ -718,6 +718,40 @@ TEST_F(c_api_round_trip, CallerWorkspace) {
   }
 }
 
+// A stride set below vocab is refused by the workspace query and by the call
+// alike, whichever layout is in use and at B = 0 (the query sees no pointers,
+// so it cannot tell the layouts apart). Found by fuzz_calls_cpu: the call
+// checked only the strides of its layout, and none at B = 0.
+TEST_F(c_api_round_trip, QueryAndCallRefuseTheSameStrides) {
+  struct Case {
+    const char* name;
+    void (*set)(linalign_logits_t*);
+  } cases[] = {
+      {"logits.base_stride", [](linalign_logits_t* v) { v->base_stride = 3; }},
+      {"logits.principle_stride", [](linalign_logits_t* v) { v->principle_stride = 3; }},
+      // The paired layout's stride, set on a strided call: unused, still refused.
+      {"logits.paired_stride", [](linalign_logits_t* v) { v->paired_stride = 3; }},
+  };
+  for (const Case& c : cases) {
+    for (int64_t rows : {kRows, int64_t(0)}) {
+      SCOPED_TRACE(std::string(c.name) + " rows " + std::to_string(rows));
+      linalign_logits_t v = c_view();
+      v.rows = rows;
+      c.set(&v);
+      size_t bytes = 12345;
+      EXPECT_EQ(linalign_workspace_size(h_, LINALIGN_OP_ALIGN, &v, nullptr, &bytes),
+                LINALIGN_INVALID_ARGUMENT);
+      EXPECT_EQ(bytes, 0u);
+      EXPECT_TRUE(contains(linalign_last_error(h_), c.name)) << linalign_last_error(h_);
+      std::vector<float> out(kRows * kVocab, 3.f);
+      EXPECT_EQ(linalign_align(h_, &v, nullptr, out.data(), 0, nullptr, nullptr, 0, nullptr),
+                LINALIGN_INVALID_ARGUMENT);
+      EXPECT_TRUE(contains(linalign_last_error(h_), c.name)) << linalign_last_error(h_);
+      EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](float x) { return x == 3.f; }));
+    }
+  }
+}
+
 // ------------------------------------------------------------------ errors ---
 
 TEST_F(c_api_round_trip, NullHandle) {

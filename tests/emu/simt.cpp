@@ -1277,8 +1277,10 @@ void __tsan_write_range(void* p, size_t n) {
   if (simt::t_armed && n > 0) simt::check_access(p, n, true, "store");
 }
 // clang's instrumentation (the fuzz build) turns memcpy / memmove / memset
-// in kernel code into these: a load of the source and a store of the
-// destination, each checked like any other access, then the copy.
+// in kernel code into these (clang ≥ 16; clang 14 and 15 call memcpy /
+// memmove / memset themselves, which the link wraps: below): a load of the
+// source and a store of the destination, each checked like any other access,
+// then the copy.
 void* __tsan_memcpy(void* d, const void* s, size_t n) {
   __tsan_read_range(const_cast<void*>(s), n);
   __tsan_write_range(d, n);
@@ -1293,6 +1295,32 @@ void* __tsan_memset(void* d, int c, size_t n) {
   __tsan_write_range(d, n);
   return std::memset(d, c, n);
 }
+#if defined(SIMT_WRAP_MEMINTRINSICS)
+// clang 14 / 15 replace the memory intrinsics of instrumented code (an
+// aggregate assignment such as a RowStats partial stored to device memory:
+// a 64-byte llvm.memcpy) by plain calls to memcpy / memmove / memset, which
+// a ThreadSanitizer runtime would intercept. The emulated build links with
+// -Wl,--wrap=memcpy,... (tests/emu/CMakeLists.txt) so those calls land here
+// and are checked as the instrumented accesses are; outside a kernel body
+// (t_armed false) these are the libc calls with one thread-local test.
+void* __real_memcpy(void* d, const void* s, size_t n);
+void* __real_memmove(void* d, const void* s, size_t n);
+void* __real_memset(void* d, int c, size_t n);
+void* __wrap_memcpy(void* d, const void* s, size_t n) {
+  __tsan_read_range(const_cast<void*>(s), n);
+  __tsan_write_range(d, n);
+  return __real_memcpy(d, s, n);
+}
+void* __wrap_memmove(void* d, const void* s, size_t n) {
+  __tsan_read_range(const_cast<void*>(s), n);
+  __tsan_write_range(d, n);
+  return __real_memmove(d, s, n);
+}
+void* __wrap_memset(void* d, int c, size_t n) {
+  __tsan_write_range(d, n);
+  return __real_memset(d, c, n);
+}
+#endif
 #define SIMT_TSAN_HOOKS(N)                                               \
   void __tsan_read##N(void* p) {                                         \
     if (simt::t_armed) simt::check_access(p, N, false, "load");          \

@@ -5,7 +5,7 @@
 //   * the reader returns or throws npy::Error — nothing else escapes, and
 //     ASan/UBSan see no bad access, overflow or leak;
 //   * an error's message is non-empty printable ASCII (bytes of the file are
-//     quoted, npy::quoted), so no file writes control characters through it;
+//     quoted, npy::quote_bytes), so no file writes control characters through it;
 //   * an array it returns has the shape its header claims, exactly
 //     product(shape) × itemsize bytes, and those bytes are the file's last
 //     bytes (inside the file, nothing read beyond, no trailing garbage);
@@ -44,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     LINALIGN_FUZZ_CHECK(m.size() > std::strlen("input.npy: "), "an empty message");
     for (unsigned char c : m)
       LINALIGN_FUZZ_CHECK(c >= 0x20 && c < 0x7f,
-                          "a raw byte in the message: " + npy::quoted(m, 200));
+                          "a raw byte in the message: " + npy::quote_bytes(m, 200));
   }
   std::fclose(f);
   return 0;

@@ -1034,6 +1034,34 @@ TEST_F(CudaVsCpu, RowLevelErrors) {
   compare_all(in, params_for(kRules[4]), "row errors");
 }
 
+// Parameters in range whose scaled logits overflow fp32 once applied (issue
+// 18's repro: T = 1e-38; ratio = 3e38; the linear update at T = 1e-6, ratio
+// 17.2): both backends flag the same rows kRowOverflow, never a NaN row with
+// status OK, and compute the others alike (compare_all: statuses, tokens −1,
+// NaN scores).
+TEST_F(CudaVsCpu, OverflowingParametersFlagTheSameRows) {
+  const Inputs in = make_inputs(DType::kF32, 70, 13, 13, 20261207);  // 10 rows of each kind
+  struct Case {
+    Rule rule;
+    float temperature, ratio;
+  } cases[] = {{kRules[0], 1e-38f, 2.f},
+               {kRules[0], 1.f, 3e38f},
+               {kRules[0], 1e-30f, 1e30f},
+               {kRules[1], 1e-6f, 17.2f},
+               {kRules[4], 1e-38f, 2.f}};
+  for (const Case& c : cases) {
+    Params p = params_for(c.rule, c.ratio);
+    p.temperature = c.temperature;
+    const std::string what = std::string(c.rule.name) + " T=" + std::to_string(c.temperature) +
+                             " ratio=" + std::to_string(c.ratio);
+    const AlignResult ca = cpu_align(*cpu_, in, p);
+    int flagged = 0;
+    for (const RowDiagnostics& d : ca.diag) flagged += (d.status & linalign::kRowOverflow) != 0;
+    EXPECT_GT(flagged, 0) << what << ": the case overflows no row";
+    compare_all(in, p, what, false);
+  }
+}
+
 // Scores: bad targets in device memory flag their row; bad sequence offsets
 // give NaN sums, never an out-of-bounds read.
 TEST_F(CudaVsCpu, ScoreBadTargetsAndOffsets) {

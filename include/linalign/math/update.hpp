@@ -175,11 +175,38 @@ LINALIGN_HD KlPoint linear_kl_point(const LinearSums& s) {
 // ℓᵖ_i of S is finite or −inf (a weight that underflowed, as the exact value
 // rounds) and never NaN or +inf; when one is not, the row is flagged and is
 // invalid like a NaN row. One rule, checked where every backend finishes a
-// plan, so the backends agree on which rows it flags.
+// plan.
+//
+// Finite scalars alone do not make the backends agree: near the limits the
+// sums' order decides (ratio = 3e38 leaves every η·d finite, but a tree of
+// merges rebases tilted maxima by η·Δ and overflows where one chunk does not;
+// at |z/T| ≈ 1e7 with the linear update, μ is resolved to an ulp of 1, so
+// 1 + η(d − μ) of the token holding the mass is 1 in one order and −17 in
+// another). So the rule also bounds the magnitudes, from quantities every
+// backend computes alike (η, exact for the fixed rule; the maxima m_z, m_y,
+// exact in any order; μ up to its rounding):
+//   * |η| ≤ kPlanEtaMax = 2^20 and |m_z|, |m_y| ≤ kPlanScaledMax = 2^40:
+//     with them, η·d and the tilted log-weights of the tokens that carry
+//     weight stay ≤ 2^61, so no merge order overflows;
+//   * linear update: |η|·max(|m_z|, |m_y|, |μ|) ≤ kPlanLinearReach = 2^22:
+//     the factor's rounding, |η|·ulp(d − μ) ≤ 2^22·2^−23, stays under half a
+//     unit, so the sign of 1 + η(d − μ) at the mass is the exact one.
+// Beyond them fp32 cannot resolve the row at its parameters (an ulp of z/T
+// is 2^17 at 2^40): it is flagged, whichever order the backend sums in.
+constexpr float kPlanEtaMax = 1048576.0f;           // 2^20
+constexpr float kPlanScaledMax = 1099511627776.0f;  // 2^40
+constexpr float kPlanLinearReach = 4194304.0f;      // 2^22
+LINALIGN_HD bool plan_in_reach(const RowPlan& p) {
+  const float scale = fmaxf_(fabsf(p.m_z), fabsf(p.m_y));
+  if (!(fabsf(p.eta) <= kPlanEtaMax) || !(scale <= kPlanScaledMax)) return false;
+  return p.update == int32_t(Update::kTilt) ||
+         fabsf(p.eta) * fmaxf_(scale, fabsf(p.mean_d)) <= kPlanLinearReach;
+}
 LINALIGN_HD void plan_check_range(RowPlan& p) {
   bool ok = is_finite(p.m_z) && is_finite(p.ls_z) && is_finite(p.m_y) && is_finite(p.ls_y) &&
             is_finite(p.mean_d) && is_finite(p.eta) && is_finite(p.mu) && is_finite(p.sigma) &&
-            is_finite(p.kl_base) && is_finite(p.kl_principle) && is_finite(p.entropy);
+            is_finite(p.kl_base) && is_finite(p.kl_principle) && is_finite(p.entropy) &&
+            plan_in_reach(p);
   if (p.update == int32_t(Update::kTilt)) {
     ok = ok && is_finite(p.m_t) && is_finite(p.ls_t) && is_finite(p.off_z) && is_finite(p.off_d);
   } else {
