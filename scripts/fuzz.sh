@@ -38,7 +38,8 @@ run() {
   echo "fuzz: $t $((n * SCALE)) runs in $(($(date +%s) - t0)) s: $(grep -E '^#[0-9]+' "$BUILD/artifacts/$t.log" | tail -1)"
   rm -rf "$work"
 }
-run fuzz_npy 100000 4096 -dict=tests/fuzz/npy.dict
-run fuzz_calls_cpu 40000 4096
-run fuzz_calls_emu 1500 2048
-run fuzz_batcher 1500 2048
+# (scale 1 on CI's 2 cores: about 10, 50, 65 and 25 s)
+run fuzz_npy 500000 4096 -dict=tests/fuzz/npy.dict
+run fuzz_calls_cpu 100000 4096
+run fuzz_calls_emu 4000 2048
+run fuzz_batcher 20000 2048

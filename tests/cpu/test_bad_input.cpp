@@ -1115,3 +1115,46 @@ TEST_F(bad_input, OverflowingParametersFlagTheRow) {
     }
   }
 }
+
+// A δ constant up to rounding (y = z + c, then y/T − z/T in fp32) has a σ of
+// rounding noise, whose value depends on the order of the sums: found by
+// fuzz_calls_emu (trust_region, ε = 1e-6, η_max = 1e30: η = sqrt(2ε)/σ was
+// 0 on the emulated GPU, whose σ rounded to 0, and beyond 2^20 — an overflow
+// flag — on the CPU). Below its resolution σ is 0 on every backend
+// (docs/SEMANTICS.md 5): trust_region takes η = 0, exact_kl η_max (no η
+// reaches ε, SEMANTICS 4), and either way ℓ* = ℓ up to the rounding of δ.
+TEST_F(bad_input, SigmaBelowItsResolutionIsZero) {
+  for (StepRule rule : {StepRule::kTrustRegion, StepRule::kExactKl}) {
+    for (UpdateForm update : {UpdateForm::kTilt, UpdateForm::kLinear}) {
+      SCOPED_TRACE(std::to_string(int(rule)) + "/" + std::to_string(int(update)));
+      CallSetup s;
+      for (int64_t r = 0; r < CallSetup::kRows; ++r)
+        for (int64_t i = 0; i < CallSetup::kVocab; ++i) {
+          const size_t k = size_t(r * CallSetup::kStride + i);
+          s.z[k] = 4.f * s.z[k] - 4.f;
+          s.y[k] = s.z[k] + 0.37f;  // rounded: δ is constant only to an ulp
+        }
+      s.params.rule = rule;
+      s.params.update = update;
+      s.params.temperature = 1.81588233f;
+      s.params.epsilon = 1e-6f;
+      s.params.eta_max = rule == StepRule::kTrustRegion ? 1e30f : 8.f;
+      ASSERT_EQ(s.run(*ctx_, Op::kAlign), Status::kSuccess) << ctx_->last_error();
+      const std::vector<float> aligned = s.out;
+      const std::vector<RowDiagnostics> diag = s.diag;
+      s.params.rule = StepRule::kFixed;  // ℓ: the fixed rule at ratio −1 (η = 0)
+      s.params.ratio = -1.f;
+      ASSERT_EQ(s.run(*ctx_, Op::kAlign), Status::kSuccess) << ctx_->last_error();
+      for (int64_t r = 0; r < CallSetup::kRows; ++r) {
+        const RowDiagnostics& d = diag[size_t(r)];
+        EXPECT_EQ(d.status, uint32_t(linalign::kRowOk)) << "row " << r;
+        EXPECT_EQ(d.sigma, 0.f) << "row " << r;
+        EXPECT_EQ(d.eta, rule == StepRule::kTrustRegion ? 0.f : 8.f) << "row " << r;
+        for (int64_t i = 0; i < CallSetup::kVocab; ++i) {
+          const size_t k = size_t(r * CallSetup::kOutStride + i);
+          EXPECT_NEAR(aligned[k], s.out[k], 1e-4f) << "row " << r << " token " << i;
+        }
+      }
+    }
+  }
+}

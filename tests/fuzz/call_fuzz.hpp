@@ -990,8 +990,12 @@ void run_call_input(const uint8_t* data, size_t size, linalign_handle_t h, bool 
   for (int64_t r = 0; r < c.B; ++r)
     LINALIGN_FUZZ_CHECK(
         t.diag[size_t(r)].status == o.diag[size_t(r)].status,
-        oracle::fmt("row %lld: status %u on this backend, %u on the CPU: ", (long long)r,
-                    o.diag[size_t(r)].status, t.diag[size_t(r)].status) +
+        oracle::fmt("row %lld: status %u on this backend (eta %.9g sigma %.9g mu %.9g), %u on "
+                    "the CPU (eta %.9g sigma %.9g mu %.9g): ",
+                    (long long)r, o.diag[size_t(r)].status, double(o.diag[size_t(r)].eta),
+                    double(o.diag[size_t(r)].sigma), double(o.diag[size_t(r)].mu),
+                    t.diag[size_t(r)].status, double(t.diag[size_t(r)].eta),
+                    double(t.diag[size_t(r)].sigma), double(t.diag[size_t(r)].mu)) +
             describe(c));
 }
 

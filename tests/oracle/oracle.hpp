@@ -184,6 +184,11 @@ struct RowResult {
   std::vector<char> in_s;
   std::vector<double> l, lp, d, ls;  // ℓ, ℓᵖ, δ, ℓ* (−inf outside S; NaN if invalid)
   std::vector<double> f;             // linear update: 1 + η(δ − μ) (NaN otherwise)
+  // |z_i/T| + |y_i/T| (S only), and |E_π[y/T − z/T]|: the magnitudes of the
+  // raw frame an fp32 backend forms d_i = y_i/T − z_i/T and its mean in,
+  // whose rounding the linear factor inherits (linear_factor_error).
+  std::vector<double> raw;
+  double raw_mean = 0.0;
   double eta = kNaN, mu = kNaN, sigma = kNaN;
   double kl_base = kNaN, kl_principle = kNaN, entropy = kNaN;
   double log_z = kNaN;  // log of the normaliser of the update (diagnostic)
@@ -331,12 +336,16 @@ inline RowResult align_row(const std::vector<double>& z, const std::vector<doubl
   r.l = log_softmax_s(z, r.in_s, r.T);
   r.lp = log_softmax_s(y, r.in_s, r.T);
   r.d.assign(n, 0.0);
+  r.raw.assign(n, 0.0);
   double mu = 0.0;
   for (size_t i = 0; i < n; ++i)
     if (r.in_s[i]) {
       r.d[i] = r.lp[i] - r.l[i];
       mu += std::exp(r.l[i]) * r.d[i];
+      r.raw[i] = std::fabs(z[i] / r.T) + std::fabs(y[i] / r.T);
+      r.raw_mean += std::exp(r.l[i]) * (y[i] / r.T - z[i] / r.T);
     }
+  r.raw_mean = std::fabs(r.raw_mean);
   double var = 0.0;
   for (size_t i = 0; i < n; ++i)
     if (r.in_s[i]) var += std::exp(r.l[i]) * (r.d[i] - mu) * (r.d[i] - mu);
@@ -382,8 +391,14 @@ inline double tol_stat(double want, double scale) {
 // f_i = 1 + η(δ_i − μ) (a few ulps of the log-probabilities it is made of).
 inline double linear_factor_error(const RowResult& r, int64_t i) {
   const double u = std::ldexp(1.0, -24);
-  return std::fabs(r.eta) * u * (std::fabs(r.l[i]) + std::fabs(r.lp[i]) + std::fabs(r.mu) + 1.0) *
-         2.0;
+  // A few ulps of the log-probabilities f is made of, and of the raw frame:
+  // d_i rounds by u·(|z_i/T| + |y_i/T| + |d_i|) and its weighted mean by a
+  // few ulps of |E_π d| (logits with a large common offset: z = 79.5 at T =
+  // 3.6 makes d ≈ 21.7 while δ ≈ −4.5; tests/fuzz found the 4-ulp bound
+  // of the log-probabilities alone too small there).
+  const double logprobs = (std::fabs(r.l[i]) + std::fabs(r.lp[i]) + std::fabs(r.mu) + 1.0) * 2.0;
+  const double raw = r.raw.empty() ? 0.0 : 2.0 * r.raw[i] + 4.0 * r.raw_mean;
+  return std::fabs(r.eta) * u * std::max(logprobs, raw);
 }
 
 // Linear update only: element i sits so close to the clipping boundary
