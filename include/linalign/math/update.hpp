@@ -84,16 +84,6 @@ LINALIGN_HD RowPlan plan_begin(const RowStats& st, float inv_t, Update update, b
   // μ = E_π[δ] = E_π[d] − (lse_y − lse_z) = −KL(π‖πᵖ)
   p.mu = st.base.mean - ((p.m_y - p.m_z) + (p.ls_y - p.ls_z));
   p.sigma = fsqrt(st.base.m2 / st.base.s);
-  // σ below fp32's resolution of δ is rounding, not spread: each d = y/T −
-  // z/T of the tokens holding the mass carries ~2^−23·max(|m_z|, |m_y|) of
-  // it, so a δ constant up to rounding (y = z + c) gives a σ of that order
-  // whose value depends on the order of the sums — and trust_region's
-  // sqrt(2ε)/σ, exact_kl's start and the overflow rule with it. Below 2^−20
-  // of that scale (8× the rounding) σ is 0 on every backend alike:
-  // trust_region's η = 0 (SPEC §2), exact_kl's η_max (no η reaches ε).
-  constexpr float kSigmaResolution = 9.5367431640625e-07f;  // 2^-20
-  if (p.sigma <= kSigmaResolution * fmaxf_(fmaxf_(fabsf(p.m_z), fabsf(p.m_y)), fabsf(p.mean_d)))
-    p.sigma = 0.f;
   if (centred_tilt) {
     p.off_z = p.m_z;
     p.off_d = p.mean_d;
