@@ -189,6 +189,7 @@ struct RowResult {
   // whose rounding the linear factor inherits (linear_factor_error).
   std::vector<double> raw;
   double raw_mean = 0.0;
+  double raw_mass = 0.0;  // E_π[|z/T| + |y/T|]
   double eta = kNaN, mu = kNaN, sigma = kNaN;
   double kl_base = kNaN, kl_principle = kNaN, entropy = kNaN;
   double log_z = kNaN;  // log of the normaliser of the update (diagnostic)
@@ -344,6 +345,7 @@ inline RowResult align_row(const std::vector<double>& z, const std::vector<doubl
       mu += std::exp(r.l[i]) * r.d[i];
       r.raw[i] = std::fabs(z[i] / r.T) + std::fabs(y[i] / r.T);
       r.raw_mean += std::exp(r.l[i]) * (y[i] / r.T - z[i] / r.T);
+      r.raw_mass += std::exp(r.l[i]) * r.raw[i];
     }
   r.raw_mean = std::fabs(r.raw_mean);
   double var = 0.0;
@@ -1088,7 +1090,13 @@ inline void compare_diag(const RowResult& r, const Diag& g, const std::string& c
       ++rep.skipped;
       continue;
     }
-    const double tol = tol_stat(want[k], r.scale);
+    double tol = tol_stat(want[k], r.scale);
+    // The linear update's KL and H carry its factor's rounding in the raw
+    // frame (linear_factor_error) at the mass: a few ulps of |z/T| + |y/T|
+    // and of E_π d, times η (tests/fuzz: z = 79.5 at T = 3.6, η = 4.5 gave
+    // H off by 2.8e-5 against 2.4e-5).
+    if (r.update == Update::kLinear && k >= 3)
+      tol += 4.0 * std::fabs(r.eta) * std::ldexp(1.0, -24) * (r.raw_mass + r.raw_mean);
     if (!(std::fabs(got[k] - want[k]) <= tol))
       rep.fail(fmt("%s: %s want %.9g got %.9g (tol %.3g; η=%.9g μ=%.9g σ=%.9g)", ctx.c_str(),
                    names[k], want[k], got[k], tol, r.eta, r.mu, r.sigma));
