@@ -101,9 +101,10 @@ CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   L.argmax_off = off;
   if (sample) off = round_to_alignment(off + B * S * 2 * sizeof(math::ArgMax));
   L.stats_done_off = off;
-  off = round_to_alignment(off + B * sizeof(uint32_t));
+  const size_t counters = size_t(kernels::counter_index(int64_t(B))) * sizeof(uint32_t);
+  off = round_to_alignment(off + counters);
   L.sample_done_off = off;
-  if (sample) off = round_to_alignment(off + B * sizeof(uint32_t));
+  if (sample) off = round_to_alignment(off + counters);
   L.score_off = off;
   if (call.op == Op::kScore) off = round_to_alignment(off + 3 * B * sizeof(float));
   L.seq_temp_off = off;

@@ -119,20 +119,22 @@ constexpr size_t round_to_alignment(size_t x) {
   return (x + kWorkspaceAlignment - 1) & ~(kWorkspaceAlignment - 1);
 }
 struct CudaLayout {
-  size_t stats_off = 0;        // rows*slices RowStats (first sweep partials)
-  size_t sweep_off = 0;        // rows*slices TiltMoments | LinearSums (second sweep)
-  size_t plan_off = 0;         // rows RowPlan
-  size_t solve_off = 0;        // rows SolveRow (exact_kl)
-  size_t mask_off = 0;         // rows RowMask (sample with masks)
-  size_t select_off = 0;       // rows SelectRow (sample with masks; plan_row zeroes the bins)
-  size_t candidates_off = 0;   // rows × candidate_capacity(V) Candidate (sample with masks)
-  size_t argmax_off = 0;       // rows*slices*2 ArgMax (sample: masked, unmasked)
-  size_t stats_done_off = 0;   // rows uint32 (StatsKernel blocks done; zeroed per call)
-  size_t sample_done_off = 0;  // rows uint32 (sample: blocks done; zeroed by plan_row)
-  size_t score_off = 0;        // rows × 3 float (score: ℓ*_t, ℓ_t, ℓᵖ_t)
-  size_t seq_temp_off = 0;     // score: CUB's temporary storage for the per-sequence sums
-  size_t used = 0;             // bytes from the aligned base
-  size_t total = 0;            // what workspace_size() reports (used + alignment slack)
+  size_t stats_off = 0;       // rows*slices RowStats (first sweep partials)
+  size_t sweep_off = 0;       // rows*slices TiltMoments | LinearSums (second sweep)
+  size_t plan_off = 0;        // rows RowPlan
+  size_t solve_off = 0;       // rows SolveRow (exact_kl)
+  size_t mask_off = 0;        // rows RowMask (sample with masks)
+  size_t select_off = 0;      // rows SelectRow (sample with masks; plan_row zeroes the bins)
+  size_t candidates_off = 0;  // rows × candidate_capacity(V) Candidate (sample with masks)
+  size_t argmax_off = 0;      // rows*slices*2 ArgMax (sample: masked, unmasked)
+  size_t stats_done_off =
+      0;  // rows counters of 128 bytes (StatsKernel blocks done; zeroed per call)
+  size_t sample_done_off =
+      0;                    // rows counters of 128 bytes (sample: blocks done; zeroed by plan_row)
+  size_t score_off = 0;     // rows × 3 float (score: ℓ*_t, ℓ_t, ℓᵖ_t)
+  size_t seq_temp_off = 0;  // score: CUB's temporary storage for the per-sequence sums
+  size_t used = 0;          // bytes from the aligned base
+  size_t total = 0;         // what workspace_size() reports (used + alignment slack)
 };
 
 // `call` needs its strides resolved (validate_call or Context::workspace_size).

@@ -49,7 +49,7 @@ __device__ __forceinline__ math::RowPlan fused_plan(const Args& a, int64_t r, in
   const uint32_t blocks = uint32_t(a.slices);
   const bool with_tilt = a.tilt_in_first;
   slice_stats_partial<E>(a, r, s, h);
-  uint32_t* const count = &a.stats_done[r];
+  uint32_t* const count = &a.stats_done[counter_index(r)];
   if (last_block_of_row(count, blocks)) {  // uniform
     plan_from_partials(a, r);
     publish_row(count);
@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(kSweepThreads) FusedSampleKernel(const Args a)
     HeldSlice<E> h;
     uint32_t rounds_end = 0;
     const math::RowPlan plan = fused_plan<E, kExactKl>(a, r, s, h, &rounds_end);
-    uint32_t* const count = &a.stats_done[r];
+    uint32_t* const count = &a.stats_done[counter_index(r)];
     bool masked = false;
     math::MaskThresholds th{};
     const float top_p = a.top_p.at(r), min_p = a.min_p.at(r);

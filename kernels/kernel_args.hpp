@@ -108,9 +108,10 @@ struct Args {
   int32_t select_passes;        // passes launched (the host's select_passes)
   math::Candidate* candidates;  // sample with masks: [B × candidate_capacity] first-pass gathers
   int64_t candidate_capacity;
-  ArgMaxPair* argmax;       // sample: [B × slices] per-slice arg-maxes
-  uint32_t* stats_done;     // [B] StatsKernel blocks of the row done (the last one plans it)
-  uint32_t* sample_done;    // sample: [B] blocks of the row done (the last one picks the token)
+  ArgMaxPair* argmax;  // sample: [B × slices] per-slice arg-maxes
+  // Row counters, one per 128-byte line (counter_index, kernel_config.hpp):
+  uint32_t* stats_done;     // StatsKernel blocks of the row done (the last one plans it)
+  uint32_t* sample_done;    // sample: blocks of the row done (the last one picks the token)
   ScoreTriple* row_scores;  // [B] (score: ℓ*_t, ℓ_t, ℓᵖ_t; 0 for ignored rows)
   void* seq_temp;           // CUB's temporary storage for the per-sequence sums
   size_t seq_temp_bytes;

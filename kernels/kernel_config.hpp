@@ -19,6 +19,15 @@ namespace kernels {
 
 // Threads of the (slice, row) sweep kernels: stats, moments, align, sample.
 constexpr int kSweepThreads = 128;
+// A row's block counter (the last-block tickets and the fused kernels'
+// rounds) has a 128-byte line to itself: 32 counters to a line made every
+// row's arrivals and polls one line's traffic (issue 19), and a poll of one
+// row contend with the atomics of 31 others.
+constexpr int kCounterWords = 32;
+// Row r's counter in a [rows × kCounterWords] array of uint32.
+constexpr int64_t counter_index(int64_t r) {
+  return r * kCounterWords;
+}
 // Threads of the per-row kernels: plan (the exact_kl solver sweeps the row
 // with the whole block).
 constexpr int kRowThreads = 512;

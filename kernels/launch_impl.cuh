@@ -219,7 +219,8 @@ LaunchResult launch_call(const Args& a, const LaunchShape& shape, cudaStream_t s
   // The StatsKernel blocks (and the fused kernels' rounds) count themselves
   // per row: the counters start at zero.
   if (op != Op::kAlignShard && op != Op::kShardStats && B > 0) {
-    const cudaError_t e = cudaMemsetAsync(a.stats_done, 0, size_t(B) * sizeof(uint32_t), stream);
+    const cudaError_t e =
+        cudaMemsetAsync(a.stats_done, 0, size_t(counter_index(B)) * sizeof(uint32_t), stream);
     if (e != cudaSuccess) return LaunchResult{e, "cudaMemsetAsync (row counters)"};
   }
   if (shape.fused_grid > 0) {

@@ -124,8 +124,8 @@ __global__ void __launch_bounds__(kSweepThreads) StatsKernel(const Args a, int64
   HeldSlice<E> h;
   slice_stats_partial<E>(a, r, int64_t(blockIdx.x), h);
   if (a.op == int32_t(Op::kShardStats)) return;  // uniform: the partials are the result
-  if (!last_block_of_row(&a.stats_done[r], gridDim.x)) return;  // uniform
-  plan_from_partials(a, r);                                     // no PlanKernel launch
+  if (!last_block_of_row(&a.stats_done[counter_index(r)], gridDim.x)) return;  // uniform
+  plan_from_partials(a, r);  // no PlanKernel launch
 }
 
 // shard_stats (SPEC §7): the merged statistics of this shard's slices, the
@@ -211,7 +211,7 @@ __device__ __forceinline__ void plan_row(const Args& a, int64_t r, math::RowStat
       for (int i = int(threadIdx.x); i < int(sizeof(math::SelectBins) / 4); i += kThreads)
         bins[i] = 0u;
     }
-    if (threadIdx.x == 0) a.sample_done[r] = 0u;
+    if (threadIdx.x == 0) a.sample_done[counter_index(r)] = 0u;
   }
   if (threadIdx.x == 0) {
     a.plans[r] = plan;

@@ -98,9 +98,9 @@ __global__ void __launch_bounds__(kSweepThreads) SampleKernel(const Args a, int6
     th = m.th;
   }
   sample_slice<E>(a, r, s, plan, masked, th, nullptr);
-  if (!last_block_of_row(&a.sample_done[r], gridDim.x)) return;  // uniform
+  if (!last_block_of_row(&a.sample_done[counter_index(r)], gridDim.x)) return;  // uniform
   sample_pick<E>(a, r, plan);
-  if (threadIdx.x == 0) a.sample_done[r] = 0u;
+  if (threadIdx.x == 0) a.sample_done[counter_index(r)] = 0u;
 }
 
 template <class E>

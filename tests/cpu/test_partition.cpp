@@ -430,8 +430,11 @@ TEST(CudaLayout, RegionsAreAlignedAndDisjoint) {
         EXPECT_GE(L.select_off - L.mask_off, B * sizeof(linalign::host::RowMask));
         EXPECT_GE(L.argmax_off - L.select_off, B * sizeof(linalign::math::SelectRow));
         EXPECT_GE(L.sample_done_off - L.argmax_off, B * S * 2 * sizeof(linalign::math::ArgMax));
-        EXPECT_GE(L.score_off - L.sample_done_off, B * sizeof(uint32_t));
+        EXPECT_GE(L.score_off - L.sample_done_off, B * 128);
       }
+      // Each row's counter on a 128-byte line of its own (issue 19).
+      EXPECT_EQ(linalign::kernels::counter_index(1) * int64_t(sizeof(uint32_t)), 128);
+      EXPECT_GE(L.sample_done_off - L.stats_done_off, B * 128);
       if (op == Op::kScore) {
         EXPECT_GE(L.seq_temp_off - L.score_off, 3 * B * sizeof(float));
         EXPECT_GE(L.used - L.seq_temp_off, linalign::host::kSeqTempBytes);
