@@ -3,6 +3,10 @@
 # run of under 6 minutes,
 #   1. records the machine (nvidia-smi, nvcc, date) and the project's commit,
 #   2. configures a Release build for the local GPU only and builds it,
+#  2a. measures the decision rows first (issue 19: align fp32 V = 128256 over
+#      B = 1 … 128, fused vs multi-kernel vs copy, top-p, bf16 B = 256,
+#      exact_kl, the graph step) and prints their table and fitted per-row
+#      time into summary.txt,
 #   3. runs every test (ctest, GPU tests included) but the two long emulated
 #      CoreShapes tests, which run in CI and pass the 100 s limit here,
 #   4. runs the four compute-sanitizer tools — memcheck, racecheck, initcheck,
@@ -13,7 +17,7 @@
 #      bytes, instructions (issue 9),
 #   6. runs the PyTorch reference (bench/torch_reference.py) if torch is there,
 # each step bounded by `timeout`, each step's failure recorded and the next
-# step run anyway. Everything goes to $OUT (default ./device_out), 6 files
+# step run anyway. Everything goes to $OUT (default ./device_out), 8 files
 # (the device tool brings back at most 8, so none is ever dropped):
 #   summary.txt     pass/fail and wall time per step, the benchmark headline,
 #                   and a copy of the PyTorch reference table
@@ -21,6 +25,7 @@
 #                   sanitizers, one section each (lines "##### <section>")
 #   bench_gpu.log   benchmark console output;  bench_gpu.json  its JSON
 #   torch.log       the PyTorch reference table (whole output)
+#   decide_fused.json, decide_multi.json   the decision rows (step 2a)
 #   ncu.log         Nsight Compute metrics (CSV rows) of the headline rows' kernels
 #
 # Usage, from the repository root:
@@ -126,7 +131,7 @@ mkdir -p "$OUT" || exit 1
 OUT=$(cd "$OUT" && pwd)
 BUILD="$ROOT/build-device"
 DEADLINE_S=${DEVICE_CHECK_DEADLINE_S:-345}
-# Six files in $OUT: setup, ctest and the sanitizers share build_test.log.
+# Eight files in $OUT: setup, ctest and the sanitizers share build_test.log.
 SUMMARY="$OUT/summary.txt"
 LOG="$OUT/build_test.log"
 BENCH_LOG="$OUT/bench_gpu.log"
@@ -344,7 +349,7 @@ done
 
 SANITIZER_TOOLS=(memcheck racecheck initcheck synccheck)
 if ((NO_GPU)); then
-  for s in ctest "${SANITIZER_TOOLS[@]}" bench_gpu bench_batcher torch; do record "$s" SKIP 0 "no GPU"; done
+  for s in decide ctest "${SANITIZER_TOOLS[@]}" bench_gpu bench_batcher torch; do record "$s" SKIP 0 "no GPU"; done
   {
     echo
     for n in ${NOTES[@]+"${NOTES[@]}"}; do echo "note: $n"; done
@@ -352,6 +357,39 @@ if ((NO_GPU)); then
   } >>"$SUMMARY"
   cat "$SUMMARY"
   exit 0
+fi
+
+# -------------------------------------------------- 2a. the decision rows --
+# Right after the build (issue 19): the rows that decide the fused kernels'
+# fate, in about a minute, before anything else can run out of time. Align
+# fp32 V = 128256 at B = 1 … 128 and its copy; the same align rows on the
+# multi-kernel path (LINALIGN_CUDA_FUSED=0, a second process); top-p at
+# T = 1 and 0.5 (B = 1, 64); bf16 B = 256 V = 151936; exact_kl B = 64; the
+# B = 1 graph step. bench/decide_summary.py prints µs, the ratio to a copy of
+# the same bytes and the fitted per-row time into summary.txt, to be read
+# against the predictions in bench/NOTES.md ("Issue 19: predictions").
+DECIDE_JSON="$OUT/decide_fused.json"
+DECIDE_MULTI_JSON="$OUT/decide_multi.json"
+DECIDE_ALIGN='(copy_d2d|align_linalign)/fp32/B:(1|2|3|4|8|16|32|64|128)/V:128256'
+DECIDE_FILTER="^($DECIDE_ALIGN|sample_topp(_t05)?_linalign/fp32/B:(1|64)/V:128256|align_linalign/bf16/B:256/V:151936|align_exactkl_linalign/fp32/B:64/V:128256|step_graph/bf16/B:1/V:128256)(/|\$)"
+if [[ -x "$BENCH_BIN" ]]; then
+  run_step decide "$BENCH_LOG" 60 env LINALIGN_BENCH_MIN_TIME=0.02 "$BENCH_BIN" \
+    "--benchmark_filter=$DECIDE_FILTER" "--benchmark_out=$DECIDE_JSON" \
+    --benchmark_out_format=json --benchmark_counters_tabular=true
+  rc=$STEP_RC
+  run_step decide_multi "$BENCH_LOG" 40 env LINALIGN_CUDA_FUSED=0 LINALIGN_BENCH_MIN_TIME=0.02 \
+    "$BENCH_BIN" "--benchmark_filter=^($DECIDE_ALIGN)(/|\$)" "--benchmark_out=$DECIDE_MULTI_JSON" \
+    --benchmark_out_format=json --benchmark_counters_tabular=true
+  ((rc == 0)) && rc=$STEP_RC
+  python3 bench/decide_summary.py "$DECIDE_JSON" "$DECIDE_MULTI_JSON" >"$SCRATCH/decide.txt" 2>&1
+  record decide "$(result_of "$rc")" "$STEP_MS" "$(grep -c 'per-row' "$SCRATCH/decide.txt") fits; table below"
+  {
+    echo
+    cat "$SCRATCH/decide.txt"
+    echo
+  } >>"$SUMMARY"
+else
+  record decide SKIP 0 "linalign_bench_gpu not built ($CONFIG_NOTE)"
 fi
 
 # ------------------------------------------------------------------ 3. ctest --

@@ -1006,6 +1006,24 @@ void Register() {
           add(
               name, [row, t, full](benchmark::State& st) { RunRow(st, row, t, full); }, B, V);
         }
+  // The device check's first step (bench/device_check.sh, "decide"): align
+  // fp32 at V = 128256 over a finer sweep of B — these with kBatches' 1, 8,
+  // 64 — against the copy of the same bytes, so the per-row time can be
+  // fitted (bench/decide_summary.py) and the fused path compared with the
+  // multi-kernel one (a second run with LINALIGN_CUDA_FUSED=0).
+  constexpr int64_t kSweepBatches[] = {2, 3, 4, 16, 32, 128};
+  constexpr int64_t kSweepVocab = 128256;
+  for (int64_t B : kSweepBatches)
+    for (const RowName& r : rows) {
+      if (r.row != Row::kCopy && r.row != Row::kAlign) continue;
+      const std::string name = std::string(r.name) + "/" + DTypeName(DType::kF32);
+      const std::string full =
+          name + "/B:" + std::to_string(B) + "/V:" + std::to_string(kSweepVocab);
+      const Row row = r.row;
+      add(
+          name, [row, full](benchmark::State& st) { RunRow(st, row, DType::kF32, full); }, B,
+          kSweepVocab);
+    }
   for (DType t : kDTypes)
     for (int64_t V : kVocabs) {
       add(
