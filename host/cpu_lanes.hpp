@@ -61,7 +61,8 @@ inline math::RowStats lane_chunk_stats_impl(const float* z, const float* y, int 
   constexpr int N = kLaneChunk;
   constexpr float kNegInf = -math::kInf;
   float zt[N], yt[N], d[N], lt[N];
-  float keep[N];  // 1 for tokens in S, 0 otherwise
+  float zf[N], yf[N];  // zt, yt in S, 0 elsewhere (finite: weight × (zf − m) is 0, not NaN)
+  float keep[N];       // 1 for tokens in S, 0 otherwise
   uint32_t flags = 0;
   for (int i = 0; i < n; ++i) flags |= math::element_flags(z[i], y[i]);
   int count = 0;
@@ -80,6 +81,8 @@ inline math::RowStats lane_chunk_stats_impl(const float* z, const float* y, int 
     const float a = z[i] * inv_t, b = y[i] * inv_t;
     zt[i] = in ? a : kNegInf;
     yt[i] = in ? b : kNegInf;
+    zf[i] = in ? a : 0.f;
+    yf[i] = in ? b : 0.f;
     d[i] = in ? b - a : 0.f;
     lt[i] = in ? math::tilt_logit(a, b - a, eta) : kNegInf;
     count += in ? 1 : 0;
@@ -138,9 +141,11 @@ inline math::RowStats lane_chunk_stats_impl(const float* z, const float* y, int 
         // The tilted means of zt, yt take the unclamped offsets: the token
         // that carries π*'s mass may sit far below the base maximum (a wide
         // logit range, a small T), and KL(π*‖π) = −H − E*[ℓ] needs its true
-        // ℓ. Masked tokens (−inf, weight 0) take 0 instead of 0·(−inf).
-        zt8[j] += w2 * (k1 != 0.f ? zt[k] - mz : 0.f);
-        yt8[j] += w2 * (k1 != 0.f ? yt[k] - my : 0.f);
+        // ℓ. Masked tokens (weight 0) take their finite zf, yf, so add 0
+        // instead of 0·(−inf) — without a select, which kept this loop
+        // from vectorising (bench/NOTES.md, issue 20's regression).
+        zt8[j] += w2 * (zf[k] - mz);
+        yt8[j] += w2 * (yf[k] - my);
       }
     }
   }
