@@ -5,6 +5,7 @@
 //
 // Rows per shape, in this order (the peer runs first so its time is known
 // when the linalign row of the same shape computes its speed-up):
+//   copy             z + y → out with the peer's threads     bytes = 12·B·V
 //   align_unfused    the peer: ℓ*, μ, σ                     bytes = 12·B·V
 //   align_linalign   Context::align, diagnostics on          bytes = 12·B·V
 //   sample_unfused   the peer: align + sort-based top-p + multinomial
@@ -15,6 +16,9 @@
 // per second of wall time. `speedup` is (peer time per call) / (linalign time
 // per call) for the same shape and threads; score is compared with the
 // unfused align (an unfused score is the unfused align plus a gather).
+// `copy_frac` is (copy time per call) / (the row's time per call): the
+// fraction of the memory floor the row reaches (issue 20's target: ≥ 0.5
+// for align and score).
 // Every linalign call gets a pre-sized workspace (Context::workspace_size):
 // nothing is allocated in the timed loop. Threads: hardware concurrency,
 // plus a 1-thread variant for B = 1.
@@ -105,6 +109,11 @@ void set_counters(benchmark::State& st, double bytes_per_call, double seconds_pe
   st.SetBytesProcessed(int64_t(bytes_per_call) * int64_t(st.iterations()));
   st.counters["GBps"] = benchmark::Counter(bytes_per_call * 1e-9 * double(st.iterations()),
                                            benchmark::Counter::kIsRate);
+  // Fraction of a copy of align's bytes (the copy row of this shape, timed
+  // in the same run): 1 = at the memory floor.
+  auto copy = peer_seconds().find(Key{"copy", s.B, s.V, s.threads});
+  if (copy != peer_seconds().end() && seconds_per_call > 0)
+    st.counters["copy_frac"] = copy->second / seconds_per_call;
   if (peer_op != nullptr) {
     auto it = peer_seconds().find(Key{peer_op, s.B, s.V, s.threads});
     if (it != peer_seconds().end() && seconds_per_call > 0)
@@ -162,6 +171,20 @@ bool cross_check(const Shape& s, std::string* why) {
 }
 
 // ---------------------------------------------------------------- rows ---
+
+// z + y → out over B·V with the peer's threads: the must-move bytes of
+// align (read 2·B·V, write B·V floats), the floor every row is compared with.
+void BM_Copy(benchmark::State& st) {
+  const Shape s = shape(st);
+  const Inputs& in = inputs(s.B, s.V);
+  const linalign_bench::UnfusedCpu peer(s.B, s.V, s.threads);
+  std::vector<float> out(size_t(s.B * s.V));
+  auto call = [&] { peer.copy(in.z.data(), in.y.data(), out.data()); };
+  call();  // first touch
+  const double sec = timed_loop(st, call);
+  peer_seconds()[Key{"copy", s.B, s.V, s.threads}] = sec;
+  set_counters(st, 12.0 * double(s.B * s.V), sec, nullptr, s);
+}
 
 void BM_AlignUnfused(benchmark::State& st) {
   const Shape s = shape(st);
@@ -292,7 +315,8 @@ int main(int argc, char** argv) {
     const char* name;
     void (*fn)(benchmark::State&);
   };
-  const Row rows[] = {{"align_unfused", BM_AlignUnfused},
+  const Row rows[] = {{"copy", BM_Copy},
+                      {"align_unfused", BM_AlignUnfused},
                       {"align_linalign", BM_AlignLinalign},
                       {"sample_unfused", BM_SampleUnfused},
                       {"sample_linalign", BM_SampleLinalign},

@@ -28,6 +28,13 @@ UnfusedCpu::UnfusedCpu(int64_t rows, int64_t vocab, int threads)
       var_(size_t(rows)),
       order_(size_t(rows * vocab)) {}
 
+void UnfusedCpu::copy(const float* z, const float* y, float* out) const {
+  const int64_t n = B_ * V_;
+  [[maybe_unused]] const int nt = threads_;  // OpenMP thread count
+  UNFUSED_PRAGMA(omp parallel for num_threads(nt) schedule(static))
+  for (int64_t i = 0; i < n; ++i) out[i] = z[i] + y[i];
+}
+
 // out = log_softmax(in · scale) row by row: max, Σ exp, write (three sweeps
 // of the row, as PyTorch's last-dim log_softmax).
 void UnfusedCpu::log_softmax_rows(const float* in, float scale, float* out) {

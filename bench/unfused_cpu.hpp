@@ -51,6 +51,11 @@ class UnfusedCpu {
   void sample(const float* z, const float* y, float temperature, float ratio, float top_p,
               uint64_t seed, int32_t* tokens);
 
+  // out[B×V] = z + y: the bytes align must move (read both rows, write one
+  // per token), moved with the same threads, for the "fraction of copy"
+  // every row of the benchmark reports (issue 20).
+  void copy(const float* z, const float* y, float* out) const;
+
   int threads() const { return threads_; }
 
  private:
