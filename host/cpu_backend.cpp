@@ -90,7 +90,7 @@ CpuLayout CpuBackend::layout(const Call& call) const {
   L.stats_off = off;
   off = align64(off + parts * sizeof(RowStats));
   L.sweep_off = off;
-  off = align64(off + parts * std::max(sizeof(TiltMoments), sizeof(LinearSums)));
+  off = align64(off + parts * std::max(sizeof(TiltSweep), sizeof(LinearSums)));
   L.plan_off = off;
   off = align64(off + size_t(B) * sizeof(RowPlan));
   L.select_off = off;
@@ -288,12 +288,12 @@ void CpuBackend::plan_rows(const Call& call, const Setup& u) {
         case StepRule::kExactKl: {
           auto eval = [&](float eta) {
             if (u.update == Update::kTilt) {
-              const TiltMoments t = sweep(
-                  row, all, tilt_empty(),
+              const TiltSweep t = sweep(
+                  row, all, tilt_sweep_empty(),
                   [&](const auto& load, int64_t n) {
                     return chunk_tilt_moments(load, n, plan, eta);
                   },
-                  tilt_merge);
+                  tilt_sweep_merge);
               return tilt_kl_point(t, plan, eta);
             }
             const LinearSums s = sweep(
@@ -316,7 +316,7 @@ void CpuBackend::plan_rows(const Call& call, const Setup& u) {
 template <class E>
 void CpuBackend::second_sweep(const Call& call, const CpuLayout& L, const Setup& u, char* ws) {
   const int64_t S = u.S;
-  TiltMoments* tm = reinterpret_cast<TiltMoments*>(ws + L.sweep_off);
+  TiltSweep* tm = reinterpret_cast<TiltSweep*>(ws + L.sweep_off);
   LinearSums* ls = reinterpret_cast<LinearSums*>(ws + L.sweep_off);
   pool_.parallel_for(u.B * S, [&](int64_t w) {
     const RowPlan& plan = u.plans[w / S];
@@ -324,9 +324,9 @@ void CpuBackend::second_sweep(const Call& call, const CpuLayout& L, const Setup&
     const RowData<E> row = row_data<E>(call.logits, w / S);
     if (u.update == Update::kTilt) {
       tm[w] = sweep(
-          row, u.span_of(w % S), tilt_empty(),
+          row, u.span_of(w % S), tilt_sweep_empty(),
           [&](const auto& load, int64_t n) { return chunk_tilt_moments(load, n, plan, plan.eta); },
-          tilt_merge);
+          tilt_sweep_merge);
     } else {
       ls[w] = sweep(
           row, u.span_of(w % S), linear_empty(),
@@ -338,7 +338,7 @@ void CpuBackend::second_sweep(const Call& call, const CpuLayout& L, const Setup&
     RowPlan& plan = u.plans[r];
     if (!plan_valid(plan)) return;
     if (u.update == Update::kTilt) {
-      plan_finish_tilt(plan, merge_parts(tm + r * S, S, tilt_empty(), tilt_merge));
+      plan_finish_tilt(plan, merge_parts(tm + r * S, S, tilt_sweep_empty(), tilt_sweep_merge));
     } else {
       plan_finish_linear(plan, merge_parts(ls + r * S, S, linear_empty(), linear_merge));
     }

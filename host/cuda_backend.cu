@@ -334,7 +334,7 @@ kernels::Args marshal_args(const Call& call, const LaunchPolicy& pol, const Cuda
   const uintptr_t base = round_to_alignment(reinterpret_cast<uintptr_t>(workspace));
   char* ws = reinterpret_cast<char*>(base);
   a.stats = reinterpret_cast<math::RowStats*>(ws + L.stats_off);
-  a.tilt_partials = reinterpret_cast<math::TiltMoments*>(ws + L.sweep_off);
+  a.tilt_partials = reinterpret_cast<math::TiltSweep*>(ws + L.sweep_off);
   a.linear_partials = reinterpret_cast<math::LinearSums*>(ws + L.sweep_off);
   a.plans = reinterpret_cast<math::RowPlan*>(ws + L.plan_off);
   a.solve = reinterpret_cast<SolveRow*>(ws + L.solve_off);

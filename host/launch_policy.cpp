@@ -82,8 +82,8 @@ CudaLayout cuda_layout(const Call& call, const LaunchPolicy& policy) {
   L.stats_off = off;
   off = round_to_alignment(off + B * S * sizeof(math::RowStats));
   L.sweep_off = off;
-  off = round_to_alignment(off +
-                           B * S * std::max(sizeof(math::TiltMoments), sizeof(math::LinearSums)));
+  off =
+      round_to_alignment(off + B * S * std::max(sizeof(math::TiltSweep), sizeof(math::LinearSums)));
   L.plan_off = off;
   off = round_to_alignment(off + B * sizeof(math::RowPlan));
   L.solve_off = off;

@@ -120,7 +120,7 @@ constexpr size_t round_to_alignment(size_t x) {
 }
 struct CudaLayout {
   size_t stats_off = 0;       // rows*slices RowStats (first sweep partials)
-  size_t sweep_off = 0;       // rows*slices TiltMoments | LinearSums (second sweep)
+  size_t sweep_off = 0;       // rows*slices TiltSweep | LinearSums (second sweep)
   size_t plan_off = 0;        // rows RowPlan
   size_t solve_off = 0;       // rows SolveRow (exact_kl)
   size_t mask_off = 0;        // rows RowMask (sample with masks)

@@ -524,6 +524,8 @@ struct WholeWords<math::RowPlan> : std::bool_constant<sizeof(math::RowPlan) == 2
 template <>
 struct WholeWords<math::TiltMoments> : std::bool_constant<sizeof(math::TiltMoments) == 7 * 4> {};
 template <>
+struct WholeWords<math::TiltSweep> : std::bool_constant<sizeof(math::TiltSweep) == (7 + 3) * 4> {};
+template <>
 struct WholeWords<math::LinearSums> : std::bool_constant<sizeof(math::LinearSums) == 6 * 4> {};
 
 // A load that bypasses the non-coherent L1: data other blocks of the running
@@ -578,9 +580,9 @@ struct MergeStats {
   }
 };
 struct MergeTilt {
-  __device__ __forceinline__ math::TiltMoments operator()(const math::TiltMoments& a,
-                                                          const math::TiltMoments& b) const {
-    return math::tilt_merge(a, b);
+  __device__ __forceinline__ math::TiltSweep operator()(const math::TiltSweep& a,
+                                                        const math::TiltSweep& b) const {
+    return math::tilt_sweep_merge(a, b);
   }
 };
 struct MergeLinear {

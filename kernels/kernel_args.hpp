@@ -99,7 +99,7 @@ struct Args {
   int64_t num_shards;
   // workspace (laid out by the host: cuda_layout in host/launch_policy.hpp)
   math::RowStats* stats;
-  math::TiltMoments* tilt_partials;   // second sweep, tilt update
+  math::TiltSweep* tilt_partials;     // second sweep, tilt update
   math::LinearSums* linear_partials;  // second sweep, linear update (same memory)
   math::RowPlan* plans;
   SolveRow* solve;  // exact_kl: [B] solver state between the KL passes

@@ -148,12 +148,12 @@ struct BlockRowEval {
     const math::Span all{0, row.split.vectors};
     const int t = int(threadIdx.x);
     if (a.update == int32_t(math::Update::kTilt)) {
-      math::TiltMoments m = math::tilt_empty();
+      math::TiltSweep m = math::tilt_sweep_empty();
       walk_row<E, true>(row, a.src.vocab, all, true, t, kRowThreads, [&](const Chunk<E>& ch) {
-        m = math::tilt_merge(
+        m = math::tilt_sweep_merge(
             m, math::chunk_tilt_moments(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
       });
-      m = block_reduce<kRowThreads>(m, MergeTilt{}, math::tilt_empty());
+      m = block_reduce<kRowThreads>(m, MergeTilt{}, math::tilt_sweep_empty());
       return math::tilt_kl_point(m, plan, eta);
     }
     math::LinearSums l = math::linear_empty();
@@ -239,12 +239,12 @@ __device__ __forceinline__ void slice_moments(const Args& a, int64_t r, int64_t 
                                               const HeldSlice<E>* held = nullptr) {
   const int t = int(threadIdx.x);
   if (a.update == int32_t(math::Update::kTilt)) {
-    math::TiltMoments m = math::tilt_empty();
+    math::TiltSweep m = math::tilt_sweep_empty();
     slice_steps<E>(a, r, s, held, [&](const Chunk<E>& ch) {
-      m = math::tilt_merge(
+      m = math::tilt_sweep_merge(
           m, math::chunk_tilt_moments(ChunkLoader<E>{ch}, Chunk<E>::kItems, plan, eta));
     });
-    m = block_reduce<kSweepThreads>(m, MergeTilt{}, math::tilt_empty());
+    m = block_reduce<kSweepThreads>(m, MergeTilt{}, math::tilt_sweep_empty());
     if (t == 0) a.tilt_partials[r * a.slices + s] = m;
   } else {
     math::LinearSums l = math::linear_empty();
@@ -273,8 +273,8 @@ __device__ __forceinline__ void kl_pass_step(const Args& a, int64_t r, const mat
                                              math::ExactKlSolve st) {
   math::KlPoint p;
   if (a.update == int32_t(math::Update::kTilt)) {
-    const math::TiltMoments m = merge_partials<kT>(a.tilt_partials + r * a.slices, a.slices,
-                                                   MergeTilt{}, math::tilt_empty(), true);
+    const math::TiltSweep m = merge_partials<kT>(a.tilt_partials + r * a.slices, a.slices,
+                                                 MergeTilt{}, math::tilt_sweep_empty(), true);
     p = math::tilt_kl_point(m, plan, st.at);
   } else {
     const math::LinearSums l = merge_partials<kT>(a.linear_partials + r * a.slices, a.slices,
@@ -335,8 +335,9 @@ __device__ __forceinline__ void finish_row(const Args& a, int64_t r, math::RowPl
   constexpr int kT = kFinishThreads;
   if (math::plan_valid(plan)) {
     if (a.update == int32_t(math::Update::kTilt)) {
-      math::plan_finish_tilt(plan, merge_partials<kT>(a.tilt_partials + r * a.slices, a.slices,
-                                                      MergeTilt{}, math::tilt_empty(), coherent));
+      math::plan_finish_tilt(
+          plan, merge_partials<kT>(a.tilt_partials + r * a.slices, a.slices, MergeTilt{},
+                                   math::tilt_sweep_empty(), coherent));
     } else {
       math::plan_finish_linear(
           plan, merge_partials<kT>(a.linear_partials + r * a.slices, a.slices, MergeLinear{},

@@ -621,7 +621,9 @@ Outcome execute(const CallDesc& c, const Images& im, linalign_handle_t h, Mem& m
 constexpr double kOverflowFloor = 1e4;
 constexpr double kOracleMagnitude = 1e3;
 constexpr double kOracleMaxAbs = 32;
-// exact_kl rows with ε below this are judged loosely (compare_with_oracle).
+// exact_kl rows of the linear update with ε below this are judged loosely
+// (compare_with_oracle); the tilt update's KL is formed without
+// cancellation (math::TiltSweep) and judged by SPEC §6 at every ε.
 constexpr double kExactKlMinEps = 1e-2;
 
 inline std::string quoted_text(const std::string& m) {
@@ -683,10 +685,11 @@ inline void compare_with_oracle(const CallDesc& c, const Outcome& o, int64_t r,
   // (the oracle flags only σ > 0 there; T = 4e19 gives it σ = 0 exactly).
   if (rp.rule != oracle::Rule::kFixed && ref.sigma <= 1e-5 * ref.scale) return;
   oracle::Report rep;
-  if (rp.rule == oracle::Rule::kExactKl && rp.eps < kExactKlMinEps && !ref.reanchored) {
-    // Known gap: the backends' fp32 KL carries ≈ 1e-7 of absolute noise, so
-    // below ε ≈ 1e-2 an η within SPEC §6 is out of their reach (issue note
-    // for #18). Judged loosely here: η within 20 % (+1e-5) of the oracle's.
+  if (rp.rule == oracle::Rule::kExactKl && rp.update == oracle::Update::kLinear &&
+      rp.eps < kExactKlMinEps && !ref.reanchored) {
+    // Known gap: the linear update's fp32 KL (a/n − log n) carries ≈ 1e-7 of
+    // absolute noise, so below ε ≈ 1e-2 an η within SPEC §6 is out of reach
+    // (issue 18's note). Judged loosely here: η within 20 % (+1e-5).
     const double eta = double(o.diag[size_t(r)].eta);
     LINALIGN_FUZZ_CHECK(std::fabs(eta - ref.eta) <= 0.2 * std::fabs(ref.eta) + 1e-5,
                         oracle::fmt("exact_kl η %.9g, the oracle's %.9g: ", eta, ref.eta) + rc);

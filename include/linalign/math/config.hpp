@@ -42,6 +42,9 @@ LINALIGN_HD float flog(float x) {
 LINALIGN_HD float flog1p(float x) {
   return ::log1pf(x);
 }
+LINALIGN_HD float fexpm1(float x) {
+  return ::expm1f(x);
+}
 LINALIGN_HD float fsqrt(float x) {
   return ::sqrtf(x);
 }

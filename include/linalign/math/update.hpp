@@ -96,20 +96,70 @@ LINALIGN_HD float plan_tilt_logit(const RowPlan& p, float zt, float d, float eta
   return tilt_logit(zt - p.off_z, d - p.off_d, eta);
 }
 
-// Tilted moments for a known η in the plan's frame, with the references at
-// the row maxima m_z, m_y (the second sweep of trust_region / exact_kl, and
-// each exact_kl evaluation). Parts merge with tilt_merge.
+// The second sweep of the tilt update (trust_region, exact_kl; each exact_kl
+// evaluation): the tilted moments at η in the plan's frame, references at the
+// row maxima m_z, m_y, and the sums KL(π_η‖π) is formed from without
+// cancellation (tilt_kl_point). With π_i = exp(ℓ_i) from the plan and
+// x_i = η (d_i − off_d):
+//   p = Σ π_i,   b = Σ π_i expm1(x_i),   phi = Σ π_i φ(x_i),
+//   φ(x) = x eˣ − eˣ + 1 = Σ_{k≥2} (k − 1) xᵏ / k!  ≥ 0.
+// Then E_π[e^x] = 1 + b/p and E_η[x] = (phi + b)/(p + b), so
+//   KL = E_η[x] − log E_π[e^x] = phi/(p + b) + (y/(1 + y) − log1p(y)),  y = b/p:
+// a sum of non-negative terms plus a term of second order in y — where the
+// moments' own form, −H − E*[ℓ], is a difference of O(log V) terms with
+// ≈ 1e-7 of absolute noise, too much once ε < 1e-2 (tests/fuzz/pending).
+// Every value is shift-invariant in off_d. Parts merge with tilt_sweep_merge.
+struct TiltSweep {
+  TiltMoments m;
+  float p, b, phi;
+};
+LINALIGN_HD TiltSweep tilt_sweep_empty() {
+  return TiltSweep{tilt_empty(), 0.f, 0.f, 0.f};
+}
+LINALIGN_HD TiltSweep tilt_sweep_merge(const TiltSweep& a, const TiltSweep& b) {
+  return TiltSweep{tilt_merge(a.m, b.m), a.p + b.p, a.b + b.b, a.phi + b.phi};
+}
+// φ(x) = x eˣ − eˣ + 1 for |x| < 1/2, by its series (to x¹¹: the next term
+// is < 1e-11 of φ there); chunk_tilt_moments forms π φ(x) = x·πeˣ − π(eˣ − 1)
+// beyond.
+LINALIGN_HD float kl_phi(float x) {
+  float s = 1.f / 3991680.f;  // (k − 1)/k! for k = 11, 10, …, 2
+  s = s * x + 1.f / 403200.f;
+  s = s * x + 1.f / 45360.f;
+  s = s * x + 1.f / 5760.f;
+  s = s * x + 1.f / 840.f;
+  s = s * x + 1.f / 144.f;
+  s = s * x + 1.f / 30.f;
+  s = s * x + 1.f / 8.f;
+  s = s * x + 1.f / 3.f;
+  s = s * x + 0.5f;
+  return x * x * s;
+}
 template <class LoadT>
-LINALIGN_HD TiltMoments chunk_tilt_moments(const LoadT& load, int64_t n, const RowPlan& p,
-                                           float eta) {
-  TiltMoments t = tilt_empty();
+LINALIGN_HD TiltSweep chunk_tilt_moments(const LoadT& load, int64_t n, const RowPlan& p,
+                                         float eta) {
+  TiltSweep t = tilt_sweep_empty();
   LINALIGN_UNROLL
   for (int64_t k = 0; k < n; ++k) {
     float z, y;
     load(k, &z, &y);
     if (!in_support(z, y)) continue;
     const float zt = z * p.inv_t, yt = y * p.inv_t, d = yt - zt;
-    tilt_push(t, plan_tilt_logit(p, zt, d, eta), d, zt - p.m_z, yt - p.m_y);
+    tilt_push(t.m, plan_tilt_logit(p, zt, d, eta), d, zt - p.m_z, yt - p.m_y);
+    // π_i = e^ℓ and π_i e^x: from one exponential of ℓ + x where |x| ≥ 1/2
+    // (π_i may underflow while π_i e^x carries mass: T = 1e-3), with expm1
+    // and the series of φ where |x| < 1/2 (there e^x ≈ 1: no underflow apart).
+    const float l = (zt - p.m_z) - p.ls_z, x = eta * (d - p.off_d);
+    const float pi = fexp(l);
+    t.p += pi;
+    if (fabsf(x) < 0.5f) {
+      t.b += pi * fexpm1(x);
+      t.phi += pi * kl_phi(x);
+    } else {
+      const float w = fexp(l + x), wm = w - pi;  // π(e^x − 1): no cancellation at |x| ≥ 1/2
+      t.b += wm;
+      t.phi += x * w - wm;
+    }
   }
   return t;
 }
@@ -124,9 +174,22 @@ LINALIGN_HD TiltDiagnostics tilt_diagnostics(const TiltMoments& t, const RowPlan
   return TiltDiagnostics{h, -h - (t.mean_z - p.ls_z), -h - (t.mean_y - p.ls_y)};
 }
 
-// KL(π_η‖π) of the tilt family and its derivative η Var_{π_η}[δ], at η.
-LINALIGN_HD KlPoint tilt_kl_point(const TiltMoments& t, const RowPlan& p, float eta) {
-  return KlPoint{tilt_diagnostics(t, p).kl_base, eta * (t.t.m2 / t.t.s)};
+// KL(π_η‖π) of the tilt family, and its derivative η Var_{π_η}[δ], at η.
+// Below 1 nat from the second sweep's sums (see TiltSweep), whose relative
+// error stays near fp32's where the moments' form has ≈ 1e-7 absolute; at
+// and above it from the moments: there π_η may sit on tokens whose π
+// underflows in fp32 (T = 1e-3: KL ≈ 1.7e4), which the sums weigh by π and
+// miss, while 1e-7 of absolute noise is nothing against a KL ≥ 1.
+constexpr float kTiltSumsKlMax = 1.0f;
+LINALIGN_HD float tilt_sweep_kl(const TiltSweep& s, const RowPlan& p) {
+  const float direct = tilt_diagnostics(s.m, p).kl_base;
+  if (!(direct < kTiltSumsKlMax)) return direct;
+  const float y = s.b / s.p;
+  const float kl = s.phi / (s.p + s.b) + (y / (1.f + y) - flog1p(y));
+  return is_finite(kl) ? fmaxf_(kl, 0.f) : direct;
+}
+LINALIGN_HD KlPoint tilt_kl_point(const TiltSweep& s, const RowPlan& p, float eta) {
+  return KlPoint{tilt_sweep_kl(s, p), eta * (s.m.t.m2 / s.m.t.s)};
 }
 
 // The linear-update sums of a chunk at η.
@@ -218,7 +281,8 @@ LINALIGN_HD void plan_check_range(RowPlan& p) {
   p.m_t = p.ls_t = p.log_n = p.kl_base = p.kl_principle = p.entropy = kNaN;
 }
 
-// Completes a valid plan for the tilt update from the tilted moments at p.eta.
+// Completes a valid plan for the tilt update from the tilted moments at p.eta
+// (the fixed rule's first sweep).
 LINALIGN_HD void plan_finish_tilt(RowPlan& p, const TiltMoments& t) {
   p.m_t = t.t.m;
   p.ls_t = flog(t.t.s);
@@ -227,6 +291,12 @@ LINALIGN_HD void plan_finish_tilt(RowPlan& p, const TiltMoments& t) {
   p.kl_base = g.kl_base;
   p.kl_principle = g.kl_principle;
   plan_check_range(p);
+}
+// … and from a second sweep, whose KL(π*‖π) is the one exact_kl solved with.
+LINALIGN_HD void plan_finish_tilt(RowPlan& p, const TiltSweep& s) {
+  const float kl = tilt_sweep_kl(s, p);
+  plan_finish_tilt(p, s.m);
+  if (plan_valid(p)) p.kl_base = kl;
 }
 
 // Completes a valid plan for the linear update from its sums at p.eta.
