@@ -28,7 +28,9 @@ run() {
   t0=$(date +%s)
   # -malloc_limit_mb: a reader that trusts a header's size before checking
   # the file allocates past it and stops the run.
-  "$BUILD/tests/fuzz/$t" -runs=$((n * SCALE)) -max_len="$len" -malloc_limit_mb=512 \
+  # -seed: the same mutations on every run (CI judges one known sequence;
+  # FUZZ_SEED=0 for libFuzzer's own time-based seed in a long search).
+  "$BUILD/tests/fuzz/$t" -seed="${FUZZ_SEED:-1}" -runs=$((n * SCALE)) -max_len="$len" -malloc_limit_mb=512 \
     -rss_limit_mb=4096 -timeout=60 -print_final_stats=0 -artifact_prefix="$BUILD/artifacts/$t-" \
     "$@" "$work" 2>"$BUILD/artifacts/$t.log" || {
     tail -60 "$BUILD/artifacts/$t.log"
