@@ -3,7 +3,8 @@
 # in $FUZZ_BUILD_DIR (build-fuzz) and runs each for a fixed number of
 # executions from the committed corpus (tests/fuzz/corpus/<target>), new
 # inputs going to a scratch copy. CI runs it as is (a few minutes); a long
-# run: FUZZ_SCALE=50 bash scripts/fuzz.sh (50× the executions). A failed
+# run: FUZZ_SCALE=50 FUZZ_SEED=0 bash scripts/fuzz.sh (50× the executions, a
+# time-based seed instead of CI's fixed seed 1). A failed
 # property or a sanitizer report stops with the input saved under
 # $FUZZ_BUILD_DIR/artifacts/: add it to the corpus (and a named regression
 # test) once fixed. Prints, per target, libFuzzer's final line (cov:, ft:,
