@@ -107,7 +107,8 @@ LINALIGN_HD float plan_tilt_logit(const RowPlan& p, float zt, float d, float eta
 //   KL = E_η[x] − log E_π[e^x] = phi/(p + b) + (y/(1 + y) − log1p(y)),  y = b/p:
 // a sum of non-negative terms plus a term of second order in y — where the
 // moments' own form, −H − E*[ℓ], is a difference of O(log V) terms with
-// ≈ 1e-7 of absolute noise, too much once ε < 1e-2 (tests/fuzz/pending).
+// ≈ 1e-7 of absolute noise, too much once ε < 1e-2
+// (oracleAlign.ExactKlSmallBudgets; corpus regress-exact-kl-small-eps).
 // Every value is shift-invariant in off_d. Parts merge with tilt_sweep_merge.
 struct TiltSweep {
   TiltMoments m;
